@@ -1,0 +1,54 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "RingProxy",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "ringproxy", targets: ["RingProxyCLI"]),
+        .executable(name: "ringload", targets: ["RingLoad"]),
+        .library(name: "RingProxy", targets: ["RingProxy"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CURing",
+            pkgConfig: "liburing",
+            providers: [.apt(["liburing-dev"])]
+        ),
+        .target(
+            name: "RingProxy",
+            dependencies: [
+                "CURing",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ]
+        ),
+        .executableTarget(
+            name: "RingProxyCLI",
+            dependencies: [
+                "RingProxy",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "RingLoad",
+            dependencies: [
+                "RingProxy",
+                "CURing",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            path: "bench/RingLoad"
+        ),
+        .testTarget(
+            name: "RingProxyTests",
+            dependencies: ["RingProxy"]
+        ),
+    ]
+)

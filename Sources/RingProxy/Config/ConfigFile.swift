@@ -1,0 +1,202 @@
+import Glibc
+import TOMLKit
+
+/// Reads settings from a TOML file. The flat layout (`host`, `port`, `[[backends]] host, port, weight`) is
+/// the core of it; every other key is a tuning knob with the same name as its flag (`ring_size` for
+/// `--ring-size`). Unknown keys and wrong types are errors, each reported with its key and line.
+public enum ConfigFile {
+    public static func read(path: String) throws(ConfigError) -> ProxySettings {
+        guard let text = readText(path: path) else {
+            let reason = String(cString: strerror(errno))
+            throw ConfigError(file: path, issues: [ConfigIssue(SettingSource(key: "file"), "cannot read '\(path)': \(reason)")])
+        }
+        return try parse(text, file: path)
+    }
+
+    public static func parse(_ text: String, file: String? = nil) throws(ConfigError) -> ProxySettings {
+        let table: TOMLTable
+        do {
+            table = try TOMLTable(string: text)
+        } catch let error as TOMLParseError {
+            let issue = ConfigIssue(SettingSource(key: "syntax", line: error.source.begin.line), "invalid TOML: \(error.description)")
+            throw ConfigError(file: file, issues: [issue])
+        } catch {
+            throw ConfigError(file: file, issues: [ConfigIssue(SettingSource(key: "syntax"), "invalid TOML: \(error)")])
+        }
+        var reader = Reader(lines: SourceLines(text))
+        let settings = reader.settings(from: table)
+        guard reader.issues.isEmpty else { throw ConfigError(file: file, issues: reader.issues) }
+        return settings
+    }
+
+    private static func readText(path: String) -> String? {
+        guard let file = fopen(path, "r") else { return nil }
+        defer { fclose(file) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = fread(&chunk, 1, chunk.count, file)
+            if count > 0 { bytes.append(contentsOf: chunk[0..<count]) }
+            if count < chunk.count {
+                if ferror(file) != 0 { return nil }
+                break
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Walks the parsed table, converting each known key and collecting an issue for each bad one.
+    private struct Reader {
+        let lines: SourceLines
+        var issues: [ConfigIssue] = []
+
+        init(lines: SourceLines) { self.lines = lines }
+
+        static let topLevelKeys: Set<String> = [
+            "host", "port", "backends", "threads", "pin", "cpus", "ring_size", "buffer_size", "buffers",
+            "connect_timeout", "retries", "idle_timeout", "max_connections", "log_level", "sqpoll",
+        ]
+        static let backendKeys: Set<String> = ["host", "port", "weight"]
+
+        mutating func settings(from table: TOMLTable) -> ProxySettings {
+            var settings = ProxySettings()
+            for (key, value) in table {
+                let source = SettingSource(key: key, line: lines.line(of: key))
+                switch key {
+                case "host": settings.host = string(value, source)
+                case "port": settings.port = integer(value, source)
+                case "backends": settings.backends = backends(value, source)
+                case "threads": settings.threads = integer(value, source)
+                case "pin": settings.pin = boolean(value, source)
+                case "cpus": settings.cpus = cpuList(value, source)
+                case "ring_size": settings.ringSize = integer(value, source)
+                case "buffer_size": settings.bufferSize = byteSize(value, source)
+                case "buffers": settings.buffers = integer(value, source)
+                case "connect_timeout": settings.connectTimeout = duration(value, source)
+                case "retries": settings.retries = integer(value, source)
+                case "idle_timeout": settings.idleTimeout = duration(value, source)
+                case "max_connections": settings.maxConnections = integer(value, source)
+                case "log_level": settings.logLevel = string(value, source)
+                case "sqpoll": settings.sqpoll = boolean(value, source)
+                default: unknown(key, source, known: Self.topLevelKeys)
+                }
+            }
+            return settings
+        }
+
+        mutating func backends(_ value: TOMLValueConvertible, _ source: SettingSource) -> [BackendSpec]? {
+            guard let array = value.array else { return mismatch(value, source, expected: "an array of tables ([[backends]])") }
+            var specs: [BackendSpec] = []
+            for (index, element) in array.enumerated() {
+                let entrySource = SettingSource(key: "backends[\(index)]", line: lines.header("backends", index: index))
+                guard let entry = element.table else {
+                    issues.append(ConfigIssue(entrySource, "expected a table with host, port and weight, got \(describe(element))"))
+                    continue
+                }
+                var spec = BackendSpec(host: nil, port: nil, weight: nil, source: entrySource)
+                for (key, field) in entry {
+                    let fieldSource = SettingSource(key: "backends[\(index)].\(key)", line: lines.line(of: key, in: "backends", index: index))
+                    switch key {
+                    case "host": spec.host = string(field, fieldSource)
+                    case "port": spec.port = integer(field, fieldSource)
+                    case "weight": spec.weight = integer(field, fieldSource)
+                    default: unknown(key, fieldSource, known: Self.backendKeys)
+                    }
+                }
+                specs.append(spec)
+            }
+            return specs
+        }
+
+        mutating func string(_ value: TOMLValueConvertible, _ source: SettingSource) -> Setting<String>? {
+            guard let text = value.string else { return mismatch(value, source, expected: "a string") }
+            return Setting(text, source)
+        }
+
+        mutating func integer(_ value: TOMLValueConvertible, _ source: SettingSource) -> Setting<Int>? {
+            guard value.type == .int, let number = value.int else { return mismatch(value, source, expected: "an integer") }
+            return Setting(number, source)
+        }
+
+        mutating func boolean(_ value: TOMLValueConvertible, _ source: SettingSource) -> Setting<Bool>? {
+            guard let flag = value.bool else { return mismatch(value, source, expected: "true or false") }
+            return Setting(flag, source)
+        }
+
+        /// A number of seconds, or a string with a unit: "250ms", "3s", "2m", "1h".
+        mutating func duration(_ value: TOMLValueConvertible, _ source: SettingSource) -> Setting<Duration>? {
+            let parsed: Duration?
+            switch value.type {
+            case .int: parsed = value.int.flatMap { Units.seconds(Double($0)) }
+            case .double: parsed = value.double.flatMap(Units.seconds)
+            case .string: parsed = value.string.flatMap(Units.duration)
+            default: return mismatch(value, source, expected: "a duration (seconds, or a string like \"250ms\", \"3s\", \"1h\")")
+            }
+            guard let duration = parsed else {
+                issues.append(ConfigIssue(source, "expected a duration like 3, \"250ms\", \"3s\" or \"1h\", got \(describe(value))"))
+                return nil
+            }
+            return Setting(duration, source)
+        }
+
+        /// A number of bytes, or a string with a unit: "16KiB", "1MiB".
+        mutating func byteSize(_ value: TOMLValueConvertible, _ source: SettingSource) -> Setting<Int>? {
+            switch value.type {
+            case .int: return integer(value, source)
+            case .string:
+                guard let bytes = value.string.flatMap(Units.byteSize) else {
+                    issues.append(ConfigIssue(source, "expected a size like 16384 or \"16KiB\", got \(describe(value))"))
+                    return nil
+                }
+                return Setting(bytes, source)
+            default: return mismatch(value, source, expected: "a size in bytes (16384 or \"16KiB\")")
+            }
+        }
+
+        /// "0,2-3" or [0, 2, 3], kept in the string form the flag takes.
+        mutating func cpuList(_ value: TOMLValueConvertible, _ source: SettingSource) -> Setting<String>? {
+            if let text = value.string { return Setting(text, source) }
+            guard let array = value.array, array.allSatisfy({ $0.type == .int }) else {
+                return mismatch(value, source, expected: "a CPU list (\"0,2-3\" or [0, 2, 3])")
+            }
+            return Setting(array.compactMap { $0.int.map(String.init) }.joined(separator: ","), source)
+        }
+
+        mutating func mismatch<T>(_ value: TOMLValueConvertible, _ source: SettingSource, expected: String) -> T? {
+            issues.append(ConfigIssue(source, "expected \(expected), got \(describe(value))"))
+            return nil
+        }
+
+        mutating func unknown(_ key: String, _ source: SettingSource, known: Set<String>) {
+            let suggestion = known.min { editDistance($0, key) < editDistance($1, key) }
+                .flatMap { editDistance($0, key) <= 2 ? " (did you mean '\($0)'?)" : nil } ?? ""
+            issues.append(ConfigIssue(source, "unknown key\(suggestion)"))
+        }
+
+        func describe(_ value: TOMLValueConvertible) -> String {
+            switch value.type {
+            case .string: "a string (\"\(value.string ?? "")\")"
+            case .int: "an integer (\(value.int ?? 0))"
+            case .double: "a number (\(value.double ?? 0))"
+            case .bool: "a boolean (\(value.bool ?? false))"
+            case .array: "an array"
+            case .table: "a table"
+            default: "a date or time"
+            }
+        }
+    }
+}
+
+/// Levenshtein distance, for "did you mean" hints on unknown keys and flags.
+func editDistance(_ a: String, _ b: String) -> Int {
+    let a = Array(a), b = Array(b)
+    var previous = Array(0...b.count)
+    for i in 1...max(a.count, 1) where !a.isEmpty {
+        var current = [i] + Array(repeating: 0, count: b.count)
+        for j in 1...max(b.count, 1) where !b.isEmpty {
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+        }
+        previous = current
+    }
+    return previous[b.count]
+}

@@ -1,0 +1,133 @@
+import Glibc
+
+/// One slot of a worker's connection table: the tunnel's state machine plus what the worker keeps for it
+/// (sockets, chosen backend, timer and list links). A trivial type in unsafe memory: no ARC, no allocation.
+struct Connection {
+    var tunnel: Tunnel
+    var generation: UInt32
+    var clientFD: Int32
+    var backendFD: Int32 = -1
+    /// Index of the backend in its pool while a connect is in flight or established; -1 otherwise.
+    var backend: Int32 = -1
+    var listener: UInt16
+    var tried = BackendSet()
+    /// The worker tick of the last completion, for the idle timeout.
+    var lastActive: UInt32
+    var wheelLinks = SlotLinks()
+    var wheelBucket: UInt16 = 0
+    var starvedLinks = SlotLinks()
+
+    @inline(__always)
+    func fd(_ side: Side) -> Int32 { side == .client ? clientFD : backendFD }
+}
+
+/// A worker's fixed-capacity table of connections, indexed by slot. Memory is mapped once, up front, and
+/// touched only as slots are first used; freed slots are reused last-in first-out so hot memory stays hot.
+struct ConnectionTable: ~Copyable {
+    let capacity: Int
+    private let base: UnsafeMutablePointer<Connection>
+    private let freeSlots: UnsafeMutablePointer<UInt32>
+    private var freeCount = 0
+    /// Slots below this have been initialised at least once.
+    private(set) var highWater: UInt32 = 0
+    private(set) var active = 0
+    private let mappedBytes: Int
+
+    init(capacity: Int) {
+        self.capacity = capacity
+        let tableBytes = capacity * MemoryLayout<Connection>.stride
+        let listBytes = capacity * MemoryLayout<UInt32>.stride
+        mappedBytes = tableBytes + listBytes
+        let memory = mmap(nil, mappedBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+        precondition(memory != MAP_FAILED, "cannot map \(mappedBytes) bytes for the connection table")
+        base = memory!.bindMemory(to: Connection.self, capacity: capacity)
+        freeSlots = (memory! + tableBytes).bindMemory(to: UInt32.self, capacity: capacity)
+    }
+
+    deinit { munmap(base, mappedBytes) }
+
+    var isFull: Bool { active == capacity }
+
+    @inline(__always)
+    subscript(slot: UInt32) -> UnsafeMutablePointer<Connection> { base + Int(slot) }
+
+    /// True when `slot` holds a live connection of `generation`.
+    @inline(__always)
+    func isLive(_ slot: UInt32, generation: UInt32) -> Bool {
+        slot < highWater && base[Int(slot)].generation == generation && base[Int(slot)].tunnel.phase != .closed
+    }
+
+    /// Takes a slot and initialises it for a new client; nil when the table is full.
+    @inline(__always)
+    mutating func open(client: Int32, listener: UInt16, retries: Int, now: UInt32) -> UInt32? {
+        let slot: UInt32
+        let generation: UInt32
+        if freeCount > 0 {
+            freeCount -= 1
+            slot = freeSlots[freeCount]
+            generation = (base[Int(slot)].generation &+ 1) & UserData.generationMask
+        } else if Int(highWater) < capacity {
+            slot = highWater
+            highWater += 1
+            generation = 0
+        } else {
+            return nil
+        }
+        (base + Int(slot)).initialize(to: Connection(
+            tunnel: Tunnel(retries: retries), generation: generation, clientFD: client, listener: listener, lastActive: now))
+        active += 1
+        return slot
+    }
+
+    @inline(__always)
+    mutating func free(_ slot: UInt32) {
+        freeSlots[freeCount] = slot
+        freeCount += 1
+        active -= 1
+    }
+}
+
+/// Links of an intrusive doubly-linked list threaded through connection slots.
+struct SlotLinks {
+    static let none = UInt32.max
+    var next = SlotLinks.none
+    var prev = SlotLinks.none
+    var isLinked = false
+}
+
+/// An intrusive list of slots (the timer wheel's buckets, the tunnels waiting for buffers): O(1) insert and
+/// remove, no allocation.
+struct SlotList {
+    private(set) var head = SlotLinks.none
+    let links: WritableKeyPath<Connection, SlotLinks>
+
+    init(_ links: WritableKeyPath<Connection, SlotLinks>) { self.links = links }
+
+    var isEmpty: Bool { head == SlotLinks.none }
+
+    @inline(__always)
+    mutating func insert(_ slot: UInt32, in table: borrowing ConnectionTable) {
+        guard !table[slot].pointee[keyPath: links].isLinked else { return }
+        table[slot].pointee[keyPath: links] = SlotLinks(next: head, prev: SlotLinks.none, isLinked: true)
+        if head != SlotLinks.none { table[head].pointee[keyPath: links].prev = slot }
+        head = slot
+    }
+
+    @inline(__always)
+    mutating func remove(_ slot: UInt32, in table: borrowing ConnectionTable) {
+        let node = table[slot].pointee[keyPath: links]
+        guard node.isLinked else { return }
+        if node.prev != SlotLinks.none { table[node.prev].pointee[keyPath: links].next = node.next } else { head = node.next }
+        if node.next != SlotLinks.none { table[node.next].pointee[keyPath: links].prev = node.prev }
+        table[slot].pointee[keyPath: links] = SlotLinks()
+    }
+
+    /// Removes and returns the first slot.
+    @inline(__always)
+    mutating func popFirst(in table: borrowing ConnectionTable) -> UInt32? {
+        guard head != SlotLinks.none else { return nil }
+        let slot = head
+        remove(slot, in: table)
+        return slot
+    }
+}

@@ -1,0 +1,108 @@
+import CURing
+import Glibc
+
+/// Typed preparation of the submission entries the proxy uses. Each call queues one entry (two for
+/// `connect(_:timeout:)`); nothing reaches the kernel until the next submit.
+extension IORing {
+    /// Accepts one connection on a listening socket.
+    @inline(__always)
+    public mutating func accept(listener fd: Int32, userData: UserData) {
+        let sqe = nextSubmission()
+        io_uring_prep_accept(sqe, fd, nil, nil, Int32(SOCK_CLOEXEC.rawValue))
+        sqe.pointee.user_data = userData.rawValue
+    }
+
+    /// Receives into a buffer the kernel picks from provided-buffer group `group`.
+    /// `pollFirst` skips the first non-blocking attempt when the socket is known to be empty.
+    @inline(__always)
+    public mutating func recv(from fd: Int32, bufferGroup group: UInt16, pollFirst: Bool, userData: UserData) {
+        let sqe = nextSubmission()
+        io_uring_prep_recv(sqe, fd, nil, 0, 0)
+        sqe.pointee.flags |= curing_sqe_buffer_select
+        sqe.pointee.buf_group = group
+        if pollFirst { sqe.pointee.ioprio |= UInt16(IORING_RECVSEND_POLL_FIRST) }
+        sqe.pointee.user_data = userData.rawValue
+    }
+
+    /// Sends `length` bytes at `bytes`. `MSG_WAITALL` makes the kernel finish a partial send itself.
+    @inline(__always)
+    public mutating func send(to fd: Int32, bytes: UnsafeRawPointer, length: UInt32, userData: UserData) {
+        let sqe = nextSubmission()
+        io_uring_prep_send(sqe, fd, bytes, Int(length), Int32(MSG_NOSIGNAL) | Int32(MSG_WAITALL))
+        sqe.pointee.user_data = userData.rawValue
+    }
+
+    /// Connects `fd` to `address`, bounded by a linked timeout: two completions, the connect's and the
+    /// timeout's. `address` and `timeout` must stay valid until the next submit.
+    @inline(__always)
+    public mutating func connect(
+        _ fd: Int32, to address: UnsafePointer<sockaddr>, length: socklen_t,
+        timeout: UnsafeMutablePointer<__kernel_timespec>, userData: UserData, timeoutUserData: UserData
+    ) {
+        let connect = nextSubmission()
+        io_uring_prep_connect(connect, fd, address, length)
+        connect.pointee.flags |= curing_sqe_io_link
+        connect.pointee.user_data = userData.rawValue
+        let limit = nextSubmission()
+        io_uring_prep_link_timeout(limit, timeout, 0)
+        limit.pointee.user_data = timeoutUserData.rawValue
+    }
+
+    @inline(__always)
+    public mutating func shutdown(_ fd: Int32, how: Int32, userData: UserData) {
+        let sqe = nextSubmission()
+        io_uring_prep_shutdown(sqe, fd, how)
+        sqe.pointee.user_data = userData.rawValue
+    }
+
+    /// Cancels every operation in flight on `fd`; the cancelled ones complete with `-ECANCELED`.
+    @inline(__always)
+    public mutating func cancelAll(on fd: Int32, userData: UserData) {
+        let sqe = nextSubmission()
+        io_uring_prep_cancel_fd(sqe, fd, UInt32(IORING_ASYNC_CANCEL_ALL))
+        sqe.pointee.flags |= curing_sqe_cqe_skip_success
+        sqe.pointee.user_data = userData.rawValue
+    }
+
+    /// Cancels the operation submitted with `target`.
+    @inline(__always)
+    public mutating func cancel(_ target: UserData, userData: UserData) {
+        let sqe = nextSubmission()
+        io_uring_prep_cancel64(sqe, target.rawValue, 0)
+        sqe.pointee.flags |= curing_sqe_cqe_skip_success
+        sqe.pointee.user_data = userData.rawValue
+    }
+
+    /// Closes `fd`; posts a completion only if the close fails.
+    @inline(__always)
+    public mutating func close(_ fd: Int32, userData: UserData) {
+        let sqe = nextSubmission()
+        io_uring_prep_close(sqe, fd)
+        sqe.pointee.flags |= curing_sqe_cqe_skip_success
+        sqe.pointee.user_data = userData.rawValue
+    }
+
+    /// Completes after `interval` (which must stay valid until the next submit).
+    @inline(__always)
+    public mutating func timeout(_ interval: UnsafeMutablePointer<__kernel_timespec>, userData: UserData) {
+        let sqe = nextSubmission()
+        io_uring_prep_timeout(sqe, interval, 0, 0)
+        sqe.pointee.user_data = userData.rawValue
+    }
+
+    /// Reads up to `length` bytes from `fd` into `into` (used for the control eventfd).
+    @inline(__always)
+    public mutating func read(_ fd: Int32, into buffer: UnsafeMutableRawPointer, length: UInt32, userData: UserData) {
+        let sqe = nextSubmission()
+        io_uring_prep_read(sqe, fd, buffer, length, 0)
+        sqe.pointee.user_data = userData.rawValue
+    }
+
+    /// A no-op that completes at once (used by tests and to wake a waiting loop).
+    @inline(__always)
+    public mutating func nop(userData: UserData) {
+        let sqe = nextSubmission()
+        io_uring_prep_nop(sqe)
+        sqe.pointee.user_data = userData.rawValue
+    }
+}

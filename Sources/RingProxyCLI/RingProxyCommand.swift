@@ -1,0 +1,206 @@
+import ArgumentParser
+import Glibc
+import Logging
+import RingProxy
+
+/// `ringproxy`: flags in, library call out. Exit status: 0 on a clean stop (or a valid `--check`), 2 for a
+/// bad flag or configuration (every error listed with its key), 1 when the proxy cannot start.
+@main
+struct RingProxyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ringproxy",
+        abstract: "An io_uring TCP proxy and load balancer.",
+        discussion: """
+            Forwards every TCP connection accepted on the listen address to a backend of a weighted pool.
+
+              ringproxy --listen 127.0.0.1:8080 --backend 127.0.0.1:9000 --backend 127.0.0.1:9001@3
+              ringproxy --config ringproxy.toml
+              ringproxy --config ringproxy.toml --check
+
+            Flags override the file's settings (`--ring-size` overrides `ring_size`).
+            """
+    )
+
+    @Option(name: .shortAndLong, help: ArgumentHelp("TOML configuration file.", valueName: "file"))
+    var config: String?
+
+    @Flag(help: "Validate the configuration, print a summary and exit (0 = valid, 2 = errors).")
+    var check = false
+
+    @Option(help: ArgumentHelp("Address to listen on, host:port (repeatable).", valueName: "host:port"))
+    var listen: [String] = []
+
+    @Option(help: ArgumentHelp("A backend, host:port with an optional @weight (repeatable); replaces the file's.", valueName: "host:port[@weight]"))
+    var backend: [String] = []
+
+    @Option(help: "Worker threads (default: the CPUs this process may use).")
+    var threads: Int?
+
+    @Flag(inversion: .prefixedNo, help: "Pin each worker to one CPU (default: on).")
+    var pin: Bool?
+
+    @Option(help: ArgumentHelp("CPUs to pin workers to, in turn, like 0,2-3.", valueName: "list"))
+    var cpus: String?
+
+    @Option(help: "Entries of each worker's io_uring: a power of two up to 32768 (default 4096).")
+    var ringSize: Int?
+
+    @Option(help: ArgumentHelp("Bytes per receive buffer, like 16384 or 16KiB (default 16KiB).", valueName: "size"))
+    var bufferSize: String?
+
+    @Option(help: "Receive buffers per worker: a power of two up to 32768 (default 1024).")
+    var buffers: Int?
+
+    @Option(help: ArgumentHelp("Backend connect timeout, like 3s or 500ms (default 3s).", valueName: "duration"))
+    var connectTimeout: String?
+
+    @Option(help: "Other backends to try after a failed connect (default 2).")
+    var retries: Int?
+
+    @Option(help: ArgumentHelp("Close connections idle this long; 0 = never (default 1h).", valueName: "duration"))
+    var idleTimeout: String?
+
+    @Option(help: "Open client connections at most, shared across workers (default 100000).")
+    var maxConnections: Int?
+
+    @Option(help: "trace, debug, info, notice, warning, error or critical (default info).")
+    var logLevel: String?
+
+    @Flag(inversion: .prefixedNo, help: "Let a kernel thread poll each ring's submission queue (IORING_SETUP_SQPOLL).")
+    var sqpoll: Bool?
+
+    static func main() {
+        let command: RingProxyCommand
+        do {
+            command = try parseAsRoot() as! RingProxyCommand
+        } catch {
+            if exitCode(for: error) == .success { exit(withError: error) }  // --help
+            fail(fullMessage(for: error) + "\n" + "Run 'ringproxy --help' for the flags.", status: 2)
+        }
+        command.execute()
+    }
+
+    func execute() -> Never {
+        let config: ProxyConfig
+        do {
+            config = try loadConfig()
+        } catch {
+            Self.fail(error.description, status: 2)
+        }
+        if check {
+            print(summary(of: config))
+            Glibc.exit(0)
+        }
+        LoggingSystem.bootstrap { label in LineLogHandler(label: label, level: config.logLevel) }
+        let logger = Logger(label: "ringproxy")
+        // Block the stop signals before any worker exists, so only this thread ever receives them.
+        var signals = sigset_t()
+        sigemptyset(&signals)
+        for signal in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&signals, signal) }
+        pthread_sigmask(SIG_BLOCK, &signals, nil)
+        let proxy = Proxy(config: config, logger: logger)
+        do {
+            try proxy.start()
+        } catch {
+            Self.fail(error.description, status: 1)
+        }
+        while true {
+            var received: Int32 = 0
+            sigwait(&signals, &received)
+            if received == SIGHUP {
+                logger.warning("SIGHUP received: reloading the configuration is not available in this version; restart to apply changes")
+                continue
+            }
+            logger.info("stopping", metadata: ["signal": "\(received == SIGINT ? "SIGINT" : "SIGTERM")"])
+            proxy.stop()
+            logger.info("stopped")
+            Glibc.exit(0)
+        }
+    }
+
+    func loadConfig() throws(ConfigError) -> ProxyConfig {
+        let fileSettings = try config.map { path throws(ConfigError) in try ConfigFile.read(path: path) } ?? ProxySettings()
+        let settings = fileSettings.overridden(by: try flagSettings())
+        return try ProxyConfig.validate(settings, file: config)
+    }
+
+    /// The flags given, as settings that name their flag in any error.
+    func flagSettings() throws(ConfigError) -> ProxySettings {
+        var settings = ProxySettings()
+        var issues: [ConfigIssue] = []
+        func source(_ flag: String) -> SettingSource { SettingSource(key: "--\(flag)") }
+        if !listen.isEmpty { settings.listen = listen.map { Setting($0, source("listen")) } }
+        if !backend.isEmpty {
+            settings.backends = backend.compactMap { text in
+                guard let spec = BackendSpec(flag: text) else {
+                    issues.append(ConfigIssue(source("backend"), "expected host:port or host:port@weight (like 10.0.0.5:9000@3), got '\(text)'"))
+                    return nil
+                }
+                return spec
+            }
+        }
+        settings.threads = threads.map { Setting($0, source("threads")) }
+        settings.pin = pin.map { Setting($0, source("pin")) }
+        settings.cpus = cpus.map { Setting($0, source("cpus")) }
+        settings.ringSize = ringSize.map { Setting($0, source("ring-size")) }
+        settings.buffers = buffers.map { Setting($0, source("buffers")) }
+        settings.retries = retries.map { Setting($0, source("retries")) }
+        settings.maxConnections = maxConnections.map { Setting($0, source("max-connections")) }
+        settings.logLevel = logLevel.map { Setting($0, source("log-level")) }
+        settings.sqpoll = sqpoll.map { Setting($0, source("sqpoll")) }
+        if let bufferSize {
+            if let bytes = Units.byteSize(bufferSize) {
+                settings.bufferSize = Setting(bytes, source("buffer-size"))
+            } else {
+                issues.append(ConfigIssue(source("buffer-size"), "expected a size like 16384 or 16KiB, got '\(bufferSize)'"))
+            }
+        }
+        for (flag, text, assign) in [
+            ("connect-timeout", connectTimeout, { (settings: inout ProxySettings, value: Setting<Duration>) in settings.connectTimeout = value }),
+            ("idle-timeout", idleTimeout, { (settings: inout ProxySettings, value: Setting<Duration>) in settings.idleTimeout = value }),
+        ] {
+            guard let text else { continue }
+            if let duration = Units.duration(text) {
+                assign(&settings, Setting(duration, source(flag)))
+            } else {
+                issues.append(ConfigIssue(source(flag), "expected a duration like 3s, 500ms or 1h, got '\(text)'"))
+            }
+        }
+        guard issues.isEmpty else { throw ConfigError(issues: issues) }
+        return settings
+    }
+
+    func summary(of config: ProxyConfig) -> String {
+        var lines = ["configuration OK"]
+        for listener in config.listeners {
+            lines.append("  listen \(listener.address) -> " + listener.backends.map { "\($0.name) (\($0.address), weight \($0.weight))" }.joined(separator: ", "))
+        }
+        lines.append("  \(config.threads) workers, ring \(config.ringSize), \(config.buffersPerWorker) x \(config.bufferSize) B buffers per worker, max \(config.maxConnections) connections")
+        return lines.joined(separator: "\n")
+    }
+
+    static func fail(_ message: String, status: Int32) -> Never {
+        var text = message.split(separator: "\n", omittingEmptySubsequences: false)
+            .map { $0.isEmpty ? "" : "ringproxy: \($0)" }.joined(separator: "\n")
+        text += "\n"
+        var bytes = Array(text.utf8)
+        _ = bytes.withUnsafeMutableBytes { Glibc.write(2, $0.baseAddress, $0.count) }
+        Glibc.exit(status)
+    }
+}
+
+extension BackendSpec {
+    /// `host:port` or `host:port@weight`, as `--backend` takes it.
+    init?(flag text: String) {
+        let source = SettingSource(key: "--backend \(text)")
+        var address = Substring(text)
+        var weight: Setting<Int>? = nil
+        if let at = text.lastIndex(of: "@") {
+            guard let value = Int(text[text.index(after: at)...]) else { return nil }
+            weight = Setting(value, source)
+            address = text[..<at]
+        }
+        guard let (host, port) = SocketAddress.split(String(address)), !host.isEmpty else { return nil }
+        self.init(host: Setting(host, source), port: Setting(Int(port), source), weight: weight, source: source)
+    }
+}

@@ -1,0 +1,162 @@
+import ArgumentParser
+import Glibc
+import RingProxy
+
+struct EchoServerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "echo-server",
+        abstract: "Echo every byte back to its sender, until SIGINT or SIGTERM."
+    )
+
+    @Option(help: ArgumentHelp("Address to listen on (repeatable).", valueName: "host:port"))
+    var listen: [String]
+
+    @Option(help: "Threads, each with its own ring and SO_REUSEPORT socket.")
+    var threads = 1
+
+    func validate() throws {
+        guard !listen.isEmpty else { throw ValidationError("give at least one --listen host:port") }
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+    }
+
+    func run() throws {
+        let addresses = try listen.map { text in
+            guard let address = SocketAddress(numeric: text) else { throw ValidationError("bad address '\(text)'") }
+            return address
+        }
+        var bound: [SocketAddress] = []
+        var sockets = Array(repeating: [Int32](), count: threads)
+        for var address in addresses {
+            for thread in 0..<threads {
+                let fd = try Socket.listen(on: address, backlog: 65535)
+                if thread == 0, let local = Socket.localAddress(of: fd) { address = local }
+                sockets[thread].append(fd)
+            }
+            bound.append(address)
+        }
+        print("echo-server listening on \(bound.map(\.description).joined(separator: ", "))")
+        flushOutput()
+        var workers: [pthread_t] = []
+        for thread in 0..<threads {
+            let listeners = sockets[thread]
+            var handle = pthread_t()
+            let context = Unmanaged.passRetained(ListenerBox(listeners)).toOpaque()
+            pthread_create(&handle, nil, { context in
+                let box = Unmanaged<ListenerBox>.fromOpaque(context!).takeRetainedValue()
+                do {
+                    var server = try EchoServer(listeners: box.listeners)
+                    server.run()
+                } catch {
+                    printError("echo-server: \(error)")
+                    Glibc.exit(1)
+                }
+                return nil
+            }, context)
+            workers.append(handle)
+        }
+        waitForStopSignal()
+    }
+}
+
+private final class ListenerBox {
+    let listeners: [Int32]
+    init(_ listeners: [Int32]) { self.listeners = listeners }
+}
+
+/// Blocks until SIGINT or SIGTERM.
+func waitForStopSignal() {
+    var signals = sigset_t()
+    sigemptyset(&signals)
+    sigaddset(&signals, SIGINT)
+    sigaddset(&signals, SIGTERM)
+    pthread_sigmask(SIG_BLOCK, &signals, nil)
+    var received: Int32 = 0
+    sigwait(&signals, &received)
+}
+
+/// One thread of the echo server: receive into a provided buffer, send that buffer back, receive again.
+/// One operation in flight per connection, so a connection's slot is its file descriptor.
+struct EchoServer: ~Copyable {
+    private var ring: IORing
+    private var buffers: BufferRing
+    private let listeners: [Int32]
+    /// Per fd: the buffer being echoed, its length and how much of it was sent.
+    private var pending: UnsafeMutablePointer<(buffer: UInt16, length: UInt32, sent: UInt32)>
+    private let capacity: Int
+    private let completions = UnsafeMutablePointer<Completion>.allocate(capacity: 512)
+
+    init(listeners: [Int32]) throws {
+        let ring = try IORing(entries: 4096)
+        buffers = try BufferRing(registeringWith: ring, group: 0, count: 4096, size: 16384)
+        self.ring = ring
+        self.listeners = listeners
+        var limit = rlimit()
+        getrlimit(__rlimit_resource_t(UInt32(RLIMIT_NOFILE.rawValue)), &limit)
+        capacity = Int(min(limit.rlim_cur, 1 << 20))
+        pending = .allocate(capacity: capacity)
+    }
+
+    deinit {
+        pending.deallocate()
+        completions.deallocate()
+    }
+
+    mutating func run() {
+        for (index, fd) in listeners.enumerated() {
+            for _ in 0..<8 { ring.accept(listener: fd, userData: UserData(.accept, slot: UInt32(index))) }
+        }
+        while true {
+            ring.submitAndWait(1)
+            let count = ring.reapCompletions(into: completions, capacity: 512)
+            for index in 0..<count { handle(completions[index]) }
+            buffers.publish()
+        }
+    }
+
+    private mutating func handle(_ completion: Completion) {
+        let fd = Int32(completion.userData.slot)
+        switch completion.userData.kind {
+        case .accept:
+            ring.accept(listener: listeners[Int(completion.userData.slot)], userData: completion.userData)
+            guard completion.result >= 0, Int(completion.result) < capacity else {
+                if completion.result >= 0 { Glibc.close(completion.result) }
+                return
+            }
+            receive(completion.result)
+        case .recv:
+            guard completion.result > 0, let buffer = completion.bufferID else {
+                if let buffer = completion.bufferID { buffers.recycle(buffer) }
+                if completion.result == -ENOBUFS { return receive(fd) }
+                return ring.close(fd, userData: UserData(.close, slot: UInt32(fd)))
+            }
+            pending[Int(fd)] = (buffer, UInt32(completion.result), 0)
+            sendPending(fd)
+        case .send:
+            let state = pending[Int(fd)]
+            guard completion.result > 0 else {
+                buffers.recycle(state.buffer)
+                return ring.close(fd, userData: UserData(.close, slot: UInt32(fd)))
+            }
+            let sent = state.sent + UInt32(completion.result)
+            if sent < state.length {
+                pending[Int(fd)].sent = sent
+                return sendPending(fd)
+            }
+            buffers.recycle(state.buffer)
+            receive(fd)
+        default:
+            break
+        }
+    }
+
+    private mutating func receive(_ fd: Int32) {
+        ring.recv(from: fd, bufferGroup: 0, pollFirst: true, userData: UserData(.recv, slot: UInt32(fd)))
+    }
+
+    private mutating func sendPending(_ fd: Int32) {
+        let state = pending[Int(fd)]
+        ring.send(
+            to: fd, bytes: buffers.bytes(of: state.buffer) + Int(state.sent), length: state.length - state.sent,
+            userData: UserData(.send, slot: UInt32(fd)))
+    }
+}
