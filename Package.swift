@@ -48,7 +48,8 @@ let package = Package(
         ),
         .testTarget(
             name: "RingProxyTests",
-            dependencies: ["RingProxy"]
+            // The executables are dependencies so that `swift test` builds them: tests run the real binaries.
+            dependencies: ["RingProxy", "RingProxyCLI", "RingLoad"]
         ),
     ]
 )

@@ -3,6 +3,10 @@
 #ifndef RINGPROXY_CURING_SHIM_H
 #define RINGPROXY_CURING_SHIM_H
 
+// liburing.h defines _GNU_SOURCE and _XOPEN_SOURCE before it includes the system headers. Swift's Glibc
+// module was built without them, and a struct that the two see differently (fd_set's fds_bits) fails the
+// build. Reading <features.h> first fixes the feature set to Glibc's; liburing needs nothing beyond it.
+#include <features.h>
 #include <liburing.h>
 #include <sys/socket.h>
 #include <sys/types.h>

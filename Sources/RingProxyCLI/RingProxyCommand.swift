@@ -70,12 +70,18 @@ struct RingProxyCommand: ParsableCommand {
     var sqpoll: Bool?
 
     static func main() {
-        let command: RingProxyCommand
+        let parsed: ParsableCommand
         do {
-            command = try parseAsRoot() as! RingProxyCommand
+            parsed = try parseAsRoot()
         } catch {
-            if exitCode(for: error) == .success { exit(withError: error) }  // --help
+            if exitCode(for: error) == .success { exit(withError: error) }  // --help, --version
             fail(fullMessage(for: error) + "\n" + "Run 'ringproxy --help' for the flags.", status: 2)
+        }
+        guard let command = parsed as? RingProxyCommand else {
+            // ArgumentParser's own commands (`help`): let them run as it would.
+            var builtIn = parsed
+            do { try builtIn.run() } catch { exit(withError: error) }
+            exit()
         }
         command.execute()
     }
@@ -120,12 +126,12 @@ struct RingProxyCommand: ParsableCommand {
 
     func loadConfig() throws(ConfigError) -> ProxyConfig {
         let fileSettings = try config.map { path throws(ConfigError) in try ConfigFile.read(path: path) } ?? ProxySettings()
-        let settings = fileSettings.overridden(by: try flagSettings())
+        let settings = fileSettings.overridden(by: flagSettings())
         return try ProxyConfig.validate(settings, file: config)
     }
 
     /// The flags given, as settings that name their flag in any error.
-    func flagSettings() throws(ConfigError) -> ProxySettings {
+    func flagSettings() -> ProxySettings {
         var settings = ProxySettings()
         var issues: [ConfigIssue] = []
         func source(_ flag: String) -> SettingSource { SettingSource(key: "--\(flag)") }
@@ -166,7 +172,7 @@ struct RingProxyCommand: ParsableCommand {
                 issues.append(ConfigIssue(source(flag), "expected a duration like 3s, 500ms or 1h, got '\(text)'"))
             }
         }
-        guard issues.isEmpty else { throw ConfigError(issues: issues) }
+        settings.problems = issues
         return settings
     }
 

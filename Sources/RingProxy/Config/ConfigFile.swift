@@ -13,6 +13,8 @@ public enum ConfigFile {
         return try parse(text, file: path)
     }
 
+    /// The settings of `text`. Only a syntax error throws: a bad value is kept in `settings.problems`, so
+    /// validation can report it together with every other error.
     public static func parse(_ text: String, file: String? = nil) throws(ConfigError) -> ProxySettings {
         let table: TOMLTable
         do {
@@ -24,8 +26,8 @@ public enum ConfigFile {
             throw ConfigError(file: file, issues: [ConfigIssue(SettingSource(key: "syntax"), "invalid TOML: \(error)")])
         }
         var reader = Reader(lines: SourceLines(text))
-        let settings = reader.settings(from: table)
-        guard reader.issues.isEmpty else { throw ConfigError(file: file, issues: reader.issues) }
+        var settings = reader.settings(from: table)
+        settings.problems = reader.issues
         return settings
     }
 

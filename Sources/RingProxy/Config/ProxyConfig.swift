@@ -60,7 +60,7 @@ public struct ProxyConfig: Sendable, Equatable {
 
     /// Checks and resolves `settings`. `allowedCPUs` is where workers may run (the default thread count).
     public static func validate(_ settings: ProxySettings, file: String? = nil, allowedCPUs: [Int] = SystemInfo.allowedCPUs()) throws(ConfigError) -> ProxyConfig {
-        var check = Validation()
+        var check = Validation(issues: settings.problems)
         let listeners = check.listeners(settings)
         let threads = check.range(settings.threads, Limits.threads, what: "a thread count") ?? max(1, allowedCPUs.count)
         let cpuList = settings.cpus.flatMap { check.cpus($0, allowed: allowedCPUs) }
@@ -101,6 +101,12 @@ private struct Validation {
         issues.append(ConfigIssue(source, message))
     }
 
+    /// Reports a missing setting, unless it is missing because its value was already reported as bad.
+    mutating func missing(_ source: SettingSource, _ message: String, key: String...) {
+        guard !issues.contains(where: { issue in key.contains { issue.source.key.hasPrefix($0) } }) else { return }
+        fail(source, message)
+    }
+
     mutating func listeners(_ settings: ProxySettings) -> [ProxyConfig.Listener] {
         let addresses = listenAddresses(settings)
         let backends = backends(settings.backends)
@@ -120,7 +126,7 @@ private struct Validation {
             }
         }
         guard let port = settings.port else {
-            fail(SettingSource(key: "port"), "no listen address: set port (and host) in the config file, or pass --listen host:port")
+            missing(SettingSource(key: "port"), "no listen address: set port (and host) in the config file, or pass --listen host:port", key: "port")
             return []
         }
         guard (0...65535).contains(port.value) else {
@@ -133,7 +139,8 @@ private struct Validation {
 
     mutating func backends(_ specs: [BackendSpec]?) -> [ProxyConfig.Backend] {
         guard let specs, !specs.isEmpty else {
-            fail(SettingSource(key: "backends"), "no backends: add [[backends]] entries with host and port, or pass --backend host:port")
+            missing(SettingSource(key: "backends"), "no backends: add [[backends]] entries with host and port, or pass --backend host:port",
+                    key: "backends", "--backend")
             return []
         }
         if specs.count > ProxyConfig.Limits.backends.upperBound {
@@ -142,8 +149,8 @@ private struct Validation {
         var seen: [SocketAddress: String] = [:]
         var backends: [ProxyConfig.Backend] = []
         for spec in specs {
-            guard let host = spec.host else { fail(spec.source, "missing host"); continue }
-            guard let port = spec.port else { fail(spec.source, "missing port"); continue }
+            guard let host = spec.host else { missing(spec.source, "missing host", key: spec.source.key + ".host"); continue }
+            guard let port = spec.port else { missing(spec.source, "missing port", key: spec.source.key + ".port"); continue }
             guard (1...65535).contains(port.value) else {
                 fail(port.source, "expected a port from 1 to 65535, got \(port.value)")
                 continue

@@ -18,6 +18,8 @@ public struct ProxySettings: Sendable, Equatable {
     public var maxConnections: Setting<Int>?
     public var logLevel: Setting<String>?
     public var sqpoll: Setting<Bool>?
+    /// Values that could not be read (a wrong type, an unknown key); validation reports them with the rest.
+    public var problems: [ConfigIssue] = []
 
     public init() {}
 
@@ -40,6 +42,7 @@ public struct ProxySettings: Sendable, Equatable {
         merged.maxConnections = other.maxConnections ?? maxConnections
         merged.logLevel = other.logLevel ?? logLevel
         merged.sqpoll = other.sqpoll ?? sqpoll
+        merged.problems = problems + other.problems
         if other.listen != nil { merged.host = nil; merged.port = nil }
         return merged
     }

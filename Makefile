@@ -1,0 +1,38 @@
+# RingProxy — `make demo` runs the proxy end to end, `make test` runs the test suite.
+SHELL := /bin/bash
+SWIFT ?= swift
+RELEASE_BIN = $(shell $(SWIFT) build -c release --show-bin-path)
+
+.PHONY: all deps build debug run demo test bench bench-quick clean
+
+all: build
+
+# liburing's headers (Debian: liburing-dev) are the only system package the build needs.
+deps:
+	@if [ ! -f /usr/include/liburing.h ]; then \
+	  echo "installing liburing-dev (the io_uring headers)"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq liburing-dev pkg-config || \
+	    { echo "cannot install liburing-dev: install it with your package manager" >&2; exit 1; }; \
+	fi
+
+build: deps
+	$(SWIFT) build -c release
+
+debug: deps
+	$(SWIFT) build
+
+# make run ARGS="--listen 127.0.0.1:8080 --backend 127.0.0.1:9000"
+run: build
+	$(RELEASE_BIN)/ringproxy $(ARGS)
+
+# Proxy + bundled echo backend + a short ringload run, direct and through the proxy.
+demo: build
+	bench/demo.sh $(RELEASE_BIN)
+
+test: deps
+	$(SWIFT) build
+	$(SWIFT) test
+
+clean:
+	rm -rf .build

@@ -1,0 +1,78 @@
+import Glibc
+@testable import RingProxy
+import XCTest
+
+/// What clients see when a backend is down or dies.
+final class BackendFailureTests: XCTestCase {
+    func testConnectionsGoToTheLiveBackendWhenTheFirstIsDown() throws {
+        let live = try TestServer(.banner("live"))
+        let proxy = try ProxyHarness(backends: [(deadAddress(), weight: 1), (live.address, weight: 1)])
+        defer { proxy.stop() }
+        for _ in 0..<50 {
+            let client = try TestClient(proxy.address)
+            XCTAssertEqual(try client.receiveLine(), "live")
+        }
+        XCTAssertEqual(live.acceptedCount, 50)
+        // With equal weights, 50 first picks all missing the dead backend has odds of 2^-50.
+        XCTAssertGreaterThan(proxy.total(.connectFailures), 0)
+        XCTAssertGreaterThan(proxy.table.sum(.connectFailures, backend: 0), 0)
+        XCTAssertEqual(proxy.table.sum(.connectFailures, backend: 1), 0)
+    }
+
+    func testClientIsClosedWhenNoBackendCanBeReached() throws {
+        let proxy = try ProxyHarness(backends: [(deadAddress(), weight: 1)])
+        defer { proxy.stop() }
+        let client = try TestClient(proxy.address)
+        XCTAssertEqual(try client.receiveUntilClose(), [])
+        XCTAssertTrue(eventually { proxy.total(.closed) == 1 })
+        XCTAssertEqual(proxy.total(.connectFailures), 1, "one backend, tried once")
+    }
+
+    func testBackendResettingMidStreamClosesOnlyItsClient() throws {
+        let flaky = try TestServer(.resetAfter(1 << 20))
+        let proxy = try ProxyHarness(flaky)
+        defer { proxy.stop() }
+        let bystanders = try (0..<10).map { _ in try TestClient(proxy.address) }
+        for client in bystanders {
+            try client.send("hello\n")
+            XCTAssertEqual(try client.receiveLine(), "hello")
+        }
+        let victim = try TestClient(proxy.address)
+        var stream = PatternStream(seed: 1)
+        _ = try? victim.send(&stream, count: 2 << 20)  // may fail with EPIPE/ECONNRESET once the reset arrives
+        XCTAssertThrowsError(try victim.receive(exactly: 4 << 20), "the victim's connection must end")
+        for client in bystanders {
+            try client.send("still here\n")
+            XCTAssertEqual(try client.receiveLine(), "still here")
+        }
+        XCTAssertTrue(eventually { proxy.total(.active) == 10 })
+    }
+
+    func testKilledBackendClosesItsClientsAndTheProxyServesTheNextOnes() throws {
+        let doomed = try TestServer(.echo)
+        let survivor = try TestServer(.banner("survivor"))
+        let proxy = try ProxyHarness(doomed, survivor)
+        defer { proxy.stop() }
+        // Weighted random spreads clients: keep connecting until one lands on the doomed echo backend.
+        var onDoomed: TestClient?
+        for _ in 0..<64 where onDoomed == nil {
+            let client = try TestClient(proxy.address)
+            try client.send("who\n")
+            if try client.receiveLine() == "who" { onDoomed = client }
+        }
+        let client = try XCTUnwrap(onDoomed)
+        doomed.stop()
+        XCTAssertThrowsError(try client.receive(exactly: 1), "a killed backend ends its clients' connections")
+        for _ in 0..<10 {
+            XCTAssertEqual(try TestClient(proxy.address).receiveLine(), "survivor", "a refused connect is retried on the other backend")
+        }
+    }
+}
+
+/// An address on 127.0.0.1 where nothing listens: bound once to learn a free port, then closed.
+func deadAddress() throws -> SocketAddress {
+    let fd = try Socket.listen(on: SocketAddress(numericHost: "127.0.0.1", port: 0)!, backlog: 1)
+    let address = Socket.localAddress(of: fd)!
+    Glibc.close(fd)
+    return address
+}

@@ -1,0 +1,91 @@
+import Glibc
+@testable import RingProxy
+import XCTest
+
+/// The data plane end to end: a real proxy on 127.0.0.1 in front of real backends, every byte checked.
+final class ForwardingTests: XCTestCase {
+    func testPingGetsPongThroughTheProxy() throws {
+        let backend = try TestServer(.echo)
+        let proxy = try ProxyHarness(backend)
+        defer { proxy.stop() }
+        let client = try TestClient(proxy.address)
+        try client.send("PING\n")
+        XCTAssertEqual(try client.receiveLine(), "PING")
+        try client.send("PONG\n")
+        XCTAssertEqual(try client.receiveLine(), "PONG")
+        XCTAssertEqual(backend.acceptedCount, 1)
+    }
+
+    func testThousandConcurrentConnectionsEachEchoSixtyFourKiBUnchanged() throws {
+        let backend = try TestServer(.echo)
+        let proxy = try ProxyHarness(backend)
+        defer { proxy.stop() }
+        let outcome = ConcurrentEcho(address: proxy.address, connections: 1000, bytes: 64 * 1024).run()
+        XCTAssertEqual(outcome.failures.prefix(5), [], "\(outcome.failures.count) connections failed")
+        XCTAssertEqual(outcome.verified, 1000)
+        XCTAssertEqual(proxy.total(.bytesUpstream), 1000 * 64 * 1024)
+        XCTAssertTrue(eventually { proxy.total(.bytesDownstream) == 1000 * 64 * 1024 })
+    }
+
+    func testSixtyFourMiBToTheBackendArriveWhole() throws {
+        let backend = try TestServer(.replyOnEOF)
+        let proxy = try ProxyHarness(backend)
+        defer { proxy.stop() }
+        let client = try TestClient(proxy.address, timeout: 60)
+        var stream = PatternStream(seed: 7)
+        let sent = try client.send(&stream, count: 64 << 20)
+        client.shutdownWrite()
+        XCTAssertEqual(try client.receiveLine(), sent.digest)
+    }
+
+    func testSixtyFourMiBFromTheBackendArriveWhole() throws {
+        let backend = try TestServer(.source(bytes: 64 << 20, seed: 11))
+        let proxy = try ProxyHarness(backend)
+        defer { proxy.stop() }
+        let client = try TestClient(proxy.address, timeout: 60)
+        var expected = StreamHash()
+        var stream = PatternStream(seed: 11)
+        for _ in 0..<64 { expected.add(stream.next(1 << 20)) }
+        XCTAssertEqual(try client.hashUntilClose().digest, expected.digest)
+    }
+
+    func testHalfCloseKeepsTheReplyDirectionOpen() throws {
+        let backend = try TestServer(.replyOnEOF)
+        let proxy = try ProxyHarness(backend)
+        defer { proxy.stop() }
+        let client = try TestClient(proxy.address)
+        var stream = PatternStream(seed: 3)
+        let sent = try client.send(&stream, count: 1 << 20)
+        client.shutdownWrite()
+        // The backend answers only once it has seen the end of the stream: the FIN went through, and the
+        // answer still comes back on the half-open connection.
+        XCTAssertEqual(try client.receiveLine(), sent.digest)
+        XCTAssertEqual(try client.receiveUntilClose(), [], "then end of stream")
+    }
+
+    func testHalfClosedClientStillReceivesEveryEchoedByte() throws {
+        let backend = try TestServer(.echo)
+        let proxy = try ProxyHarness(backend)
+        defer { proxy.stop() }
+        let client = try TestClient(proxy.address)
+        var stream = PatternStream(seed: 5)
+        // Small enough to sit in the socket buffers while nobody reads.
+        let sent = try client.send(&stream, count: 256 * 1024)
+        client.shutdownWrite()
+        XCTAssertEqual(try client.hashUntilClose().digest, sent.digest)
+    }
+
+    func testBytesThatLookLikeOtherProtocolsPassUntouched() throws {
+        let backend = try TestServer(.echo)
+        let proxy = try ProxyHarness(backend)
+        defer { proxy.stop() }
+        let client = try TestClient(proxy.address)
+        let tlsHello: [UInt8] = [0x16, 0x03, 0x01, 0x00, 0x05, 0x01, 0x00, 0x00, 0x01, 0x00]
+        let http = Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
+        let noise = (0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ 7) } + [0, 0, 0xFF, 0x0A]
+        for payload in [tlsHello, http, noise] {
+            try client.send(payload)
+            XCTAssertEqual(try client.receive(exactly: payload.count), payload)
+        }
+    }
+}

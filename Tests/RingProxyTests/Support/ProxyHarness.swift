@@ -1,0 +1,40 @@
+import Logging
+@testable import RingProxy
+import XCTest
+
+/// Runs a RingProxy in this process on an ephemeral port, in front of the given backends.
+final class ProxyHarness {
+    let proxy: Proxy
+    var address: SocketAddress { proxy.listenAddresses[0] }
+    var counters: [WorkerCounters] { proxy.counters }
+    var table: BackendTable { proxy.pools[0].table }
+
+    /// `configure` adjusts the settings (threads, timeouts, limits) before validation.
+    init(backends: [(SocketAddress, weight: Int)], configure: (inout ProxySettings) -> Void = { _ in }) throws {
+        raiseOpenFileLimit()
+        var settings = ProxySettings()
+        let source = SettingSource(key: "test")
+        settings.listen = [Setting("127.0.0.1:0", source)]
+        settings.backends = backends.map { address, weight in
+            BackendSpec(host: Setting(address.host, source), port: Setting(Int(address.port), source),
+                        weight: Setting(weight, source), source: source)
+        }
+        settings.threads = Setting(2, source)
+        settings.pin = Setting(false, source)
+        configure(&settings)
+        let config = try ProxyConfig.validate(settings)
+        var logger = Logger(label: "ringproxy-test")
+        logger.logLevel = .error
+        proxy = Proxy(config: config, logger: logger)
+        try proxy.start()
+    }
+
+    convenience init(_ servers: TestServer..., configure: (inout ProxySettings) -> Void = { _ in }) throws {
+        try self.init(backends: servers.map { ($0.address, weight: 1) }, configure: configure)
+    }
+
+    func stop() { proxy.stop() }
+
+    /// A counter summed over the workers.
+    func total(_ name: WorkerCounters.Name) -> Int { counters.total(name) }
+}

@@ -1,0 +1,141 @@
+import Glibc
+import RingProxy
+import XCTest
+
+/// A blocking TCP client for tests. Every call is bounded by the socket timeouts, so a broken proxy fails
+/// the test instead of hanging it.
+final class TestClient {
+    let fd: Int32
+
+    init(_ address: SocketAddress, timeout: Int = 10, file: StaticString = #filePath, line: UInt = #line) throws {
+        fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        var limit = timeval(tv_sec: timeout, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        let result = address.withSockaddr { connect(fd, $0, $1) }
+        guard result == 0 else {
+            let error = errno
+            Glibc.close(fd)
+            throw TestFailure("connect to \(address): \(String(cString: strerror(error)))")
+        }
+    }
+
+    deinit { Glibc.close(fd) }
+
+    func send(_ bytes: [UInt8]) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let count = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL)) }
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else { throw TestFailure("send: \(String(cString: strerror(errno)))") }
+            offset += count
+        }
+    }
+
+    func send(_ text: String) throws { try send(Array(text.utf8)) }
+
+    /// Receives exactly `count` bytes, or throws on EOF, error or timeout.
+    func receive(exactly count: Int) throws -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: count)
+        var offset = 0
+        while offset < count {
+            let received = bytes.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + offset, count - offset, 0) }
+            if received == 0 { throw TestFailure("EOF after \(offset) of \(count) bytes") }
+            if received < 0 && errno == EINTR { continue }
+            guard received > 0 else { throw TestFailure("recv after \(offset) of \(count) bytes: \(String(cString: strerror(errno)))") }
+            offset += received
+        }
+        return bytes
+    }
+
+    /// Receives until the peer closes (or `limit` bytes); throws on error or timeout.
+    func receiveUntilClose(limit: Int = 1 << 20) throws -> [UInt8] {
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while bytes.count < limit {
+            let received = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if received == 0 { return bytes }
+            if received < 0 && errno == EINTR { continue }
+            guard received > 0 else { throw TestFailure("recv: \(String(cString: strerror(errno)))") }
+            bytes += chunk[0..<received]
+        }
+        return bytes
+    }
+
+    /// Receives until the peer closes, hashing every byte; throws on error or timeout.
+    func hashUntilClose() throws -> StreamHash {
+        var hash = StreamHash()
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let received = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if received == 0 { return hash }
+            if received < 0 && errno == EINTR { continue }
+            guard received > 0 else { throw TestFailure("recv after \(hash.count) bytes: \(String(cString: strerror(errno)))") }
+            chunk.withUnsafeBytes { hash.add(UnsafeRawBufferPointer(rebasing: $0[0..<received])) }
+        }
+    }
+
+    /// Sends `count` bytes of `stream` in chunks of up to `chunk` bytes, and returns their hash.
+    func send(_ stream: inout PatternStream, count: Int, chunk: Int = 65536) throws -> StreamHash {
+        var hash = StreamHash()
+        var buffer = [UInt8](repeating: 0, count: chunk)
+        var left = count
+        while left > 0 {
+            let size = min(left, chunk)
+            buffer.withUnsafeMutableBytes { stream.fill(UnsafeMutableRawBufferPointer(rebasing: $0[0..<size])) }
+            buffer.withUnsafeBytes { hash.add(UnsafeRawBufferPointer(rebasing: $0[0..<size])) }
+            try send(Array(buffer[0..<size]))
+            left -= size
+        }
+        return hash
+    }
+
+    func receiveLine() throws -> String {
+        var line: [UInt8] = []
+        while true {
+            let byte = try receive(exactly: 1)[0]
+            if byte == 10 { return String(decoding: line, as: UTF8.self) }
+            line.append(byte)
+        }
+    }
+
+    /// What the next receive reports: data, EOF (0) or an error (-errno), waiting at most `milliseconds`.
+    func pollState(milliseconds: Int32) -> Int {
+        var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard poll(&entry, 1, milliseconds) == 1 else { return Int.min }
+        var byte: UInt8 = 0
+        let result = recv(fd, &byte, 1, Int32(MSG_PEEK))
+        return result >= 0 ? result : -Int(errno)
+    }
+
+    func shutdownWrite() { Glibc.shutdown(fd, Int32(SHUT_WR)) }
+
+    /// Closes with RST instead of FIN.
+    func reset() {
+        Socket.setAbortiveClose(fd)
+        Glibc.shutdown(fd, Int32(SHUT_RDWR))
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Raises the open-files soft limit to the hard limit (tests open thousands of sockets; CI defaults to 1024).
+func raiseOpenFileLimit() {
+    var limit = rlimit()
+    getrlimit(__rlimit_resource_t(UInt32(RLIMIT_NOFILE.rawValue)), &limit)
+    limit.rlim_cur = min(limit.rlim_max, 1 << 16)
+    setrlimit(__rlimit_resource_t(UInt32(RLIMIT_NOFILE.rawValue)), &limit)
+}
+
+/// Polls `condition` every 10 ms for up to `seconds`.
+func eventually(_ seconds: Double = 5, _ condition: () -> Bool) -> Bool {
+    let deadline = Double(time(nil)) + seconds + 1
+    while Double(time(nil)) < deadline {
+        if condition() { return true }
+        usleep(10_000)
+    }
+    return condition()
+}
