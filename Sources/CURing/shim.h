@@ -49,7 +49,19 @@ extern int curing_sched_setaffinity(pid_t pid, size_t size, const unsigned long 
 extern int curing_sched_getaffinity(pid_t pid, size_t size, unsigned long *mask) __asm__("sched_getaffinity");
 extern int curing_pthread_setname(unsigned long thread, const char *name) __asm__("pthread_setname_np");
 extern unsigned long curing_pthread_self(void) __asm__("pthread_self");
+extern int curing_accept4(int fd, struct sockaddr *address, socklen_t *length, int flags) __asm__("accept4");
 extern ssize_t curing_getrandom(void *buffer, size_t length, unsigned int flags) __asm__("getrandom");
+
+// Atomics on plain machine words in memory Swift did not initialise (the backend table is mapped zeroed and
+// touched lazily, so Synchronization.Atomic, which needs initialised storage, does not fit).
+static inline long curing_load_relaxed(const long *word) { return __atomic_load_n(word, __ATOMIC_RELAXED); }
+static inline long curing_load_acquire(const long *word) { return __atomic_load_n(word, __ATOMIC_ACQUIRE); }
+static inline void curing_store_relaxed(long *word, long value) { __atomic_store_n(word, value, __ATOMIC_RELAXED); }
+static inline void curing_store_release(long *word, long value) { __atomic_store_n(word, value, __ATOMIC_RELEASE); }
+static inline long curing_fetch_add(long *word, long delta) { return __atomic_fetch_add(word, delta, __ATOMIC_ACQ_REL); }
+static inline int curing_compare_exchange(long *word, long expected, long desired) {
+    return __atomic_compare_exchange_n(word, &expected, desired, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
 
 #define CURING_CPU_WORDS (4096 / (8 * sizeof(unsigned long)))
 

@@ -157,8 +157,9 @@ final class TunnelTests: XCTestCase {
 /// Plays the kernel for one tunnel: completes its in-flight operations in random order with random
 /// results and checks the tunnel's actions against the invariants.
 private struct TunnelModel {
-    var tunnel = Tunnel(retries: 2)
+    var tunnel: Tunnel
     var random: FastRandom
+    var headerLeft: Int
     var violations: [String] = []
     var inFlight: [TunnelEvent] = []
     var buffersOut = Set<UInt16>()
@@ -166,7 +167,11 @@ private struct TunnelModel {
     var released = false
     var sendsInFlight = [Direction: Int]()
 
-    init(random seed: UInt64) { random = FastRandom(seed: seed) }
+    init(random seed: UInt64) {
+        random = FastRandom(seed: seed)
+        headerLeft = random.below(2) == 0 ? 0 : 1 + random.below(100)
+        tunnel = Tunnel(retries: 2, proxyHeaderLength: headerLeft)
+    }
 
     mutating func run(steps: Int) {
         apply(.start)
@@ -190,6 +195,10 @@ private struct TunnelModel {
             buffersOut.insert(buffer)
         }
         if case .sent(let direction, _) = event { sendsInFlight[direction, default: 0] -= 1 }
+        if case .headerSent(let result) = event {
+            sendsInFlight[.upstream, default: 0] -= 1
+            if result > 0 { headerLeft -= Int(result) }
+        }
         var actions = TunnelActions()
         tunnel.handle(event, into: &actions)
         for action in actions.all {
@@ -216,6 +225,7 @@ private struct TunnelModel {
                     inFlight.append(.received(direction, result: Int32(1 + random.below(16384)), buffer: nextBuffer, moreData: random.below(2) == 0))
                 }
             case .send(let direction, let buffer, _, let length):
+                if direction == .upstream && headerLeft > 0 { violations.append("payload sent upstream before the PROXY header") }
                 sendsInFlight[direction, default: 0] += 1
                 if sendsInFlight[direction]! > 1 { violations.append("two sends in flight on \(direction)") }
                 if !buffersOut.contains(buffer) { violations.append("send of buffer \(buffer) not held") }
@@ -234,6 +244,8 @@ private struct TunnelModel {
                         return .received(direction, result: -ECANCELED, buffer: nil, moreData: false)
                     case .sent(let direction, _) where direction.destination == side:
                         return .sent(direction, result: -ECANCELED)
+                    case .headerSent where side == .backend:
+                        return .headerSent(result: -ECANCELED)
                     case .connectCompleted where side == .backend:
                         return .connectCompleted(-ECANCELED)
                     default:
@@ -244,6 +256,15 @@ private struct TunnelModel {
                 if tunnel.pendingOperations != 0 { violations.append("released with \(tunnel.pendingOperations) operations in flight") }
                 if !inFlight.isEmpty { violations.append("released before completions \(inFlight)") }
                 released = true
+            case .sendHeader(let offset, let length):
+                sendsInFlight[.upstream, default: 0] += 1
+                if sendsInFlight[.upstream]! > 1 { violations.append("header sent beside another upstream send") }
+                if Int(length) != headerLeft || Int(offset) != Int(tunnel.headerLength) - headerLeft {
+                    violations.append("header send of \(length) at \(offset) with \(headerLeft) left")
+                }
+                let roll = random.below(10)
+                let result: Int32 = roll == 0 ? -ECONNRESET : roll < 3 ? Int32(1 + random.below(Int(length))) : Int32(length)
+                inFlight.append(.headerSent(result: result))
             case .connected, .connectFailed, .closeBackend, .shutdownWrite, .waitForBuffers, .close:
                 break
             }

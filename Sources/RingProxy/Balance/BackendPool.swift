@@ -1,45 +1,115 @@
 import Glibc
 
-/// An immutable snapshot of one pool's backends, with their socket addresses in stable memory so a
-/// connect submission can point at them, and the load table the workers share for it.
-public final class BackendPool: @unchecked Sendable {
-    public let backends: [ProxyConfig.Backend]
-    public let table: BackendTable
-    /// Running sums of the weights: backend i owns the range cumulativeWeights[i-1] ..< cumulativeWeights[i].
-    let cumulativeWeights: [Int]
-    public let totalWeight: Int
-    private let addresses: UnsafeMutablePointer<sockaddr_storage>
+/// How a pool spreads new connections over its backends.
+public enum BalanceAlgorithm: String, CaseIterable, Sendable {
+    /// A random backend, with probability weight / total weight. Stateless and contention-free.
+    case weightedRandom = "weighted-random"
+    /// Smooth weighted round robin (nginx's): exact proportions, evenly interleaved, per worker.
+    case roundRobin = "round-robin"
+    /// The backend with the fewest open connections per unit of weight.
+    case leastConnections = "least-conn"
+    /// Two weighted random picks; the less loaded one wins ("power of two choices").
+    case powerOfTwoChoices = "p2c"
+    /// Consistent hashing of the client's IP address: a client sticks to its backend while the pool holds.
+    case sourceHash = "source-hash"
 
-    public init(backends: [ProxyConfig.Backend], shards: Int) {
-        self.backends = backends
-        table = BackendTable(backends: backends.count, shards: shards)
+    public static let `default` = BalanceAlgorithm.powerOfTwoChoices
+}
+
+/// An immutable pool: the backends of one listener, their weights and limits, and their socket addresses
+/// in stable memory for connect submissions. A reload builds a new pool; connections keep their backend.
+public final class BackendPool: @unchecked Sendable {
+    public struct Member: Sendable, Equatable {
+        public var id: BackendID
+        /// As the operator wrote it (`db1.internal:5432`), for logs and metrics.
+        public var name: String
+        public var address: SocketAddress
+        public var weight: Int
+        /// Open connections at most; 0 for no limit.
+        public var maxConnections: Int
+    }
+
+    public let name: String
+    public let members: [Member]
+    public let algorithm: BalanceAlgorithm
+    public let health: HealthPolicy
+    public let count: Int
+    public let totalWeight: Int
+    /// The hot per-member fields, in plain memory (no array bounds checks or reference counting per pick).
+    let ids: UnsafeMutablePointer<BackendID>
+    let weights: UnsafeMutablePointer<Int>
+    let limits: UnsafeMutablePointer<Int>
+    /// Running sums of the weights: member i owns the tickets cumulativeWeights[i-1] ..< cumulativeWeights[i].
+    let cumulativeWeights: UnsafeMutablePointer<Int>
+    private let addresses: UnsafeMutablePointer<sockaddr_storage>
+    /// The consistent-hash ring, for `source-hash` pools.
+    let hashRing: HashRing?
+
+    public init(name: String, members: [Member], algorithm: BalanceAlgorithm, health: HealthPolicy) {
+        self.name = name
+        self.members = members
+        self.algorithm = algorithm
+        self.health = health
+        count = members.count
+        let capacity = max(1, members.count)
+        let ids = UnsafeMutablePointer<BackendID>.allocate(capacity: capacity)
+        let weights = UnsafeMutablePointer<Int>.allocate(capacity: capacity)
+        let limits = UnsafeMutablePointer<Int>.allocate(capacity: capacity)
+        let cumulativeWeights = UnsafeMutablePointer<Int>.allocate(capacity: capacity)
+        let addresses = UnsafeMutablePointer<sockaddr_storage>.allocate(capacity: capacity)
         var running = 0
-        cumulativeWeights = backends.map { backend in
-            running += backend.weight
-            return running
-        }
-        totalWeight = running
-        addresses = .allocate(capacity: max(1, backends.count))
-        for (index, backend) in backends.enumerated() {
+        for (index, member) in members.enumerated() {
+            running += member.weight
+            (ids + index).initialize(to: member.id)
+            (weights + index).initialize(to: member.weight)
+            (limits + index).initialize(to: member.maxConnections)
+            (cumulativeWeights + index).initialize(to: running)
             (addresses + index).initialize(to: sockaddr_storage())
-            backend.address.withSockaddr { address, length in
+            member.address.withSockaddr { address, length in
                 UnsafeMutableRawPointer(addresses + index).copyMemory(from: address, byteCount: Int(length))
             }
         }
+        self.ids = ids
+        self.weights = weights
+        self.limits = limits
+        self.cumulativeWeights = cumulativeWeights
+        self.addresses = addresses
+        totalWeight = running
+        hashRing = algorithm == .sourceHash ? HashRing(members: members) : nil
     }
 
-    deinit { addresses.deallocate() }
-
-    public var count: Int { backends.count }
-
-    @inline(__always)
-    func sockaddr(of backend: Int) -> UnsafePointer<sockaddr> {
-        UnsafeRawPointer(addresses + backend).assumingMemoryBound(to: Glibc.sockaddr.self)
+    deinit {
+        ids.deallocate()
+        weights.deallocate()
+        limits.deallocate()
+        cumulativeWeights.deallocate()
+        addresses.deallocate()
     }
 
     @inline(__always)
-    func addressLength(of backend: Int) -> socklen_t { backends[backend].address.length }
+    func sockaddr(of member: Int) -> UnsafePointer<sockaddr> {
+        UnsafeRawPointer(addresses + member).assumingMemoryBound(to: Glibc.sockaddr.self)
+    }
 
     @inline(__always)
-    func family(of backend: Int) -> Int32 { backends[backend].address.family }
+    func addressLength(of member: Int) -> socklen_t { members[member].address.length }
+
+    @inline(__always)
+    func family(of member: Int) -> Int32 { members[member].address.family }
+
+    /// The member whose cumulative-weight range holds `ticket` (binary search).
+    @inline(__always)
+    func owner(ofTicket ticket: Int) -> Int {
+        var low = 0, high = count - 1
+        while low < high {
+            let middle = (low + high) / 2
+            if cumulativeWeights[middle] > ticket { high = middle } else { low = middle + 1 }
+        }
+        return low
+    }
+
+    /// The member index of `id`, if it is in this pool.
+    public func index(of id: BackendID) -> Int? {
+        (0..<count).first { ids[$0] == id }
+    }
 }

@@ -1,5 +1,5 @@
-/// The backends a connection has already tried, so a retry goes elsewhere. Holds up to `capacity` indices
-/// (the retry limit keeps attempts below it).
+/// A few backends, kept inline (no allocation): those a connection already tried, so a retry goes
+/// elsewhere, or those a pick was refused. Holds up to `capacity` (the retry limit stays below it).
 public struct BackendSet: Sendable {
     public static let capacity = 9
     private var members = InlineArray<9, Int32>(repeating: -1)
@@ -8,15 +8,16 @@ public struct BackendSet: Sendable {
     public init() {}
 
     @inline(__always)
-    public func contains(_ backend: Int) -> Bool {
-        for index in 0..<count where members[index] == Int32(backend) { return true }
+    public func contains(_ backend: BackendID) -> Bool {
+        for index in 0..<count where members[index] == backend.rawValue { return true }
         return false
     }
 
+    /// Adds `backend`; once full, further ones are dropped.
     @inline(__always)
-    public mutating func insert(_ backend: Int) {
+    public mutating func insert(_ backend: BackendID) {
         guard !contains(backend), count < Self.capacity else { return }
-        members[count] = Int32(backend)
+        members[count] = backend.rawValue
         count += 1
     }
 

@@ -1,77 +1,127 @@
-import Synchronization
+import CURing
+import Glibc
 
-/// The live load of every backend in a pool, shared by all workers without locks.
+/// A backend's row in the `BackendTable`. Stable for the life of the process: a reload that keeps a backend
+/// (same pool, same address) keeps its row, so its counters carry on.
+public struct BackendID: Hashable, Sendable, Comparable, CustomStringConvertible {
+    public let rawValue: Int32
+
+    @inline(__always) public init(_ rawValue: Int32) { self.rawValue = rawValue }
+    @inline(__always) public init(_ rawValue: Int) { self.rawValue = Int32(rawValue) }
+
+    public static func < (lhs: BackendID, rhs: BackendID) -> Bool { lhs.rawValue < rhs.rawValue }
+    public var description: String { "#\(rawValue)" }
+}
+
+/// The live load of every backend, shared by all workers without locks: the heart of balancing.
 ///
 /// One row per backend, one shard per worker, each cell on its own 128-byte line (two 64-byte lines, since
 /// adjacent-line prefetch would otherwise make neighbours share). A worker writes only its own shard, so an
-/// update is a plain relaxed load and store, never a locked instruction; readers sum the shards.
+/// update is a relaxed load and store, never a locked instruction; readers sum the shards. Beside the cells
+/// each row has a shared header (health, limits), written only on the rare events that change it.
+///
+/// The memory is mapped zeroed at start for `capacity` rows and touched only as rows come into use.
 public final class BackendTable: @unchecked Sendable {
+    /// Per-worker counters of one backend.
     public enum Counter: Int, CaseIterable, Sendable {
-        case active, total, connectFailures, bytesToBackend, bytesToClient
+        /// Connections open now (connecting or established).
+        case active
+        /// Connections ever started (connect submitted).
+        case total
+        case connectFailures
+        case bytesToBackend
+        case bytesToClient
     }
 
-    public let backendCount: Int
+    /// Shared words of a row, written by whichever thread observes the event.
+    enum HeaderWord: Int {
+        case healthState, consecutiveFailures, downUntil, reserved, stateChanges
+        case checkSuccesses, checkFailures, lastChange
+    }
+
+    public let capacity: Int
     public let shardCount: Int
-    private let cells: UnsafeMutablePointer<Atomic<Int>>
-    private static let cellBytes = 128
-    fileprivate static let wordsPerCell = cellBytes / MemoryLayout<Atomic<Int>>.stride
+    static let wordsPerCell = 16
+    private let cells: UnsafeMutablePointer<Int>
+    private let headers: UnsafeMutablePointer<Int>
+    private let mappedBytes: Int
 
-    public init(backends: Int, shards: Int) {
+    public init(capacity: Int, shards: Int) {
         precondition(Counter.allCases.count <= Self.wordsPerCell)
-        backendCount = backends
+        self.capacity = capacity
         shardCount = shards
-        let words = max(1, backends * shards) * Self.wordsPerCell
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: words * MemoryLayout<Atomic<Int>>.stride, alignment: Self.cellBytes)
-        cells = raw.bindMemory(to: Atomic<Int>.self, capacity: words)
-        for word in 0..<words { (cells + word).initialize(to: Atomic(0)) }
+        let cellWords = capacity * shards * Self.wordsPerCell
+        let headerWords = capacity * Self.wordsPerCell
+        mappedBytes = (cellWords + headerWords) * MemoryLayout<Int>.stride
+        let memory = mmap(nil, mappedBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+        precondition(memory != MAP_FAILED, "cannot map \(mappedBytes) bytes for the backend table")
+        cells = memory!.bindMemory(to: Int.self, capacity: cellWords + headerWords)
+        headers = cells + cellWords
     }
 
-    deinit {
-        cells.deinitialize(count: max(1, backendCount * shardCount) * Self.wordsPerCell)
-        UnsafeMutableRawPointer(cells).deallocate()
+    deinit { munmap(cells, mappedBytes) }
+
+    @inline(__always)
+    func cell(_ backend: BackendID, shard: Int) -> UnsafeMutablePointer<Int> {
+        cells + (Int(backend.rawValue) * shardCount + shard) * Self.wordsPerCell
     }
 
     @inline(__always)
-    fileprivate func cell(backend: Int, shard: Int) -> UnsafeMutablePointer<Atomic<Int>> {
-        cells + (backend * shardCount + shard) * Self.wordsPerCell
+    func header(_ backend: BackendID) -> UnsafeMutablePointer<Int> {
+        headers + Int(backend.rawValue) * Self.wordsPerCell
     }
 
     /// The writer for one worker's shard.
     public func shard(_ index: Int) -> BackendShard {
         precondition(index < shardCount)
-        return BackendShard(table: self, index: index)
+        return BackendShard(base: cells + index * Self.wordsPerCell, stride: shardCount * Self.wordsPerCell)
     }
 
     /// The sum of `counter` over all shards for `backend`.
     @inline(__always)
-    public func sum(_ counter: Counter, backend: Int) -> Int {
+    public func sum(_ counter: Counter, backend: BackendID) -> Int {
         var total = 0
-        for shard in 0..<shardCount {
-            total &+= (cell(backend: backend, shard: shard) + counter.rawValue).pointee.load(ordering: .relaxed)
+        var word = cell(backend, shard: 0) + counter.rawValue
+        for _ in 0..<shardCount {
+            total &+= curing_load_relaxed(word)
+            word += Self.wordsPerCell
         }
         return total
+    }
+
+    /// The health and limits of `backend`, shared by every worker and the health checker.
+    @inline(__always)
+    public func health(of backend: BackendID) -> BackendHealth { BackendHealth(words: header(backend)) }
+
+    /// Zeroes a row before it is given to a new backend (no worker may be using it).
+    func reset(_ backend: BackendID) {
+        for shard in 0..<shardCount {
+            let words = cell(backend, shard: shard)
+            for index in 0..<Self.wordsPerCell { curing_store_relaxed(words + index, 0) }
+        }
+        for index in 0..<Self.wordsPerCell { curing_store_relaxed(header(backend) + index, 0) }
     }
 }
 
 /// One worker's view of a `BackendTable`: the only writer of its cells. It holds a plain pointer, not the
 /// table, so the data plane pays no reference counting for it; whoever made it keeps the table alive.
 public struct BackendShard: @unchecked Sendable {
-    private let base: UnsafeMutablePointer<Atomic<Int>>
+    private let base: UnsafeMutablePointer<Int>
     private let stride: Int
 
-    fileprivate init(table: BackendTable, index: Int) {
-        base = table.cell(backend: 0, shard: index)
-        stride = table.shardCount * BackendTable.wordsPerCell
+    fileprivate init(base: UnsafeMutablePointer<Int>, stride: Int) {
+        self.base = base
+        self.stride = stride
     }
 
     @inline(__always)
-    public func add(_ delta: Int, to counter: BackendTable.Counter, backend: Int) {
-        let word = base + backend * stride + counter.rawValue
-        word.pointee.store(word.pointee.load(ordering: .relaxed) &+ delta, ordering: .relaxed)
+    public func add(_ delta: Int, to counter: BackendTable.Counter, backend: BackendID) {
+        let word = base + Int(backend.rawValue) * stride + counter.rawValue
+        curing_store_relaxed(word, curing_load_relaxed(word) &+ delta)
     }
 
     @inline(__always)
-    public func value(_ counter: BackendTable.Counter, backend: Int) -> Int {
-        (base + backend * stride + counter.rawValue).pointee.load(ordering: .relaxed)
+    public func value(_ counter: BackendTable.Counter, backend: BackendID) -> Int {
+        curing_load_relaxed(base + Int(backend.rawValue) * stride + counter.rawValue)
     }
 }

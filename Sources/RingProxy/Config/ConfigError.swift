@@ -23,7 +23,9 @@ public struct ConfigError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 
     public var description: String {
-        issues.map { issue in
+        // In file order; flag problems (no line) after.
+        let ordered = issues.enumerated().sorted { ($0.element.source.line ?? .max, $0.offset) < ($1.element.source.line ?? .max, $1.offset) }
+        return ordered.map(\.element).map { issue in
             let location = file.map { file in issue.source.line.map { "\(file):\($0): " } ?? "\(file): " } ?? ""
             return "config error: \(location)\(issue.source.key): \(issue.message)"
         }.joined(separator: "\n")

@@ -2,7 +2,8 @@ import Glibc
 import TOMLKit
 
 /// Reads settings from a TOML file. The flat layout (`host`, `port`, `[[backends]] host, port, weight`) is
-/// the core of it; every other key is a tuning knob with the same name as its flag (`ring_size` for
+/// the core of it; `[[listeners]]` (each with `[[listeners.backends]]`) declares several pools, `[health]`
+/// the health checks, and every other key is a knob with the same name as its flag (`ring_size` for
 /// `--ring-size`). Unknown keys and wrong types are errors, each reported with its key and line.
 public enum ConfigFile {
     public static func read(path: String) throws(ConfigError) -> ProxySettings {
@@ -51,14 +52,20 @@ public enum ConfigFile {
     private struct Reader {
         let lines: SourceLines
         var issues: [ConfigIssue] = []
+        /// `[[listeners.backends]]` entries read so far, over all listeners (how `SourceLines` counts them).
+        private var nestedBackends = 0
 
         init(lines: SourceLines) { self.lines = lines }
 
         static let topLevelKeys: Set<String> = [
-            "host", "port", "backends", "threads", "pin", "cpus", "ring_size", "buffer_size", "buffers",
-            "connect_timeout", "retries", "idle_timeout", "max_connections", "log_level", "sqpoll",
+            "host", "port", "backends", "listeners", "balance", "send_proxy", "health",
+            "threads", "pin", "cpus", "ring_size", "buffer_size", "buffers", "sqpoll", "zerocopy",
+            "connect_timeout", "retries", "idle_timeout", "max_connections",
+            "admin", "drain_timeout", "report_interval", "log_level", "log_format", "access_log",
         ]
-        static let backendKeys: Set<String> = ["host", "port", "weight"]
+        static let listenerKeys: Set<String> = ["name", "bind", "host", "port", "balance", "send_proxy", "backends"]
+        static let backendKeys: Set<String> = ["host", "port", "weight", "max_connections"]
+        static let healthKeys: Set<String> = ["fail_threshold", "fail_timeout", "interval", "timeout", "rise", "fall"]
 
         mutating func settings(from table: TOMLTable) -> ProxySettings {
             var settings = ProxySettings()
@@ -67,47 +74,113 @@ public enum ConfigFile {
                 switch key {
                 case "host": settings.host = string(value, source)
                 case "port": settings.port = integer(value, source)
-                case "backends": settings.backends = backends(value, source)
+                case "backends": settings.backends = backends(value, key: "backends", table: "backends", headerBase: 0)
+                case "listeners": settings.listeners = listeners(value, source)
+                case "balance": settings.balance = string(value, source)
+                case "send_proxy": settings.sendProxy = string(value, source)
+                case "health": settings.health = health(value, source)
                 case "threads": settings.threads = integer(value, source)
                 case "pin": settings.pin = boolean(value, source)
                 case "cpus": settings.cpus = cpuList(value, source)
                 case "ring_size": settings.ringSize = integer(value, source)
                 case "buffer_size": settings.bufferSize = byteSize(value, source)
                 case "buffers": settings.buffers = integer(value, source)
+                case "sqpoll": settings.sqpoll = boolean(value, source)
+                case "zerocopy": settings.zerocopy = switchSetting(value, source)
                 case "connect_timeout": settings.connectTimeout = duration(value, source)
                 case "retries": settings.retries = integer(value, source)
                 case "idle_timeout": settings.idleTimeout = duration(value, source)
                 case "max_connections": settings.maxConnections = integer(value, source)
+                case "admin": settings.admin = address(value, source)
+                case "drain_timeout": settings.drainTimeout = duration(value, source)
+                case "report_interval": settings.reportInterval = duration(value, source)
                 case "log_level": settings.logLevel = string(value, source)
-                case "sqpoll": settings.sqpoll = boolean(value, source)
+                case "log_format": settings.logFormat = string(value, source)
+                case "access_log": settings.accessLog = boolean(value, source)
                 default: unknown(key, source, known: Self.topLevelKeys)
                 }
             }
             return settings
         }
 
-        mutating func backends(_ value: TOMLValueConvertible, _ source: SettingSource) -> [BackendSpec]? {
-            guard let array = value.array else { return mismatch(value, source, expected: "an array of tables ([[backends]])") }
-            var specs: [BackendSpec] = []
+        mutating func listeners(_ value: TOMLValueConvertible, _ source: SettingSource) -> [ListenerSpec]? {
+            guard let array = value.array else { return mismatch(value, source, expected: "an array of tables ([[listeners]])") }
+            var specs: [ListenerSpec] = []
             for (index, element) in array.enumerated() {
-                let entrySource = SettingSource(key: "backends[\(index)]", line: lines.header("backends", index: index))
+                let name = "listeners[\(index)]"
+                var spec = ListenerSpec(source: SettingSource(key: name, line: lines.header("listeners", index: index)))
                 guard let entry = element.table else {
-                    issues.append(ConfigIssue(entrySource, "expected a table with host, port and weight, got \(describe(element))"))
+                    issues.append(ConfigIssue(spec.source, "expected a table with name, bind and [[listeners.backends]], got \(describe(element))"))
                     continue
                 }
-                var spec = BackendSpec(host: nil, port: nil, weight: nil, source: entrySource)
                 for (key, field) in entry {
-                    let fieldSource = SettingSource(key: "backends[\(index)].\(key)", line: lines.line(of: key, in: "backends", index: index))
+                    let fieldSource = SettingSource(key: "\(name).\(key)", line: lines.line(of: key, in: "listeners", index: index))
                     switch key {
+                    case "name": spec.name = string(field, fieldSource)
+                    case "bind": spec.bind = string(field, fieldSource)
                     case "host": spec.host = string(field, fieldSource)
                     case "port": spec.port = integer(field, fieldSource)
-                    case "weight": spec.weight = integer(field, fieldSource)
-                    default: unknown(key, fieldSource, known: Self.backendKeys)
+                    case "balance": spec.balance = string(field, fieldSource)
+                    case "send_proxy": spec.sendProxy = string(field, fieldSource)
+                    case "backends":
+                        let base = nestedBackends
+                        spec.backends = backends(field, key: "\(name).backends", table: "listeners.backends", headerBase: base)
+                        nestedBackends += field.array?.count ?? 0
+                    default: unknown(key, fieldSource, known: Self.listenerKeys)
                     }
                 }
                 specs.append(spec)
             }
             return specs
+        }
+
+        /// `[[backends]]` (or `[[listeners.backends]]`, whose entries `SourceLines` numbers over the whole
+        /// file, from `headerBase` for this listener).
+        mutating func backends(_ value: TOMLValueConvertible, key: String, table: String, headerBase: Int) -> [BackendSpec]? {
+            let source = SettingSource(key: key, line: lines.header(table, index: headerBase))
+            guard let array = value.array else { return mismatch(value, source, expected: "an array of tables ([[\(table)]])") }
+            var specs: [BackendSpec] = []
+            for (index, element) in array.enumerated() {
+                let entrySource = SettingSource(key: "\(key)[\(index)]", line: lines.header(table, index: headerBase + index))
+                guard let entry = element.table else {
+                    issues.append(ConfigIssue(entrySource, "expected a table with host, port and weight, got \(describe(element))"))
+                    continue
+                }
+                var spec = BackendSpec(host: nil, port: nil, source: entrySource)
+                for (field, fieldValue) in entry {
+                    let fieldSource = SettingSource(key: "\(entrySource.key).\(field)", line: lines.line(of: field, in: table, index: headerBase + index))
+                    switch field {
+                    case "host": spec.host = string(fieldValue, fieldSource)
+                    case "port": spec.port = integer(fieldValue, fieldSource)
+                    case "weight": spec.weight = integer(fieldValue, fieldSource)
+                    case "max_connections": spec.maxConnections = integer(fieldValue, fieldSource)
+                    default: unknown(field, fieldSource, known: Self.backendKeys)
+                    }
+                }
+                specs.append(spec)
+            }
+            return specs
+        }
+
+        mutating func health(_ value: TOMLValueConvertible, _ source: SettingSource) -> HealthSpec {
+            var spec = HealthSpec()
+            guard let table = value.table else {
+                issues.append(ConfigIssue(source, "expected a table ([health]), got \(describe(value))"))
+                return spec
+            }
+            for (key, field) in table {
+                let fieldSource = SettingSource(key: "health.\(key)", line: lines.line(of: key, in: "health"))
+                switch key {
+                case "fail_threshold": spec.failThreshold = integer(field, fieldSource)
+                case "fail_timeout": spec.failTimeout = duration(field, fieldSource)
+                case "interval": spec.interval = duration(field, fieldSource)
+                case "timeout": spec.timeout = duration(field, fieldSource)
+                case "rise": spec.rise = integer(field, fieldSource)
+                case "fall": spec.fall = integer(field, fieldSource)
+                default: unknown(key, fieldSource, known: Self.healthKeys)
+                }
+            }
+            return spec
         }
 
         mutating func string(_ value: TOMLValueConvertible, _ source: SettingSource) -> Setting<String>? {
@@ -123,6 +196,18 @@ public enum ConfigFile {
         mutating func boolean(_ value: TOMLValueConvertible, _ source: SettingSource) -> Setting<Bool>? {
             guard let flag = value.bool else { return mismatch(value, source, expected: "true or false") }
             return Setting(flag, source)
+        }
+
+        /// "on", "off", "auto", or a boolean (true is "on").
+        mutating func switchSetting(_ value: TOMLValueConvertible, _ source: SettingSource) -> Setting<String>? {
+            if let flag = value.bool { return Setting(flag ? "on" : "off", source) }
+            return string(value, source)
+        }
+
+        /// "host:port", or a port number alone.
+        mutating func address(_ value: TOMLValueConvertible, _ source: SettingSource) -> Setting<String>? {
+            if value.type == .int, let port = value.int { return Setting(String(port), source) }
+            return string(value, source)
         }
 
         /// A number of seconds, or a string with a unit: "250ms", "3s", "2m", "1h".

@@ -1,23 +1,39 @@
 /// Every setting as the operator gave it, before validation: read from a TOML file, from flags, or the two
 /// merged (flags win). `ProxyConfig.validate` turns it into a checked configuration or a list of errors.
 public struct ProxySettings: Sendable, Equatable {
+    // The flat layout: one listener, named "default".
     public var host: Setting<String>?
     public var port: Setting<Int>?
     /// `--listen` addresses (`host:port`), which replace `host`/`port` from the file.
     public var listen: [Setting<String>]?
     public var backends: [BackendSpec]?
+    /// `[[listeners]]`: several listeners, each with its own pool.
+    public var listeners: [ListenerSpec]?
+    /// The pool settings of the flat listener, and the default of every `[[listeners]]` entry.
+    public var balance: Setting<String>?
+    public var sendProxy: Setting<String>?
+    public var health = HealthSpec()
+
     public var threads: Setting<Int>?
     public var pin: Setting<Bool>?
     public var cpus: Setting<String>?
     public var ringSize: Setting<Int>?
     public var bufferSize: Setting<Int>?
     public var buffers: Setting<Int>?
+    public var sqpoll: Setting<Bool>?
+    public var zerocopy: Setting<String>?
     public var connectTimeout: Setting<Duration>?
     public var retries: Setting<Int>?
     public var idleTimeout: Setting<Duration>?
     public var maxConnections: Setting<Int>?
+
+    public var admin: Setting<String>?
+    public var drainTimeout: Setting<Duration>?
+    public var reportInterval: Setting<Duration>?
     public var logLevel: Setting<String>?
-    public var sqpoll: Setting<Bool>?
+    public var logFormat: Setting<String>?
+    public var accessLog: Setting<Bool>?
+
     /// Values that could not be read (a wrong type, an unknown key); validation reports them with the rest.
     public var problems: [ConfigIssue] = []
 
@@ -26,25 +42,84 @@ public struct ProxySettings: Sendable, Equatable {
     /// These settings with every value that `other` sets taking precedence.
     public func overridden(by other: ProxySettings) -> ProxySettings {
         var merged = self
-        merged.host = other.host ?? host
-        merged.port = other.port ?? port
-        merged.listen = other.listen ?? listen
-        merged.backends = other.backends ?? backends
-        merged.threads = other.threads ?? threads
-        merged.pin = other.pin ?? pin
-        merged.cpus = other.cpus ?? cpus
-        merged.ringSize = other.ringSize ?? ringSize
-        merged.bufferSize = other.bufferSize ?? bufferSize
-        merged.buffers = other.buffers ?? buffers
-        merged.connectTimeout = other.connectTimeout ?? connectTimeout
-        merged.retries = other.retries ?? retries
-        merged.idleTimeout = other.idleTimeout ?? idleTimeout
-        merged.maxConnections = other.maxConnections ?? maxConnections
-        merged.logLevel = other.logLevel ?? logLevel
-        merged.sqpoll = other.sqpoll ?? sqpoll
+        func take<Value>(_ path: WritableKeyPath<ProxySettings, Value?>) {
+            if let value = other[keyPath: path] { merged[keyPath: path] = value }
+        }
+        take(\.host); take(\.port); take(\.listen); take(\.backends); take(\.listeners)
+        take(\.balance); take(\.sendProxy)
+        take(\.threads); take(\.pin); take(\.cpus); take(\.ringSize); take(\.bufferSize); take(\.buffers)
+        take(\.sqpoll); take(\.zerocopy); take(\.connectTimeout); take(\.retries); take(\.idleTimeout)
+        take(\.maxConnections); take(\.admin); take(\.drainTimeout); take(\.reportInterval)
+        take(\.logLevel); take(\.logFormat); take(\.accessLog)
+        merged.health = health.overridden(by: other.health)
         merged.problems = problems + other.problems
-        if other.listen != nil { merged.host = nil; merged.port = nil }
+        if other.listen != nil {
+            merged.host = nil
+            merged.port = nil
+        }
         return merged
+    }
+}
+
+/// One `[[listeners]]` entry: a name, an address to listen on, and its own pool.
+public struct ListenerSpec: Sendable, Equatable {
+    public var name: Setting<String>?
+    /// `host:port`, or `host` and `port` apart.
+    public var bind: Setting<String>?
+    public var host: Setting<String>?
+    public var port: Setting<Int>?
+    public var balance: Setting<String>?
+    public var sendProxy: Setting<String>?
+    public var backends: [BackendSpec]?
+    public var source: SettingSource
+
+    public init(source: SettingSource) { self.source = source }
+}
+
+/// One backend as written: `[[backends]] host, port, weight, max_connections` or `--backend host:port@weight`.
+public struct BackendSpec: Sendable, Equatable {
+    public var host: Setting<String>?
+    public var port: Setting<Int>?
+    public var weight: Setting<Int>?
+    public var maxConnections: Setting<Int>?
+    public var source: SettingSource
+
+    public init(host: Setting<String>?, port: Setting<Int>?, weight: Setting<Int>? = nil,
+                maxConnections: Setting<Int>? = nil, source: SettingSource) {
+        self.host = host
+        self.port = port
+        self.weight = weight
+        self.maxConnections = maxConnections
+        self.source = source
+    }
+}
+
+/// `[health]`: passive (`fail_threshold`, `fail_timeout`) and active (`interval`, `timeout`, `rise`, `fall`).
+public struct HealthSpec: Sendable, Equatable {
+    public var failThreshold: Setting<Int>?
+    public var failTimeout: Setting<Duration>?
+    public var interval: Setting<Duration>?
+    public var timeout: Setting<Duration>?
+    public var rise: Setting<Int>?
+    public var fall: Setting<Int>?
+
+    public init() {}
+
+    func overridden(by other: HealthSpec) -> HealthSpec {
+        HealthSpec(
+            failThreshold: other.failThreshold ?? failThreshold, failTimeout: other.failTimeout ?? failTimeout,
+            interval: other.interval ?? interval, timeout: other.timeout ?? timeout,
+            rise: other.rise ?? rise, fall: other.fall ?? fall)
+    }
+
+    private init(failThreshold: Setting<Int>?, failTimeout: Setting<Duration>?, interval: Setting<Duration>?,
+                 timeout: Setting<Duration>?, rise: Setting<Int>?, fall: Setting<Int>?) {
+        self.failThreshold = failThreshold
+        self.failTimeout = failTimeout
+        self.interval = interval
+        self.timeout = timeout
+        self.rise = rise
+        self.fall = fall
     }
 }
 
@@ -70,19 +145,4 @@ public struct SettingSource: Sendable, Equatable, CustomStringConvertible {
     }
 
     public var description: String { line.map { "line \($0): \(key)" } ?? key }
-}
-
-/// One backend as written: `[[backends]] host, port, weight` or `--backend host:port@weight`.
-public struct BackendSpec: Sendable, Equatable {
-    public var host: Setting<String>?
-    public var port: Setting<Int>?
-    public var weight: Setting<Int>?
-    public var source: SettingSource
-
-    public init(host: Setting<String>?, port: Setting<Int>?, weight: Setting<Int>?, source: SettingSource) {
-        self.host = host
-        self.port = port
-        self.weight = weight
-        self.source = source
-    }
 }

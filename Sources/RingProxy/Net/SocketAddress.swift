@@ -111,6 +111,18 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
         return copy
     }
 
+    /// The IP address in network byte order: 4 bytes for IPv4, 16 for IPv6.
+    public var addressBytes: [UInt8] {
+        withUnsafeBytes(of: storage) { bytes in
+            if family == AF_INET6 {
+                let offset = MemoryLayout<sockaddr_in6>.offset(of: \.sin6_addr)!
+                return Array(bytes[offset..<offset + 16])
+            }
+            let offset = MemoryLayout<sockaddr_in>.offset(of: \.sin_addr)!
+            return Array(bytes[offset..<offset + 4])
+        }
+    }
+
     /// The numeric host, without brackets or port.
     public var host: String {
         var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))

@@ -6,7 +6,7 @@ public final class WorkerCounters: @unchecked Sendable {
     public enum Name: Int, CaseIterable, Sendable {
         case accepted, active, closed
         case connectFailures, noBackend, backendSocketErrors
-        case acceptErrors, idleTimeouts
+        case acceptErrors, acceptOverflows, idleTimeouts
         case bufferRingEmpty
         case submissions, completions, kernelEnters, staleCompletions
         case bytesUpstream, bytesDownstream

@@ -3,14 +3,24 @@ import Glibc
 /// One slot of a worker's connection table: the tunnel's state machine plus what the worker keeps for it
 /// (sockets, chosen backend, timer and list links). A trivial type in unsafe memory: no ARC, no allocation.
 struct Connection {
+    /// `listener` of a connection whose listener a reload removed.
+    static let noListener = UInt16.max
+
     var tunnel: Tunnel
     var generation: UInt32
     var clientFD: Int32
     var backendFD: Int32 = -1
-    /// Index of the backend in its pool while a connect is in flight or established; -1 otherwise.
-    var backend: Int32 = -1
+    /// The backend's row while a connect is in flight or established; -1 otherwise.
+    var backend = BackendID(Int32(-1))
+    /// Index of the listener (in the worker's current plan) the client came in on.
     var listener: UInt16
+    /// This connection holds one of its backend's `max_connections` slots.
+    var holdsReservation = false
+    /// This connection is the trial of a backend marked down: its connect decides the backend's health.
+    var isTrial = false
     var tried = BackendSet()
+    /// The hash of the client's IP address, for `source-hash` pools (0 when not needed).
+    var clientKey: UInt64 = 0
     /// The worker tick of the last completion, for the idle timeout.
     var lastActive: UInt32
     var wheelLinks = SlotLinks()
@@ -19,14 +29,20 @@ struct Connection {
 
     @inline(__always)
     func fd(_ side: Side) -> Int32 { side == .client ? clientFD : backendFD }
+
+    @inline(__always)
+    var hasBackend: Bool { backend.rawValue >= 0 }
 }
 
 /// A worker's fixed-capacity table of connections, indexed by slot. Memory is mapped once, up front, and
 /// touched only as slots are first used; freed slots are reused last-in first-out so hot memory stays hot.
+/// Beside each slot is room for its PROXY protocol header, touched only by pools that send one.
 struct ConnectionTable: ~Copyable {
+    static let headerStride = 128
     let capacity: Int
     private let base: UnsafeMutablePointer<Connection>
     private let freeSlots: UnsafeMutablePointer<UInt32>
+    private let headers: UnsafeMutableRawPointer
     private var freeCount = 0
     /// Slots below this have been initialised at least once.
     private(set) var highWater: UInt32 = 0
@@ -37,12 +53,18 @@ struct ConnectionTable: ~Copyable {
         self.capacity = capacity
         let tableBytes = capacity * MemoryLayout<Connection>.stride
         let listBytes = capacity * MemoryLayout<UInt32>.stride
-        mappedBytes = tableBytes + listBytes
+        let headerBytes = capacity * Self.headerStride
+        mappedBytes = tableBytes + listBytes + headerBytes
         let memory = mmap(nil, mappedBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
         precondition(memory != MAP_FAILED, "cannot map \(mappedBytes) bytes for the connection table")
         base = memory!.bindMemory(to: Connection.self, capacity: capacity)
         freeSlots = (memory! + tableBytes).bindMemory(to: UInt32.self, capacity: capacity)
+        headers = memory! + tableBytes + listBytes
     }
+
+    /// Where slot `slot` keeps its PROXY protocol header until it is sent.
+    @inline(__always)
+    func header(of slot: UInt32) -> UnsafeMutableRawPointer { headers + Int(slot) * Self.headerStride }
 
     deinit { munmap(base, mappedBytes) }
 
@@ -59,7 +81,7 @@ struct ConnectionTable: ~Copyable {
 
     /// Takes a slot and initialises it for a new client; nil when the table is full.
     @inline(__always)
-    mutating func open(client: Int32, listener: UInt16, retries: Int, now: UInt32) -> UInt32? {
+    mutating func open(client: Int32, listener: UInt16, tunnel: Tunnel, now: UInt32) -> UInt32? {
         let slot: UInt32
         let generation: UInt32
         if freeCount > 0 {
@@ -74,7 +96,7 @@ struct ConnectionTable: ~Copyable {
             return nil
         }
         (base + Int(slot)).initialize(to: Connection(
-            tunnel: Tunnel(retries: retries), generation: generation, clientFD: client, listener: listener, lastActive: now))
+            tunnel: tunnel, generation: generation, clientFD: client, listener: listener, lastActive: now))
         active += 1
         return slot
     }

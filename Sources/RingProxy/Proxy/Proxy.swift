@@ -1,50 +1,89 @@
+import CURing
 import Glibc
 import Logging
 import Synchronization
 
-/// A running RingProxy: N pinned workers, each with its own ring and its own `SO_REUSEPORT` socket per
-/// listener, sharing the backend pools' load tables.
+/// A running RingProxy, and its control plane: N pinned workers, each with its own ring and its own
+/// `SO_REUSEPORT` socket per listener, sharing the backend table; reloads, drains and stops reach them
+/// through their control channels.
 public final class Proxy: @unchecked Sendable {
-    public let config: ProxyConfig
-    public let pools: [BackendPool]
+    /// Backends the table has rows for over the life of the process (reloads that keep a backend reuse its row).
+    public static let backendCapacity = 16384
+
+    public let table: BackendTable
     public let counters: [WorkerCounters]
-    /// The address each listener is bound to (port 0 in the config becomes the port the kernel chose).
-    public private(set) var listenAddresses: [SocketAddress] = []
+    public let startedAt = monotonicMilliseconds()
     private let logger: Logger
-    private var controls: [WorkerControl] = []
+    private let registry: BackendRegistry
+    private let current: Mutex<RuntimePlan?> = Mutex(nil)
+    private let stats = Mutex(ProcessStats())
+    private var channels: [ControlChannel] = []
     private var threads: [pthread_t] = []
+    private let running = ThreadCount()
+    private var nextListenerID: UInt32 = 1
+    private var checker: HealthChecker?
+    private let initialConfig: ProxyConfig
 
     public init(config: ProxyConfig, logger: Logger) {
-        self.config = config
+        initialConfig = config
         self.logger = logger
-        pools = config.listeners.map { BackendPool(backends: $0.backends, shards: config.threads) }
+        table = BackendTable(capacity: Self.backendCapacity, shards: config.threads)
+        registry = BackendRegistry(table: table)
         counters = (0..<config.threads).map { _ in WorkerCounters() }
     }
+
+    /// The plan the workers run (the newest one published).
+    public var plan: RuntimePlan {
+        guard let plan = current.withLock({ $0 }) else { preconditionFailure("the proxy has not started") }
+        return plan
+    }
+
+    public var config: ProxyConfig { plan.config }
+
+    /// The address each listener is bound to (port 0 in the config becomes the port the kernel chose).
+    public var listenAddresses: [SocketAddress] { plan.listeners.map(\.address) }
+
+    public var processStats: ProcessStats { stats.withLock { $0 } }
+
+    /// Worker threads that have not exited yet.
+    public var runningWorkers: Int { running.value.load(ordering: .acquiring) }
+
+    // MARK: - Start
 
     /// Binds the listeners and starts the workers; returns once every worker is serving, or throws the
     /// first start-up problem (with every started worker stopped again).
     public func start() throws(StartupError) {
         if let problem = RingAvailability.check() { throw .ioUring(problem) }
-        let sockets = try bindListeners()
+        let config = initialConfig
+        let plan: RuntimePlan
+        do { plan = try makePlan(config, generation: 1, previous: nil) } catch { throw .listen(error) }
+        current.withLock { $0 = plan }
         let outcomes = Mutex<[Result<String, RingError>?]>(Array(repeating: nil, count: config.threads))
         let latch = Latch(count: config.threads)
+        let burst = Self.acceptBurst()
         for index in 0..<config.threads {
-            let control: WorkerControl
-            do { control = try WorkerControl() } catch {
+            let control: ControlChannel
+            do { control = try ControlChannel(plan: plan) } catch {
+                closeUnadopted(plan, from: index)
+                for _ in index..<config.threads { latch.arrive() }
+                latch.wait()
                 stop()
                 throw .worker(RingAvailability.explain(error))
             }
             let setup = WorkerSetup(
-                index: index, config: config, listeners: sockets[index], pools: pools, counters: counters[index],
-                control: control, logger: logger)
+                index: index, plan: plan, table: table, counters: counters[index], control: control, logger: logger,
+                acceptBurst: burst)
+            running.value.add(1, ordering: .relaxed)
             let started = WorkerThread.start(name: "ringproxy-w\(index)", cpu: config.pin ? config.workerCPUs[index] : nil) {
+                [running] in
+                defer { running.value.subtract(1, ordering: .releasing) }
                 do throws(RingError) {
                     var worker = try Worker(setup)
                     outcomes.withLock { $0[index] = .success(worker.ringDescription) }
                     latch.arrive()
                     worker.run()
                 } catch {
-                    for listener in setup.listeners { Glibc.close(listener.fd) }
+                    for listener in setup.plan.listeners { Glibc.close(listener.sockets[setup.index]) }
                     outcomes.withLock { $0[index] = .failure(error) }
                     latch.arrive()
                 }
@@ -52,9 +91,10 @@ public final class Proxy: @unchecked Sendable {
             switch started {
             case .success(let thread):
                 threads.append(thread)
-                controls.append(control)
+                channels.append(control)
             case .failure(let error):
-                for listener in sockets[index...].joined() { Glibc.close(listener.fd) }
+                running.value.subtract(1, ordering: .relaxed)
+                closeUnadopted(plan, from: index)
                 for _ in index..<config.threads { latch.arrive() }
                 latch.wait()
                 stop()
@@ -67,41 +107,176 @@ public final class Proxy: @unchecked Sendable {
             stop()
             throw .worker(RingAvailability.explain(error, lockedBytesNeeded: config.buffersPerWorker * 16 + config.ringSize * 128))
         }
-        logStart(ringSetup: results.compactMap { try? $0?.get() }.first ?? "unknown")
+        startChecker(for: plan)
+        logStart(plan, ringSetup: results.compactMap { try? $0?.get() }.first ?? "unknown")
     }
 
-    /// Closes every connection, stops the workers and waits for their threads.
-    public func stop() {
-        for control in controls { control.send(.terminate) }
-        for thread in threads { WorkerThread.join(thread) }
-        controls.removeAll()
-        threads.removeAll()
+    /// Closes the listening sockets of workers `first...` that never started.
+    private func closeUnadopted(_ plan: RuntimePlan, from first: Int) {
+        for listener in plan.listeners {
+            for worker in first..<listener.sockets.count { Glibc.close(listener.sockets[worker]) }
+        }
     }
 
-    /// One socket per worker per listener; the first one resolves a port 0 that the others then share.
-    private func bindListeners() throws(StartupError) -> [[ListenerSocket]] {
-        var sockets = Array(repeating: [ListenerSocket](), count: config.threads)
-        for (poolIndex, listener) in config.listeners.enumerated() {
+    // MARK: - Reload
+
+    /// Applies `newConfig` to new connections without dropping any: pools, weights, balancing, health and
+    /// timeouts switch at once, added listeners start, removed ones stop accepting. Settings that size the
+    /// workers cannot change without a restart: they keep their running values, and `ReloadOutcome` says so.
+    /// Throws (and changes nothing) when a new listener cannot be bound or the backend table is full.
+    @discardableResult
+    public func reload(to newConfig: ProxyConfig) throws(ReloadError) -> ReloadOutcome {
+        let running = plan
+        var effective = newConfig
+        let kept = restartOnlyChanges(from: running.config, to: newConfig)
+        for name in kept.map(\.name) { keepRunningValue(name, from: running.config, in: &effective) }
+        let next: RuntimePlan
+        do {
+            next = try makePlan(effective, generation: running.generation + 1, previous: running)
+        } catch {
+            stats.withLock { $0.reloadFailures += 1 }
+            throw error
+        }
+        current.withLock { $0 = next }
+        for channel in channels { channel.publish(next) }
+        var lagging: [Int] = []
+        for (index, channel) in channels.enumerated() where !channel.waitUntilApplied(next.generation, timeout: .seconds(5)) {
+            lagging.append(index)
+        }
+        if lagging.isEmpty == false {
+            logger.error("workers did not switch to the new configuration in 5 s", metadata: ["workers": "\(lagging)"])
+        }
+        startChecker(for: next)
+        stats.withLock { $0.reloads += 1 }
+        return ReloadOutcome(generation: next.generation, restartOnly: kept)
+    }
+
+    /// Counts a reload that failed before it reached the proxy (a bad file).
+    public func recordReloadFailure() { stats.withLock { $0.reloadFailures += 1 } }
+
+    private func restartOnlyChanges(from old: ProxyConfig, to new: ProxyConfig) -> [(name: String, running: String, requested: String)] {
+        zip(old.restartOnlySettings, new.restartOnlySettings).compactMap { running, requested in
+            running.value == requested.value ? nil : (running.name, running.value, requested.value)
+        }
+    }
+
+    private func keepRunningValue(_ name: String, from old: ProxyConfig, in config: inout ProxyConfig) {
+        switch name {
+        case "threads": config.threads = old.threads
+        case "pin": config.pin = old.pin
+        case "cpus": config.workerCPUs = old.workerCPUs
+        case "ring_size": config.ringSize = old.ringSize
+        case "buffer_size": config.bufferSize = old.bufferSize
+        case "buffers": config.buffersPerWorker = old.buffersPerWorker
+        case "sqpoll": config.sqpoll = old.sqpoll
+        case "max_connections": config.maxConnections = old.maxConnections
+        case "admin": config.admin = old.admin
+        case "log_level": config.logLevel = old.logLevel
+        case "log_format": config.logFormat = old.logFormat
+        default: break
+        }
+    }
+
+    /// The plan for `config`: listeners that keep their name and address keep their id and sockets, new
+    /// ones are bound now (one socket per worker), and every backend gets its row.
+    private func makePlan(_ config: ProxyConfig, generation: Int, previous: RuntimePlan?) throws(ReloadError) -> RuntimePlan {
+        let needed = registry.newRows(for: config.listeners)
+        guard registry.used + needed <= table.capacity else {
+            throw .backendTableFull(capacity: table.capacity, needed: registry.used + needed)
+        }
+        var bound: [Int32] = []
+        var listeners: [ListenerPlan] = []
+        for listener in config.listeners {
+            let members = listener.backends.map { backend in
+                BackendPool.Member(
+                    id: registry.id(pool: listener.name, backend: backend), name: backend.name, address: backend.address,
+                    weight: backend.weight, maxConnections: backend.maxConnections)
+            }
+            let pool = BackendPool(name: listener.name, members: members, algorithm: listener.balance, health: config.health)
+            if let same = previous?.listeners.first(where: { $0.name == listener.name && $0.address == listener.address }) {
+                listeners.append(ListenerPlan(
+                    id: same.id, name: listener.name, address: same.address, pool: pool, sendProxy: listener.sendProxy,
+                    sockets: same.sockets))
+                continue
+            }
             var address = listener.address
+            var sockets: [Int32] = []
             for worker in 0..<config.threads {
                 do {
                     let cpu = config.pin ? Int32(config.workerCPUs[worker]) : nil
-                    let fd = try Socket.listen(on: address, backlog: 65535, incomingCPU: cpu)
-                    if worker == 0, address.port == 0, let bound = Socket.localAddress(of: fd) { address = bound }
-                    sockets[worker].append(ListenerSocket(fd: fd, pool: poolIndex, name: listener.name))
+                    let fd = try Socket.listen(on: address, backlog: Self.listenBacklog, incomingCPU: cpu)
+                    if worker == 0, address.port == 0, let local = Socket.localAddress(of: fd) { address = local }
+                    sockets.append(fd)
+                    bound.append(fd)
                 } catch {
-                    for socket in sockets.joined() { Glibc.close(socket.fd) }
+                    for fd in bound { Glibc.close(fd) }
                     throw .listen(error)
                 }
             }
-            listenAddresses.append(address)
+            listeners.append(ListenerPlan(
+                id: nextListenerID, name: listener.name, address: address, pool: pool, sendProxy: listener.sendProxy,
+                sockets: sockets))
+            nextListenerID += 1
         }
-        return sockets
+        return RuntimePlan(generation: generation, config: config, listeners: listeners)
     }
 
-    private func logStart(ringSetup: String) {
-        let listeners = zip(config.listeners, listenAddresses).map { listener, address in
-            "\(address) -> " + listener.backends.map { "\($0.name)@\($0.weight)" }.joined(separator: ",")
+    private func startChecker(for plan: RuntimePlan) {
+        if let checker {
+            checker.publish(plan)
+        } else if plan.config.health.checks != nil {
+            checker = HealthChecker(plan: plan, table: table, logger: logger)
+        }
+    }
+
+    // MARK: - Stop
+
+    /// Stops accepting (every worker closes its listening sockets) and lets open connections finish.
+    public func drain() {
+        for channel in channels { channel.enter(.draining) }
+    }
+
+    /// Closes every connection now.
+    public func terminate() {
+        for channel in channels { channel.enter(.terminating) }
+    }
+
+    /// Waits until every worker has exited (all connections closed) or `timeout` passes; true if they did.
+    public func waitForWorkers(timeout: Duration) -> Bool {
+        let deadline = monotonicMilliseconds() + timeout.milliseconds
+        while runningWorkers > 0 {
+            if monotonicMilliseconds() > deadline { return false }
+            usleep(5000)
+        }
+        return true
+    }
+
+    /// Closes every connection, stops the workers and the health checker, and waits for their threads.
+    public func stop() {
+        terminate()
+        for thread in threads { WorkerThread.join(thread) }
+        channels.removeAll()
+        threads.removeAll()
+        checker?.stop()
+        checker = nil
+    }
+
+    // MARK: - Helpers
+
+    static let listenBacklog: Int32 = 65535
+
+    /// The most connections a multishot accept can post between two loop turns: a full listen backlog,
+    /// which the kernel caps at `net.core.somaxconn`.
+    static func acceptBurst() -> Int {
+        let somaxconn = RingAvailability.readSysctl("net/core/somaxconn").flatMap { Int($0) } ?? 4096
+        return min(Int(listenBacklog), somaxconn) + 64
+    }
+
+    private func logStart(_ plan: RuntimePlan, ringSetup: String) {
+        let config = plan.config
+        let listeners = plan.listeners.map { listener in
+            "\(listener.name) \(listener.address) \(listener.pool.algorithm.rawValue) -> "
+                + listener.pool.members.map { "\($0.name)@\($0.weight)" }.joined(separator: ",")
         }
         logger.info("ringproxy started", metadata: [
             "workers": "\(config.threads)",
@@ -110,14 +285,47 @@ public final class Proxy: @unchecked Sendable {
             "buffers": "\(config.buffersPerWorker) x \(config.bufferSize) B per worker (\(config.bufferBytesPerWorker >> 20) MiB)",
             "listeners": "\(listeners.joined(separator: "; "))",
             "max_connections": "\(config.maxConnections)",
+            "health_checks": "\(config.health.checks.map { "every \($0.interval)" } ?? "off")",
         ])
+    }
+}
+
+/// Threads still running, shared with the threads themselves.
+private final class ThreadCount: Sendable {
+    let value = Atomic<Int>(0)
+}
+
+/// Counts the control plane keeps about itself.
+public struct ProcessStats: Sendable {
+    public var reloads = 0
+    public var reloadFailures = 0
+}
+
+/// What a reload did beyond switching the plan.
+public struct ReloadOutcome: Sendable {
+    public let generation: Int
+    /// Settings the new file changes that only a restart applies: name, running value, requested value.
+    public let restartOnly: [(name: String, running: String, requested: String)]
+}
+
+/// Why a reload was refused (the running configuration stays).
+public enum ReloadError: Error, CustomStringConvertible, Sendable {
+    case listen(SocketError)
+    case backendTableFull(capacity: Int, needed: Int)
+
+    public var description: String {
+        switch self {
+        case .listen(let error): error.description
+        case .backendTableFull(let capacity, let needed):
+            "the backend table holds \(capacity) backends over the life of the process and this configuration would need \(needed); restart to start afresh"
+        }
     }
 }
 
 /// Why the proxy could not start, worded as one line for the operator.
 public enum StartupError: Error, CustomStringConvertible, Sendable {
     case ioUring(String)
-    case listen(SocketError)
+    case listen(ReloadError)
     case worker(String)
 
     public var description: String {

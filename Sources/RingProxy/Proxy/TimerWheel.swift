@@ -10,7 +10,9 @@ struct TimerWheel {
     private var due = SlotList(\.wheelLinks)
     /// Ticks since the worker started.
     private(set) var now: UInt32 = 0
-    let idleTicks: UInt32?
+    /// Ticks of inactivity before a connection is closed; nil when idle connections are kept. A reload may
+    /// change it: connections already filed are looked at again when their bucket comes round.
+    var idleTicks: UInt32?
 
     init(idleTicks: UInt32?) {
         self.idleTicks = idleTicks

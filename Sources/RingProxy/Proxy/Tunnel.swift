@@ -43,9 +43,15 @@ public struct Tunnel: Sendable {
     public private(set) var connectPending = false
     public private(set) var retriesLeft: UInt8
     public private(set) var abortive = false
+    /// The PROXY protocol header to send to the backend before any payload (0: none), and how much of it went.
+    public private(set) var headerLength: UInt8
+    public private(set) var headerSent: UInt8 = 0
+    /// The upstream send in flight is the header, not a buffer of the queue.
+    public private(set) var sendingHeader = false
 
-    public init(retries: Int) {
+    public init(retries: Int, proxyHeaderLength: Int = 0) {
         retriesLeft = UInt8(clamping: retries)
+        headerLength = UInt8(clamping: proxyHeaderLength)
     }
 
     public func pipe(_ direction: Direction) -> Pipe {
@@ -71,6 +77,13 @@ public struct Tunnel: Sendable {
             if result >= 0 {
                 phase = .established
                 actions.append(.connected)
+                if headerLength > 0 {
+                    // The header goes first: upstream data queues behind it, as behind any send in flight.
+                    upstream.sendPending = true
+                    sendingHeader = true
+                    pendingOperations += 1
+                    actions.append(.sendHeader(offset: 0, length: UInt32(headerLength)))
+                }
                 // The client may have sent its request already; a server usually waits for it.
                 receive(.upstream, pollFirst: false, &actions)
                 receive(.downstream, pollFirst: true, &actions)
@@ -151,6 +164,26 @@ public struct Tunnel: Sendable {
                 receive(direction, pollFirst: false, &actions)
             }
 
+        case .headerSent(let result):
+            completeOne()
+            upstream.sendPending = false
+            sendingHeader = false
+            guard phase == .established else { return finishIfIdle(&actions) }
+            let retry = result == -EINTR || result == -EAGAIN
+            guard result > 0 || retry else { return beginClose(abortive: true, &actions) }
+            if !retry { headerSent = UInt8(clamping: Int(headerSent) + Int(result)) }
+            if headerSent < headerLength {
+                upstream.sendPending = true
+                sendingHeader = true
+                pendingOperations += 1
+                return actions.append(.sendHeader(offset: UInt32(headerSent), length: UInt32(headerLength - headerSent)))
+            }
+            if !upstream.queue.isEmpty {
+                sendHead(.upstream, &actions)
+            } else if upstream.state == .draining {
+                finish(.upstream, &actions)
+            }
+
         case .buffersAvailable(let direction):
             update(direction) { $0.waitingForBuffers = false }
             let pipe = pipe(direction)
@@ -201,8 +234,10 @@ public struct Tunnel: Sendable {
         for direction in Direction.allCases {
             var pipe = pipe(direction)
             pipe.waitingForBuffers = false
-            // The head of a direction with a send in flight stays until that send completes.
-            let inFlight = pipe.sendPending ? pipe.queue.head : nil
+            // The head of a direction with a send in flight stays until that send completes (unless what is
+            // in flight is the PROXY header, which is not in the queue).
+            let sendingBuffer = pipe.sendPending && !(direction == .upstream && sendingHeader)
+            let inFlight = sendingBuffer && !pipe.queue.isEmpty ? pipe.queue.head : nil
             if inFlight != nil { pipe.queue.removeHead() }
             while !pipe.queue.isEmpty { actions.append(.recycle(buffer: pipe.queue.removeHead())) }
             if let inFlight { pipe.queue.append(buffer: inFlight.buffer, length: inFlight.length) }

@@ -31,6 +31,8 @@ public enum TunnelEvent: Sendable, Equatable {
     case received(Direction, result: Int32, buffer: UInt16?, moreData: Bool)
     /// A send finished: the bytes sent, or a negated errno.
     case sent(Direction, result: Int32)
+    /// The send of (part of) the PROXY protocol header finished: the bytes sent, or a negated errno.
+    case headerSent(result: Int32)
     /// The buffer ring has buffers again, for a direction that was waiting for one.
     case buffersAvailable(Direction)
     /// Nothing moved for the idle timeout.
@@ -55,6 +57,8 @@ public enum TunnelAction: Sendable, Equatable {
     /// `IORING_OP_SEND` of `length` bytes of provided buffer `buffer`, starting at `offset`, on the
     /// direction's destination socket.
     case send(Direction, buffer: UInt16, offset: UInt32, length: UInt32)
+    /// `IORING_OP_SEND` of `length` bytes of the PROXY protocol header, from `offset`, to the backend.
+    case sendHeader(offset: UInt32, length: UInt32)
     /// Give a provided buffer back to the ring.
     case recycle(buffer: UInt16)
     /// `shutdown(SHUT_WR)` on the direction's destination: its source ended and every byte was sent.

@@ -2,69 +2,65 @@ import CURing
 import Glibc
 import Logging
 
-/// A listening socket owned by one worker, and the pool its clients are sent to.
-struct ListenerSocket: Sendable {
-    let fd: Int32
-    let pool: Int
-    let name: String
-}
-
 /// Everything a worker thread needs to build its `Worker`.
 struct WorkerSetup: Sendable {
     let index: Int
-    let config: ProxyConfig
-    let listeners: [ListenerSocket]
-    let pools: [BackendPool]
+    let plan: RuntimePlan
+    let table: BackendTable
     let counters: WorkerCounters
-    let control: WorkerControl
+    let control: ControlChannel
     let logger: Logger
+    /// Connections a multishot accept may post before a cancel takes effect (the listen backlog).
+    let acceptBurst: Int
 }
 
 /// One data-plane thread: its own io_uring, provided-buffer ring, listening sockets and connection table.
-/// Workers share nothing on the hot path but the backend tables' atomics.
+/// Workers share nothing on the hot path but the backend table's atomics.
 ///
 /// Each loop turn: one `io_uring_submit_and_wait` (submits everything queued, waits for one completion),
 /// reap the completions in a batch, feed each to its tunnel's state machine, turn the resulting actions
 /// into submission entries, hand the freed buffers back to the kernel in one publish.
+///
+/// The worker is split by concern over several files: accepting (`Worker+Accept`), backends
+/// (`Worker+Backends`), plans and phases (`Worker+Control`).
 struct Worker: ~Copyable {
     static let tickInterval = Duration.milliseconds(250)
-    /// Accepts kept in flight per listener (each bounded by free connection slots).
-    static let acceptDepth = 8
     static let completionBatch = 512
 
     let index: Int
-    private var ring: IORing
-    private var buffers: BufferRing
-    private var table: ConnectionTable
-    private var wheel: TimerWheel
+    var ring: IORing
+    var buffers: BufferRing
+    var table: ConnectionTable
+    var wheel: TimerWheel
     /// Tunnels whose recv found the buffer ring empty, re-armed when buffers come back.
-    private var starved = SlotList(\.starvedLinks)
-    private var listeners: [ListenerState]
-    private var pendingAccepts = 0
-    private var acceptPaused = false
-    private var terminating = false
-    private let pools: [BackendPool]
-    private let shards: [BackendShard]
-    private let balancer = WeightedRandom()
-    private var random = FastRandom()
-    private let retries: Int
-    private let counters: WorkerCounters
-    private let control: WorkerControl
-    private let logger: Logger
-    private var logs = WorkerLogs()
+    var starved = SlotList(\.starvedLinks)
+    /// The configuration being run. A connection's `listener` is an index into `plan.listeners`, which
+    /// leads to its pool and (in `strategies`) its balancing strategy.
+    var plan: RuntimePlan
+    /// The listening sockets still accepting (none once draining), with their accept state.
+    var listeners: [ListenerState]
+    /// Listeners a reload removed or a drain closed, kept until their accepts are cancelled.
+    var retiring: [ListenerState] = []
+    /// One balancing strategy per listener of `plan` (its state is this worker's own).
+    var strategies: [any SelectionStrategy]
+    var phase = ControlChannel.Phase.running
+    var acceptPaused = false
+    let acceptBurst: Int
+    let backendTable: BackendTable
+    let shard: BackendShard
+    var random = FastRandom()
+    let counters: WorkerCounters
+    let control: ControlChannel
+    let logger: Logger
+    var logs = WorkerLogs()
     /// Memory the kernel reads or writes on our behalf: it must not move.
-    private let completions: UnsafeMutablePointer<Completion>
-    private let connectTimeout: UnsafeMutablePointer<__kernel_timespec>
-    private let tickTimeout: UnsafeMutablePointer<__kernel_timespec>
-    private let controlBuffer: UnsafeMutablePointer<UInt64>
-
-    private struct ListenerState {
-        let socket: ListenerSocket
-        var pendingAccepts = 0
-    }
+    let completions: UnsafeMutablePointer<Completion>
+    let connectTimeout: UnsafeMutablePointer<__kernel_timespec>
+    let tickTimeout: UnsafeMutablePointer<__kernel_timespec>
+    let controlBuffer: UnsafeMutablePointer<UInt64>
 
     init(_ setup: WorkerSetup) throws(RingError) {
-        let config = setup.config
+        let config = setup.plan.config
         let ring = try IORing(entries: UInt32(config.ringSize), sqpoll: config.sqpoll)
         let buffers = try BufferRing(
             registeringWith: ring, group: 0, count: UInt32(config.buffersPerWorker), size: UInt32(config.bufferSize))
@@ -72,14 +68,13 @@ struct Worker: ~Copyable {
         self.buffers = buffers
         index = setup.index
         table = ConnectionTable(capacity: config.connectionsPerWorker)
-        let tickNanoseconds = Self.tickInterval.milliseconds * 1_000_000
-        wheel = TimerWheel(idleTicks: config.idleTimeout.map { timeout in
-            UInt32(clamping: max(1, (timeout.milliseconds * 1_000_000 + tickNanoseconds - 1) / tickNanoseconds))
-        })
-        listeners = setup.listeners.map { ListenerState(socket: $0) }
-        pools = setup.pools
-        shards = setup.pools.map { $0.table.shard(setup.index) }
-        retries = config.retries
+        wheel = TimerWheel(idleTicks: Self.idleTicks(config.idleTimeout))
+        plan = setup.plan
+        listeners = setup.plan.listeners.map { ListenerState(id: $0.id, fd: $0.sockets[setup.index]) }
+        strategies = setup.plan.listeners.map { $0.pool.algorithm.makeStrategy(for: $0.pool) }
+        acceptBurst = setup.acceptBurst
+        backendTable = setup.table
+        shard = setup.table.shard(setup.index)
         counters = setup.counters
         control = setup.control
         logger = setup.logger
@@ -93,7 +88,8 @@ struct Worker: ~Copyable {
     }
 
     deinit {
-        for listener in listeners { Glibc.close(listener.socket.fd) }
+        for listener in listeners { Glibc.close(listener.fd) }
+        for listener in retiring { Glibc.close(listener.fd) }
         completions.deallocate()
         connectTimeout.deallocate()
         tickTimeout.deallocate()
@@ -103,12 +99,13 @@ struct Worker: ~Copyable {
     /// How the ring was set up, for the start-up log.
     var ringDescription: String { ring.setupDescription }
 
-    /// Runs until terminated and every connection is closed.
+    /// Runs until told to drain or terminate and every connection is closed.
     mutating func run() {
+        control.acknowledge(plan.generation)
         armControl()
         armTick()
         armAccepts()
-        while !(terminating && table.active == 0 && pendingAccepts == 0) {
+        while !isFinished {
             ring.submitAndWait(1)
             let count = ring.reapCompletions(into: completions, capacity: Self.completionBatch)
             for index in 0..<count { dispatch(completions[index]) }
@@ -119,16 +116,20 @@ struct Worker: ~Copyable {
         ring.submit()
     }
 
+    private var isFinished: Bool {
+        phase != .running && table.active == 0 && listeners.isEmpty && retiring.isEmpty
+    }
+
     // MARK: - Completions
 
     private mutating func dispatch(_ completion: Completion) {
         guard let kind = completion.userData.kind else { return }
         switch kind {
-        case .accept: acceptCompleted(listener: Int(completion.userData.slot), result: completion.result)
+        case .accept: acceptCompleted(completion)
         case .tick: tickCompleted()
         case .control: controlCompleted()
-        case .connect, .connectTimeout, .recv, .send: tunnelCompleted(kind, completion)
-        case .cancel, .close, .shutdown: break  // posted only on failure, and there is nothing left to undo
+        case .connect, .connectTimeout, .recv, .send, .sendHeader: tunnelCompleted(kind, completion)
+        case .cancel, .close, .shutdown, .check: break  // posted only on failure, and there is nothing left to undo
         }
     }
 
@@ -151,6 +152,8 @@ struct Worker: ~Copyable {
         case .recv:
             handle(slot, .received(
                 direction, result: completion.result, buffer: completion.bufferID, moreData: completion.socketHasMoreData))
+        case .sendHeader:
+            handle(slot, .headerSent(result: completion.result))
         default:
             if completion.result > 0 { countBytes(Int(completion.result), direction, connection) }
             handle(slot, .sent(direction, result: completion.result))
@@ -158,9 +161,8 @@ struct Worker: ~Copyable {
     }
 
     private func countBytes(_ bytes: Int, _ direction: Direction, _ connection: UnsafeMutablePointer<Connection>) {
-        let backend = Int(connection.pointee.backend)
-        guard backend >= 0 else { return }
-        let shard = shards[listeners[Int(connection.pointee.listener)].socket.pool]
+        let backend = connection.pointee.backend
+        guard backend.rawValue >= 0 else { return }
         if direction == .upstream {
             shard.add(bytes, to: .bytesToBackend, backend: backend)
             counters.add(bytes, .bytesUpstream)
@@ -171,7 +173,7 @@ struct Worker: ~Copyable {
     }
 
     /// Feeds one event to a tunnel and carries out what it decides.
-    private mutating func handle(_ slot: UInt32, _ event: TunnelEvent) {
+    mutating func handle(_ slot: UInt32, _ event: TunnelEvent) {
         var actions = TunnelActions()
         table[slot].pointee.tunnel.handle(event, into: &actions)
         for index in 0..<actions.count { perform(actions[index], slot) }
@@ -183,7 +185,7 @@ struct Worker: ~Copyable {
         case .connect:
             startConnect(slot)
         case .connected:
-            break
+            connected(slot)
         case .connectFailed(let error):
             connectFailed(slot, error: error)
         case .closeBackend:
@@ -198,6 +200,10 @@ struct Worker: ~Copyable {
             ring.send(
                 to: connection.pointee.fd(direction.destination), bytes: buffers.bytes(of: buffer) + Int(offset),
                 length: length, userData: userData(.send, slot, direction))
+        case .sendHeader(let offset, let length):
+            ring.send(
+                to: connection.pointee.backendFD, bytes: table.header(of: slot) + Int(offset), length: length,
+                userData: userData(.sendHeader, slot, .upstream))
         case .recycle(let buffer):
             buffers.recycle(buffer)
         case .shutdownWrite(let direction):
@@ -238,149 +244,6 @@ struct Worker: ~Copyable {
         }
     }
 
-    // MARK: - Backends
-
-    private mutating func startConnect(_ slot: UInt32) {
-        let connection = table[slot]
-        let poolIndex = listeners[Int(connection.pointee.listener)].socket.pool
-        let pool = pools[poolIndex]
-        guard let backend = balancer.pick(from: pool, excluding: connection.pointee.tried, random: &random) else {
-            counters.add(1, .noBackend)
-            let listener = listeners[Int(connection.pointee.listener)].socket.name
-            logs.noBackend.log(logger, .warning, now: wheel.now, "no backend left to try; closing client",
-                               metadata: ["listener": "\(listener)", "tried": "\(connection.pointee.tried.count)"])
-            return handle(slot, .connectUnavailable)
-        }
-        let fd = Socket.openStream(family: pool.family(of: backend))
-        guard fd >= 0 else {
-            counters.add(1, .backendSocketErrors)
-            logs.backendSocket.log(logger, .warning, now: wheel.now, "cannot open a socket to a backend; closing client",
-                                   metadata: ["error": "\(Self.describe(errno: -fd))"])
-            return handle(slot, .connectUnavailable)
-        }
-        connection.pointee.backendFD = fd
-        connection.pointee.backend = Int32(backend)
-        connection.pointee.tried.insert(backend)
-        shards[poolIndex].add(1, to: .active, backend: backend)
-        shards[poolIndex].add(1, to: .total, backend: backend)
-        let generation = connection.pointee.generation
-        ring.connect(
-            fd, to: pool.sockaddr(of: backend), length: pool.addressLength(of: backend), timeout: connectTimeout,
-            userData: UserData(.connect, slot: slot, generation: generation),
-            timeoutUserData: UserData(.connectTimeout, slot: slot, generation: generation))
-        handle(slot, .connectSubmitted)
-    }
-
-    private mutating func connectFailed(_ slot: UInt32, error: Int32) {
-        let connection = table[slot]
-        let backend = Int(connection.pointee.backend)
-        let poolIndex = listeners[Int(connection.pointee.listener)].socket.pool
-        shards[poolIndex].add(1, to: .connectFailures, backend: backend)
-        counters.add(1, .connectFailures)
-        let reason = error == -ECANCELED ? "timed out" : Self.describe(errno: -error)
-        let name = pools[poolIndex].backends[backend].name
-        if connection.pointee.tunnel.phase == .connecting {
-            logger.debug("connect failed; trying another backend", metadata: ["backend": "\(name)", "error": "\(reason)"])
-        } else {
-            logs.connectGaveUp.log(logger, .warning, now: wheel.now, "no backend reachable; closing client",
-                                   metadata: ["last_backend": "\(name)", "error": "\(reason)",
-                                              "attempts": "\(connection.pointee.tried.count)"])
-        }
-    }
-
-    private func releaseBackend(_ connection: UnsafeMutablePointer<Connection>) {
-        let backend = Int(connection.pointee.backend)
-        guard backend >= 0 else { return }
-        shards[listeners[Int(connection.pointee.listener)].socket.pool].add(-1, to: .active, backend: backend)
-        connection.pointee.backend = -1
-    }
-
-    // MARK: - Accepting
-
-    /// Keeps accepts in flight on every listener, never more than there are free connection slots: at the
-    /// limit nothing is accepted, and new clients wait in the kernel's backlog instead of being dropped.
-    /// (Multishot accept cannot be paused this exactly: the kernel drains the whole backlog in one go.)
-    private mutating func armAccepts() {
-        guard !terminating, !acceptPaused else { return }
-        var room = table.capacity - table.active - pendingAccepts
-        for index in listeners.indices {
-            while room > 0 && listeners[index].pendingAccepts < Self.acceptDepth {
-                ring.accept(listener: listeners[index].socket.fd, userData: UserData(.accept, slot: UInt32(index)))
-                listeners[index].pendingAccepts += 1
-                pendingAccepts += 1
-                room -= 1
-            }
-        }
-    }
-
-    private mutating func acceptCompleted(listener: Int, result: Int32) {
-        listeners[listener].pendingAccepts -= 1
-        pendingAccepts -= 1
-        guard result >= 0 else { return acceptFailed(errno: -result) }
-        guard !terminating, let slot = table.open(client: result, listener: UInt16(listener), retries: retries, now: wheel.now) else {
-            Glibc.close(result)
-            return
-        }
-        wheel.schedule(slot, in: table)
-        counters.add(1, .accepted)
-        handle(slot, .start)
-    }
-
-    private mutating func acceptFailed(errno error: Int32) {
-        switch error {
-        case ECANCELED:
-            return
-        case EMFILE, ENFILE, ENOBUFS, ENOMEM:
-            // Out of descriptors or memory: stop accepting until the next tick; the backlog holds clients.
-            counters.add(1, .acceptErrors)
-            acceptPaused = true
-            logs.acceptFailure.log(logger, .warning, now: wheel.now, "accept failed; pausing accepts for \(Self.tickInterval)",
-                                   metadata: ["error": "\(Self.describe(errno: error))",
-                                              "hint": "raise the open-files limit (ulimit -n, LimitNOFILE=) or lower --max-connections"])
-        default:
-            // The client went away before we accepted it (ECONNABORTED) and the like: nothing to do.
-            counters.add(1, .acceptErrors)
-            logger.debug("accept failed", metadata: ["error": "\(Self.describe(errno: error))"])
-        }
-    }
-
-    // MARK: - Timer and control
-
-    private mutating func armTick() {
-        ring.timeout(tickTimeout, userData: UserData(.tick, slot: 0))
-    }
-
-    private mutating func tickCompleted() {
-        armTick()
-        acceptPaused = false
-        wheel.advance()
-        // Each expired slot is handled before the next is looked at, and handling one touches no other.
-        while let slot = wheel.popExpired(in: table) {
-            counters.add(1, .idleTimeouts)
-            handle(slot, .idleTimeout)
-        }
-    }
-
-    private mutating func armControl() {
-        ring.read(control.eventFD, into: controlBuffer, length: 8, userData: UserData(.control, slot: 0))
-    }
-
-    private mutating func controlCompleted() {
-        switch control.current {
-        case .run:
-            armControl()
-        case .terminate:
-            guard !terminating else { return }
-            terminating = true
-            for listener in listeners where listener.pendingAccepts > 0 {
-                ring.cancelAll(on: listener.socket.fd, userData: UserData(.cancel, slot: 0))
-            }
-            for slot in 0..<table.highWater where table[slot].pointee.tunnel.phase != .closed {
-                handle(slot, .terminate)
-            }
-        }
-    }
-
     private func publishCounters(completions: Int) {
         counters.set(table.active, .active)
         counters.add(completions, .completions)
@@ -391,6 +254,13 @@ struct Worker: ~Copyable {
     static func timespec(_ duration: Duration) -> __kernel_timespec {
         let (seconds, attoseconds) = duration.components
         return __kernel_timespec(tv_sec: seconds, tv_nsec: attoseconds / 1_000_000_000)
+    }
+
+    static func idleTicks(_ timeout: Duration?) -> UInt32? {
+        let tickNanoseconds = tickInterval.milliseconds * 1_000_000
+        return timeout.map { timeout in
+            UInt32(clamping: max(1, (timeout.milliseconds * 1_000_000 + tickNanoseconds - 1) / tickNanoseconds))
+        }
     }
 
     static func describe(errno: Int32) -> String {
@@ -404,6 +274,7 @@ struct WorkerLogs {
     var connectGaveUp = RateLimitedLog(intervalTicks: 4)
     var backendSocket = RateLimitedLog(intervalTicks: 4)
     var acceptFailure = RateLimitedLog(intervalTicks: 4)
+    var acceptOverflow = RateLimitedLog(intervalTicks: 4)
 }
 
 /// The symbolic name of the errno values the data plane reports.

@@ -12,6 +12,15 @@ extension IORing {
         sqe.pointee.user_data = userData.rawValue
     }
 
+    /// Accepts connections on a listening socket until cancelled: one completion per connection, each with
+    /// `IORING_CQE_F_MORE` while it stays armed.
+    @inline(__always)
+    public mutating func acceptMultishot(listener fd: Int32, userData: UserData) {
+        let sqe = nextSubmission()
+        io_uring_prep_multishot_accept(sqe, fd, nil, nil, Int32(SOCK_CLOEXEC.rawValue))
+        sqe.pointee.user_data = userData.rawValue
+    }
+
     /// Receives into a buffer the kernel picks from provided-buffer group `group`.
     /// `pollFirst` skips the first non-blocking attempt when the socket is known to be empty.
     @inline(__always)

@@ -10,12 +10,17 @@ public enum OperationKind: UInt8, Sendable {
     case close
     case tick
     case control
+    /// The send of a PROXY protocol header.
+    case sendHeader
+    /// A health check's connect.
+    case check
 }
 
 /// The 64-bit `user_data` of one operation: its kind, the connection slot it belongs to, and the slot's
 /// generation, so a completion that arrives after its slot was reused is recognised as stale.
 ///
-/// Layout: `kind:8 | direction:1 | generation:23 | slot:32`.
+/// Layout: `kind:8 | direction:1 | generation:23 | slot:32`. Accepts use the direction bit to mark a
+/// multishot accept and the slot for the listener's id.
 public struct UserData: RawRepresentable, Hashable, Sendable {
     public let rawValue: UInt64
 

@@ -7,7 +7,14 @@ final class ProxyHarness {
     let proxy: Proxy
     var address: SocketAddress { proxy.listenAddresses[0] }
     var counters: [WorkerCounters] { proxy.counters }
-    var table: BackendTable { proxy.pools[0].table }
+    var table: BackendTable { proxy.table }
+    /// The pool of the first listener.
+    var pool: BackendPool { proxy.plan.pools[0] }
+
+    /// A counter of the first pool's `member`-th backend, summed over the workers.
+    func backendCount(_ counter: BackendTable.Counter, _ member: Int) -> Int {
+        proxy.table.sum(counter, backend: pool.members[member].id)
+    }
 
     /// `configure` adjusts the settings (threads, timeouts, limits) before validation.
     init(backends: [(SocketAddress, weight: Int)], configure: (inout ProxySettings) -> Void = { _ in }) throws {

@@ -1,0 +1,183 @@
+import CURing
+import Glibc
+
+/// Whether a backend takes new connections.
+public enum HealthState: Int, Sendable, CustomStringConvertible {
+    case up = 0
+    /// Marked down by failures; passive health lets one trial connection through after `failTimeout`.
+    case down = 1
+    /// Down, with one trial connection in flight that decides.
+    case trial = 2
+
+    public var description: String {
+        switch self {
+        case .up: "up"
+        case .down: "down"
+        case .trial: "trial"
+        }
+    }
+}
+
+/// How failures take a backend out of rotation and how it comes back.
+public struct HealthPolicy: Sendable, Equatable {
+    /// Consecutive connect failures that mark a backend down (passive health); 0 turns it off.
+    public var failThreshold: Int
+    /// How long a backend marked down by connect failures waits before one trial connection decides.
+    public var failTimeout: Duration
+    /// Active checks, when configured, alone bring a down backend back up (after `rise` passes).
+    public var checks: HealthChecks?
+
+    public init(failThreshold: Int, failTimeout: Duration, checks: HealthChecks? = nil) {
+        self.failThreshold = failThreshold
+        self.failTimeout = failTimeout
+        self.checks = checks
+    }
+
+    public static let defaultFailThreshold = 3
+    public static let defaultFailTimeout = Duration.seconds(10)
+}
+
+/// Active health checks: a TCP connect to each backend every `interval`.
+public struct HealthChecks: Sendable, Equatable {
+    public var interval: Duration
+    public var timeout: Duration
+    /// Consecutive passes that bring a down backend up.
+    public var rise: Int
+    /// Consecutive failures that take an up backend down.
+    public var fall: Int
+
+    public init(interval: Duration, timeout: Duration, rise: Int, fall: Int) {
+        self.interval = interval
+        self.timeout = timeout
+        self.rise = rise
+        self.fall = fall
+    }
+}
+
+/// A change of health state, for the log line that reports it.
+public struct HealthTransition: Sendable, Equatable {
+    public let to: HealthState
+    public let reason: String
+}
+
+/// One backend's shared health words in the `BackendTable` header: every worker and the health checker read
+/// and update them with atomics, and only on connect outcomes and checks, never per packet.
+public struct BackendHealth: @unchecked Sendable {
+    private let words: UnsafeMutablePointer<Int>
+
+    init(words: UnsafeMutablePointer<Int>) { self.words = words }
+
+    @inline(__always)
+    private func word(_ name: BackendTable.HeaderWord) -> UnsafeMutablePointer<Int> { words + name.rawValue }
+
+    public var state: HealthState { HealthState(rawValue: curing_load_acquire(word(.healthState))) ?? .up }
+    public var consecutiveFailures: Int { curing_load_relaxed(word(.consecutiveFailures)) }
+    /// Times the state changed.
+    public var stateChanges: Int { curing_load_relaxed(word(.stateChanges)) }
+    /// Connections holding a slot of the backend's `max_connections`.
+    public var reserved: Int { curing_load_relaxed(word(.reserved)) }
+
+    /// Whether a new connection may go to this backend now (without claiming anything).
+    @inline(__always)
+    public func isAvailable(now: Int64, policy: HealthPolicy) -> Bool {
+        switch state {
+        case .up: true
+        case .down: policy.checks == nil && now >= Int64(curing_load_relaxed(word(.downUntil)))
+        case .trial: false
+        }
+    }
+
+    /// Takes the backend for one connection: true when it is up, or when this connection becomes the trial
+    /// of a down backend whose timeout has passed (`isTrial` then tells the caller to report the outcome).
+    @inline(__always)
+    public func claim(now: Int64, policy: HealthPolicy, isTrial: inout Bool) -> Bool {
+        switch state {
+        case .up:
+            isTrial = false
+            return true
+        case .down:
+            guard policy.checks == nil, now >= Int64(curing_load_relaxed(word(.downUntil))) else { return false }
+            isTrial = curing_compare_exchange(word(.healthState), HealthState.down.rawValue, HealthState.trial.rawValue) != 0
+            return isTrial
+        case .trial:
+            return false
+        }
+    }
+
+    /// A connect to the backend failed. Returns the transition when this failure changed the state.
+    public func recordConnectFailure(now: Int64, wasTrial: Bool, policy: HealthPolicy) -> HealthTransition? {
+        let failures = curing_fetch_add(word(.consecutiveFailures), 1) + 1
+        if wasTrial {
+            markDown(from: .trial, until: now + policy.failTimeout.milliseconds, now: now)
+            return HealthTransition(to: .down, reason: "trial connection failed")
+        }
+        guard policy.failThreshold > 0, failures >= policy.failThreshold,
+              markDown(from: .up, until: policy.checks == nil ? now + policy.failTimeout.milliseconds : .max, now: now)
+        else { return nil }
+        return HealthTransition(to: .down, reason: "\(failures) consecutive connect failures")
+    }
+
+    /// A connect to the backend succeeded.
+    public func recordConnectSuccess(wasTrial: Bool, now: Int64) -> HealthTransition? {
+        if curing_load_relaxed(word(.consecutiveFailures)) != 0 { curing_store_relaxed(word(.consecutiveFailures), 0) }
+        guard wasTrial, change(from: .trial, to: .up, now: now) else { return nil }
+        return HealthTransition(to: .up, reason: "trial connection succeeded")
+    }
+
+    /// The trial connection ended before its connect did (the proxy is stopping): let a later one try.
+    public func abandonTrial(now: Int64) {
+        markDown(from: .trial, until: now, now: now)
+    }
+
+    /// The outcome of one active check. Returns the transition when it changed the state.
+    public func recordCheck(passed: Bool, checks: HealthChecks, now: Int64) -> HealthTransition? {
+        if passed {
+            curing_store_relaxed(word(.checkFailures), 0)
+            let passes = curing_fetch_add(word(.checkSuccesses), 1) + 1
+            guard passes >= checks.rise, state != .up else { return nil }
+            curing_store_relaxed(word(.consecutiveFailures), 0)
+            guard change(from: state, to: .up, now: now) else { return nil }
+            return HealthTransition(to: .up, reason: "\(passes) consecutive health checks passed")
+        }
+        curing_store_relaxed(word(.checkSuccesses), 0)
+        let failures = curing_fetch_add(word(.checkFailures), 1) + 1
+        guard failures >= checks.fall, markDown(from: .up, until: .max, now: now) else { return nil }
+        return HealthTransition(to: .down, reason: "\(failures) consecutive health checks failed")
+    }
+
+    /// Holds one of the backend's `limit` connection slots; false when all are taken.
+    @inline(__always)
+    public func reserve(limit: Int) -> Bool {
+        while true {
+            let taken = curing_load_relaxed(word(.reserved))
+            guard taken < limit else { return false }
+            if curing_compare_exchange(word(.reserved), taken, taken + 1) != 0 { return true }
+        }
+    }
+
+    @inline(__always)
+    public func unreserve() { _ = curing_fetch_add(word(.reserved), -1) }
+
+    @discardableResult
+    private func markDown(from old: HealthState, until deadline: Int64, now: Int64) -> Bool {
+        // The deadline is published before the state, so whoever sees "down" sees its deadline too. Two
+        // threads racing here write deadlines a moment apart; either is right.
+        curing_store_relaxed(word(.downUntil), Int(deadline))
+        return change(from: old, to: .down, now: now)
+    }
+
+    private func change(from old: HealthState, to new: HealthState, now: Int64) -> Bool {
+        guard curing_compare_exchange(word(.healthState), old.rawValue, new.rawValue) != 0 else { return false }
+        _ = curing_fetch_add(word(.stateChanges), 1)
+        curing_store_relaxed(word(.lastChange), Int(now))
+        return true
+    }
+}
+
+/// Milliseconds on a coarse monotonic clock (a vDSO read, no system call): health deadlines and timers.
+@inline(__always)
+public func monotonicMilliseconds() -> Int64 {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &now)
+    return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
+}

@@ -1,0 +1,181 @@
+import CURing
+import Glibc
+import Logging
+
+/// Active health checks: every `interval`, a TCP connect to each backend, bounded by `timeout`, all driven
+/// by one small io_uring on a thread of its own (no thread, and no blocking call, per check). `rise`
+/// consecutive passes bring a down backend up; `fall` consecutive failures take an up one down.
+final class HealthChecker: @unchecked Sendable {
+    private let control: ControlChannel
+    private var thread = pthread_t()
+
+    init?(plan: RuntimePlan, table: BackendTable, logger: Logger) {
+        guard let control = try? ControlChannel(plan: plan) else {
+            logger.error("cannot start the health checker: no eventfd")
+            return nil
+        }
+        self.control = control
+        let started = WorkerThread.start(name: "ringproxy-health", cpu: nil) {
+            do throws(RingError) {
+                var loop = try HealthCheckLoop(control: control, table: table, logger: logger)
+                loop.run()
+            } catch {
+                logger.error("health checks are off: \(RingAvailability.explain(error))")
+            }
+        }
+        guard case .success(let thread) = started else { return nil }
+        self.thread = thread
+    }
+
+    func publish(_ plan: RuntimePlan) { control.publish(plan) }
+
+    func stop() {
+        control.enter(.terminating)
+        WorkerThread.join(thread)
+    }
+}
+
+/// The checker's ring and the checks in flight.
+private struct HealthCheckLoop: ~Copyable {
+    private struct Target {
+        let id: BackendID
+        let name: String
+        let address: SocketAddress
+    }
+
+    private var ring: IORing
+    private let control: ControlChannel
+    private let table: BackendTable
+    private let logger: Logger
+    private var plan: RuntimePlan
+    private var targets: [Target] = []
+    /// The targets' addresses, where their connects point until submitted.
+    private var addresses = UnsafeMutablePointer<sockaddr_storage>.allocate(capacity: 1)
+    /// Targets (of the current plan) with a check in flight.
+    private var busy = Set<Int>()
+    /// The socket of each check in flight, by the user data of its connect (checks of an older plan too).
+    private var inFlight: [UInt64: Int32] = [:]
+    /// Bumped with each plan, so that a check of an older plan is not counted against the new targets.
+    private var epoch: UInt32 = 0
+    private let completions = UnsafeMutablePointer<Completion>.allocate(capacity: 64)
+    private let interval = UnsafeMutablePointer<__kernel_timespec>.allocate(capacity: 1)
+    private let timeout = UnsafeMutablePointer<__kernel_timespec>.allocate(capacity: 1)
+    private let controlBuffer = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
+    private var terminating = false
+
+    init(control: ControlChannel, table: BackendTable, logger: Logger) throws(RingError) {
+        ring = try IORing(entries: 256)
+        self.control = control
+        self.table = table
+        self.logger = logger
+        plan = control.read().plan
+        interval.initialize(to: __kernel_timespec())
+        timeout.initialize(to: __kernel_timespec())
+        controlBuffer.initialize(to: 0)
+        adopt(plan)
+    }
+
+    deinit {
+        for fd in inFlight.values { Glibc.close(fd) }
+        addresses.deallocate()
+        completions.deallocate()
+        interval.deallocate()
+        timeout.deallocate()
+        controlBuffer.deallocate()
+    }
+
+    mutating func run() {
+        ring.read(control.eventFD, into: controlBuffer, length: 8, userData: UserData(.control, slot: 0))
+        armTick()
+        while !terminating {
+            ring.submitAndWait(1)
+            let count = ring.reapCompletions(into: completions, capacity: 64)
+            for index in 0..<count { handle(completions[index]) }
+        }
+    }
+
+    private mutating func handle(_ completion: Completion) {
+        switch completion.userData.kind {
+        case .control:
+            let (newPlan, phase) = control.read()
+            if phase == .terminating { terminating = true; return }
+            ring.read(control.eventFD, into: controlBuffer, length: 8, userData: UserData(.control, slot: 0))
+            if newPlan.generation != plan.generation { adopt(newPlan) }
+            control.acknowledge(plan.generation)
+        case .tick:
+            armTick()
+            startRound()
+        case .check:
+            finish(completion)
+        default:
+            break
+        }
+    }
+
+    private mutating func adopt(_ newPlan: RuntimePlan) {
+        plan = newPlan
+        epoch = (epoch &+ 1) & UserData.generationMask
+        busy = []
+        var seen = Set<BackendID>()
+        targets = newPlan.listeners.flatMap { listener in
+            listener.pool.members.compactMap { member in
+                seen.insert(member.id).inserted ? Target(id: member.id, name: "\(listener.name)/\(member.name)", address: member.address) : nil
+            }
+        }
+        // Checks of the old plan still in flight point at the old addresses until they complete; they were
+        // submitted already, and the kernel copied their addresses then.
+        addresses.deallocate()
+        addresses = .allocate(capacity: max(1, targets.count))
+        for (index, target) in targets.enumerated() {
+            (addresses + index).initialize(to: sockaddr_storage())
+            target.address.withSockaddr { address, length in
+                UnsafeMutableRawPointer(addresses + index).copyMemory(from: address, byteCount: Int(length))
+            }
+        }
+        if let checks = newPlan.config.health.checks {
+            interval.pointee = Worker.timespec(checks.interval)
+            timeout.pointee = Worker.timespec(checks.timeout)
+        }
+    }
+
+    private mutating func armTick() {
+        guard plan.config.health.checks != nil else {
+            // No checks configured: look again in a second (a reload may turn them on).
+            interval.pointee = Worker.timespec(.seconds(1))
+            ring.timeout(interval, userData: UserData(.tick, slot: 0))
+            return
+        }
+        ring.timeout(interval, userData: UserData(.tick, slot: 0))
+    }
+
+    /// One check per backend, except those whose previous check is still in flight.
+    private mutating func startRound() {
+        guard plan.config.health.checks != nil else { return }
+        for (index, target) in targets.enumerated() where !busy.contains(index) {
+            let fd = Socket.openStream(family: target.address.family)
+            guard fd >= 0 else { continue }
+            let key = UserData(.check, slot: UInt32(index), generation: epoch)
+            inFlight[key.rawValue] = fd
+            busy.insert(index)
+            ring.connect(
+                fd, to: UnsafeRawPointer(addresses + index).assumingMemoryBound(to: sockaddr.self), length: target.address.length,
+                timeout: timeout, userData: key, timeoutUserData: UserData(.connectTimeout, slot: UInt32(index)))
+        }
+    }
+
+    private mutating func finish(_ completion: Completion) {
+        guard let fd = inFlight.removeValue(forKey: completion.userData.rawValue) else { return }
+        Glibc.close(fd)
+        let index = Int(completion.userData.slot)
+        guard completion.userData.generation == epoch, let checks = plan.config.health.checks else { return }
+        busy.remove(index)
+        let target = targets[index]
+        let passed = completion.result == 0
+        if let change = table.health(of: target.id).recordCheck(passed: passed, checks: checks, now: monotonicMilliseconds()) {
+            let error = passed ? "" : completion.result == -ECANCELED ? "timed out" : Worker.describe(errno: -completion.result)
+            logger.info("backend \(change.to)", metadata: [
+                "backend": "\(target.name)", "reason": "\(change.reason)\(error.isEmpty ? "" : ": \(error)")",
+            ])
+        }
+    }
+}

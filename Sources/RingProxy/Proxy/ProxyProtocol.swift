@@ -1,0 +1,43 @@
+import Glibc
+
+/// The PROXY protocol (HAProxy's), which tells a backend the real client address: a header sent to the
+/// backend before any payload. nginx (`listen ... proxy_protocol`), HAProxy (`accept-proxy`) and most
+/// servers that sit behind load balancers read it.
+public enum ProxyProtocolVersion: String, CaseIterable, Sendable {
+    /// Text: `PROXY TCP4 192.0.2.1 198.51.100.7 51234 443\r\n`.
+    case v1
+    /// Binary: a 12-byte signature, version/command, family, length, then the addresses.
+    case v2
+
+    /// Room for the longest header of either version (v1 over IPv6 is 104 bytes).
+    public static let maximumHeaderLength = 108
+
+    static let v2Signature: [UInt8] = [0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A]
+
+    /// Writes the header for a connection from `source` (the client) to `destination` (the address it
+    /// reached) into `buffer`, which holds at least `maximumHeaderLength` bytes. Returns the length.
+    public func writeHeader(source: SocketAddress, destination: SocketAddress, into buffer: UnsafeMutableRawPointer) -> Int {
+        switch self {
+        case .v1:
+            let family = source.family == AF_INET6 ? "TCP6" : "TCP4"
+            let text = "PROXY \(family) \(source.host) \(destination.host) \(source.port) \(destination.port)\r\n"
+            let bytes = Array(text.utf8)
+            buffer.copyMemory(from: bytes, byteCount: bytes.count)
+            return bytes.count
+        case .v2:
+            var header = Self.v2Signature
+            header.append(0x21)  // version 2, command PROXY
+            let isV6 = source.family == AF_INET6
+            header.append(isV6 ? 0x21 : 0x11)  // TCP over IPv6 or IPv4
+            let addressLength: UInt16 = isV6 ? 36 : 12
+            header.append(UInt8(addressLength >> 8))
+            header.append(UInt8(addressLength & 0xFF))
+            header += source.addressBytes
+            header += destination.addressBytes
+            header += [UInt8(source.port >> 8), UInt8(source.port & 0xFF)]
+            header += [UInt8(destination.port >> 8), UInt8(destination.port & 0xFF)]
+            buffer.copyMemory(from: header, byteCount: header.count)
+            return header.count
+        }
+    }
+}

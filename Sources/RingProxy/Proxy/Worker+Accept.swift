@@ -1,0 +1,172 @@
+import CURing
+import Glibc
+import Logging
+
+/// A worker's listening socket for one listener, and the accepts it has in flight.
+struct ListenerState {
+    let id: UInt32
+    let fd: Int32
+    /// A multishot accept is armed.
+    var multishot = false
+    /// Its cancel was submitted (the worker is close to `--max-connections`, or stopping).
+    var multishotCancelled = false
+    /// Single-shot accepts in flight (used near the connection limit, where they can be counted exactly).
+    var singles = 0
+
+    init(id: UInt32, fd: Int32) {
+        self.id = id
+        self.fd = fd
+    }
+
+    var pendingAccepts: Int { (multishot ? 1 : 0) + singles }
+}
+
+/// Accepting: a multishot accept per listener while there is plenty of room; near `--max-connections`,
+/// exactly as many single-shot accepts as there are free slots, so at the limit nothing is accepted and
+/// dropped and new clients wait in the kernel's backlog.
+///
+/// A multishot accept cannot be paused exactly: between two loop turns it may post a completion for every
+/// connection in the backlog. So it stays armed only while more than a full backlog (`acceptBurst`) of slots
+/// is free per listener, and is cancelled below that.
+extension Worker {
+    /// Single-shot accepts kept in flight per listener near the limit.
+    static let singleAcceptDepth = 8
+
+    mutating func armAccepts() {
+        guard phase == .running, !acceptPaused else { return }
+        let free = table.capacity - table.active
+        if free > acceptBurst * listeners.count {
+            for index in listeners.indices where !listeners[index].multishot {
+                ring.acceptMultishot(listener: listeners[index].fd, userData: acceptUserData(listeners[index], multishot: true))
+                listeners[index].multishot = true
+                listeners[index].multishotCancelled = false
+            }
+            return
+        }
+        var room = free
+        for listener in listeners { room -= listener.singles + (listener.multishot ? acceptBurst : 0) }
+        for index in listeners.indices {
+            if listeners[index].multishot && !listeners[index].multishotCancelled {
+                ring.cancel(acceptUserData(listeners[index], multishot: true), userData: UserData(.cancel, slot: 0))
+                listeners[index].multishotCancelled = true
+            }
+            while room > 0 && listeners[index].singles < Self.singleAcceptDepth {
+                ring.accept(listener: listeners[index].fd, userData: acceptUserData(listeners[index], multishot: false))
+                listeners[index].singles += 1
+                room -= 1
+            }
+        }
+    }
+
+    private func acceptUserData(_ listener: ListenerState, multishot: Bool) -> UserData {
+        UserData(.accept, slot: listener.id, direction: multishot ? 1 : 0)
+    }
+
+    mutating func acceptCompleted(_ completion: Completion) {
+        let id = completion.userData.slot
+        let multishot = completion.userData.direction == 1
+        let stillArmed = multishot && completion.hasMore
+        var listenerIndex: Int?
+        if let index = listeners.firstIndex(where: { $0.id == id }) {
+            Self.settle(&listeners[index], multishot: multishot, stillArmed: stillArmed)
+            listenerIndex = index
+        }
+        if listenerIndex == nil,  let index = retiring.firstIndex(where: { $0.id == id }) {
+            Self.settle(&retiring[index], multishot: multishot, stillArmed: stillArmed)
+            if retiring[index].pendingAccepts == 0 {
+                Glibc.close(retiring[index].fd)
+                retiring.remove(at: index)
+            }
+        }
+        let result = completion.result
+        guard result >= 0 else { return acceptFailed(errno: -result, listener: listenerIndex, stillArmed: stillArmed) }
+        guard phase != .terminating, let route = plan.listeners.firstIndex(where: { $0.id == id }) else {
+            // Its listener was removed by a reload, or the proxy is closing everything.
+            Glibc.close(result)
+            return
+        }
+        admit(client: result, route: route)
+    }
+
+    private static func settle(_ listener: inout ListenerState, multishot: Bool, stillArmed: Bool) {
+        if multishot {
+            if !stillArmed {
+                listener.multishot = false
+                listener.multishotCancelled = false
+            }
+        } else {
+            listener.singles -= 1
+        }
+    }
+
+    /// Gives a client accepted on `plan.listeners[route]` a slot and starts its tunnel.
+    mutating func admit(client fd: Int32, route: Int) {
+        let retries = plan.config.retries
+        guard let slot = table.open(client: fd, listener: UInt16(route), tunnel: Tunnel(retries: retries), now: wheel.now) else {
+            // Cannot happen while accepts are bounded by free slots; counted and logged if it ever does.
+            Glibc.close(fd)
+            counters.add(1, .acceptOverflows)
+            logs.acceptOverflow.log(logger, .error, now: wheel.now, "accepted a client with no free connection slot; closed it",
+                                    metadata: ["max_connections_per_worker": "\(table.capacity)"])
+            return
+        }
+        let listener = plan.listeners[route]
+        if listener.pool.algorithm == .sourceHash || listener.sendProxy != nil, let peer = Socket.peerAddress(of: fd) {
+            // Only these pools need the client's address: one getpeername per connection, none otherwise.
+            table[slot].pointee.clientKey = stableHash(peer.addressBytes)
+            if let version = listener.sendProxy, let local = Socket.localAddress(of: fd) {
+                let length = version.writeHeader(source: peer, destination: local, into: table.header(of: slot))
+                table[slot].pointee.tunnel = Tunnel(retries: retries, proxyHeaderLength: length)
+            }
+        }
+        wheel.schedule(slot, in: table)
+        counters.add(1, .accepted)
+        handle(slot, .start)
+    }
+
+    private mutating func acceptFailed(errno error: Int32, listener: Int?, stillArmed: Bool) {
+        switch error {
+        case ECANCELED:
+            return
+        case EMFILE, ENFILE, ENOBUFS, ENOMEM:
+            // Out of descriptors or memory: stop accepting until the next tick; the backlog holds clients.
+            counters.add(1, .acceptErrors)
+            acceptPaused = true
+            if let listener, stillArmed, !listeners[listener].multishotCancelled {
+                ring.cancel(acceptUserData(listeners[listener], multishot: true), userData: UserData(.cancel, slot: 0))
+                listeners[listener].multishotCancelled = true
+            }
+            logs.acceptFailure.log(logger, .warning, now: wheel.now, "accept failed; pausing accepts for \(Self.tickInterval)",
+                                   metadata: ["error": "\(Self.describe(errno: error))",
+                                              "hint": "raise the open-files limit (ulimit -n, LimitNOFILE=) or lower --max-connections"])
+        default:
+            // The client went away before we accepted it (ECONNABORTED) and the like: nothing to do.
+            counters.add(1, .acceptErrors)
+            logger.debug("accept failed", metadata: ["error": "\(Self.describe(errno: error))"])
+        }
+    }
+
+    /// Stops accepting on `listener`: cancels its accepts and closes its socket once they are in. With
+    /// `takeBacklog`, the clients already waiting in its backlog are accepted first (a drain serves them
+    /// rather than letting the close reset them).
+    mutating func retire(_ listener: ListenerState, takeBacklog: Bool) {
+        if listener.pendingAccepts > 0 {
+            ring.cancelAll(on: listener.fd, userData: UserData(.cancel, slot: 0))
+            // Submitted now, so no accept completes behind the backlog loop below.
+            ring.submit()
+        }
+        if takeBacklog, let route = plan.listeners.firstIndex(where: { $0.id == listener.id }) {
+            var ready = pollfd(fd: listener.fd, events: Int16(POLLIN), revents: 0)
+            while poll(&ready, 1, 0) == 1 {
+                let client = curing_accept4(listener.fd, nil, nil, Int32(SOCK_CLOEXEC.rawValue))
+                guard client >= 0 else { break }
+                admit(client: client, route: route)
+            }
+        }
+        if listener.pendingAccepts > 0 {
+            retiring.append(listener)
+        } else {
+            Glibc.close(listener.fd)
+        }
+    }
+}

@@ -1,0 +1,74 @@
+import CURing
+import Glibc
+import Logging
+
+/// The worker's control: the periodic tick (idle timeouts, accept pauses), and the control channel through
+/// which reloads, drains and stops arrive on the ring.
+extension Worker {
+    mutating func armTick() {
+        ring.timeout(tickTimeout, userData: UserData(.tick, slot: 0))
+    }
+
+    mutating func tickCompleted() {
+        armTick()
+        acceptPaused = false
+        wheel.advance()
+        // Each expired slot is handled before the next is looked at, and handling one touches no other.
+        while let slot = wheel.popExpired(in: table) {
+            counters.add(1, .idleTimeouts)
+            handle(slot, .idleTimeout)
+        }
+    }
+
+    mutating func armControl() {
+        ring.read(control.eventFD, into: controlBuffer, length: 8, userData: UserData(.control, slot: 0))
+    }
+
+    mutating func controlCompleted() {
+        armControl()
+        let (newPlan, newPhase) = control.read()
+        if newPlan.generation != plan.generation { adopt(newPlan) }
+        if newPhase > phase { enter(newPhase) }
+        control.acknowledge(plan.generation)
+    }
+
+    /// Switches to a reloaded plan: new listeners start accepting, removed ones stop, every pool and timeout
+    /// is the new one for new connections. Open connections keep their backend.
+    private mutating func adopt(_ newPlan: RuntimePlan) {
+        let removed = listeners.filter { old in !newPlan.listeners.contains { $0.id == old.id } }
+        listeners = newPlan.listeners.map { listenerPlan in
+            listeners.first { $0.id == listenerPlan.id } ?? ListenerState(id: listenerPlan.id, fd: listenerPlan.sockets[index])
+        }
+        if phase != .running { listeners = [] }
+        for listener in removed { retire(listener, takeBacklog: false) }
+        // Connections name their listener by its index in the plan: carry them over to the new indices.
+        let newRoute: [UInt16] = plan.listeners.map { old in
+            newPlan.listeners.firstIndex { $0.id == old.id }.map(UInt16.init) ?? Connection.noListener
+        }
+        for slot in 0..<table.highWater where table[slot].pointee.tunnel.phase != .closed {
+            let old = Int(table[slot].pointee.listener)
+            table[slot].pointee.listener = old < newRoute.count ? newRoute[old] : Connection.noListener
+        }
+        strategies = newPlan.listeners.map { $0.pool.algorithm.makeStrategy(for: $0.pool) }
+        connectTimeout.pointee = Self.timespec(newPlan.config.connectTimeout)
+        let wasOff = wheel.idleTicks == nil
+        wheel.idleTicks = Self.idleTicks(newPlan.config.idleTimeout)
+        if wasOff && wheel.idleTicks != nil {
+            for slot in 0..<table.highWater where table[slot].pointee.tunnel.phase != .closed { wheel.schedule(slot, in: table) }
+        }
+        plan = newPlan
+    }
+
+    /// Draining: stop accepting (serving what already waits in the backlogs) and let connections finish.
+    /// Terminating: close every connection now.
+    private mutating func enter(_ newPhase: ControlChannel.Phase) {
+        phase = newPhase
+        let closing = listeners
+        for listener in closing { retire(listener, takeBacklog: newPhase == .draining) }
+        listeners = []
+        guard newPhase == .terminating else { return }
+        for slot in 0..<table.highWater where table[slot].pointee.tunnel.phase != .closed {
+            handle(slot, .terminate)
+        }
+    }
+}
