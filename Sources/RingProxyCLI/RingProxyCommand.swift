@@ -69,6 +69,30 @@ struct RingProxyCommand: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Let a kernel thread poll each ring's submission queue (IORING_SETUP_SQPOLL).")
     var sqpoll: Bool?
 
+    @Option(help: ArgumentHelp("Zero-copy sends (IORING_OP_SEND_ZC): on, off or auto (large sends only; default off).", valueName: "mode"))
+    var zerocopy: String?
+
+    @Option(help: ArgumentHelp("Balancing: weighted-random, round-robin, least-conn, p2c or source-hash (default p2c).", valueName: "algorithm"))
+    var balance: String?
+
+    @Option(help: ArgumentHelp("Send the PROXY protocol header to backends: v1, v2 or none (default none).", valueName: "version"))
+    var sendProxy: String?
+
+    @Option(help: ArgumentHelp("Serve /metrics, /healthz and /backends here (port, or host:port; host defaults to 127.0.0.1).", valueName: "address"))
+    var admin: String?
+
+    @Option(help: ArgumentHelp("On SIGTERM/SIGINT, let connections finish this long (default 30s).", valueName: "duration"))
+    var drainTimeout: String?
+
+    @Option(help: ArgumentHelp("Log a summary line this often (default off).", valueName: "duration"))
+    var reportInterval: String?
+
+    @Option(help: "Log format: text or json (default text).")
+    var logFormat: String?
+
+    @Flag(inversion: .prefixedNo, help: "Log one line per closed connection (default off).")
+    var accessLog: Bool?
+
     static func main() {
         let parsed: ParsableCommand
         do {
@@ -97,31 +121,19 @@ struct RingProxyCommand: ParsableCommand {
             print(summary(of: config))
             Glibc.exit(0)
         }
-        LoggingSystem.bootstrap { label in LineLogHandler(label: label, level: config.logLevel) }
+        LoggingSystem.bootstrap { label in LineLogHandler(label: label, level: config.logLevel, format: config.logFormat) }
         let logger = Logger(label: "ringproxy")
-        // Block the stop signals before any worker exists, so only this thread ever receives them.
-        var signals = sigset_t()
-        sigemptyset(&signals)
-        for signal in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&signals, signal) }
-        pthread_sigmask(SIG_BLOCK, &signals, nil)
+        Lifecycle.blockSignals()
         let proxy = Proxy(config: config, logger: logger)
         do {
             try proxy.start()
         } catch {
             Self.fail(error.description, status: 1)
         }
-        while true {
-            var received: Int32 = 0
-            sigwait(&signals, &received)
-            if received == SIGHUP {
-                logger.warning("SIGHUP received: reloading the configuration is not available in this version; restart to apply changes")
-                continue
-            }
-            logger.info("stopping", metadata: ["signal": "\(received == SIGINT ? "SIGINT" : "SIGTERM")"])
-            proxy.stop()
-            logger.info("stopped")
-            Glibc.exit(0)
-        }
+        let lifecycle = Lifecycle(proxy: proxy, logger: logger, reloadSource: self.config == nil ? nil : { () throws(ConfigError) in
+            try loadConfig()
+        })
+        Glibc.exit(lifecycle.run())
     }
 
     func loadConfig() throws(ConfigError) -> ProxyConfig {
@@ -154,6 +166,12 @@ struct RingProxyCommand: ParsableCommand {
         settings.maxConnections = maxConnections.map { Setting($0, source("max-connections")) }
         settings.logLevel = logLevel.map { Setting($0, source("log-level")) }
         settings.sqpoll = sqpoll.map { Setting($0, source("sqpoll")) }
+        settings.zerocopy = zerocopy.map { Setting($0, source("zerocopy")) }
+        settings.balance = balance.map { Setting($0, source("balance")) }
+        settings.sendProxy = sendProxy.map { Setting($0, source("send-proxy")) }
+        settings.admin = admin.map { Setting($0, source("admin")) }
+        settings.logFormat = logFormat.map { Setting($0, source("log-format")) }
+        settings.accessLog = accessLog.map { Setting($0, source("access-log")) }
         if let bufferSize {
             if let bytes = Units.byteSize(bufferSize) {
                 settings.bufferSize = Setting(bytes, source("buffer-size"))
@@ -161,13 +179,14 @@ struct RingProxyCommand: ParsableCommand {
                 issues.append(ConfigIssue(source("buffer-size"), "expected a size like 16384 or 16KiB, got '\(bufferSize)'"))
             }
         }
-        for (flag, text, assign) in [
-            ("connect-timeout", connectTimeout, { (settings: inout ProxySettings, value: Setting<Duration>) in settings.connectTimeout = value }),
-            ("idle-timeout", idleTimeout, { (settings: inout ProxySettings, value: Setting<Duration>) in settings.idleTimeout = value }),
-        ] {
+        let durations: [(String, String?, WritableKeyPath<ProxySettings, Setting<Duration>?>)] = [
+            ("connect-timeout", connectTimeout, \.connectTimeout), ("idle-timeout", idleTimeout, \.idleTimeout),
+            ("drain-timeout", drainTimeout, \.drainTimeout), ("report-interval", reportInterval, \.reportInterval),
+        ]
+        for (flag, text, setting) in durations {
             guard let text else { continue }
             if let duration = Units.duration(text) {
-                assign(&settings, Setting(duration, source(flag)))
+                settings[keyPath: setting] = Setting(duration, source(flag))
             } else {
                 issues.append(ConfigIssue(source(flag), "expected a duration like 3s, 500ms or 1h, got '\(text)'"))
             }
@@ -179,9 +198,17 @@ struct RingProxyCommand: ParsableCommand {
     func summary(of config: ProxyConfig) -> String {
         var lines = ["configuration OK"]
         for listener in config.listeners {
-            lines.append("  listen \(listener.address) -> " + listener.backends.map { "\($0.name) (\($0.address), weight \($0.weight))" }.joined(separator: ", "))
+            let backends = listener.backends.map { backend in
+                "\(backend.name) (\(backend.address), weight \(backend.weight)"
+                    + (backend.maxConnections > 0 ? ", max \(backend.maxConnections)" : "") + ")"
+            }
+            lines.append("  listener \(listener.name) \(listener.address) \(listener.balance.rawValue)"
+                + (listener.sendProxy.map { " send-proxy \($0.rawValue)" } ?? "") + " -> " + backends.joined(separator: ", "))
         }
         lines.append("  \(config.threads) workers, ring \(config.ringSize), \(config.buffersPerWorker) x \(config.bufferSize) B buffers per worker, max \(config.maxConnections) connections")
+        let checks = config.health.checks.map { "checks every \($0.interval) (timeout \($0.timeout), rise \($0.rise), fall \($0.fall))" } ?? "no active checks"
+        lines.append("  health: down after \(config.health.failThreshold) connect failures for \(config.health.failTimeout); \(checks)")
+        lines.append("  admin \(config.admin.map { "\($0)" } ?? "off"), drain timeout \(config.drainTimeout)")
         return lines.joined(separator: "\n")
     }
 

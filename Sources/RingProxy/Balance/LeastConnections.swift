@@ -1,13 +1,52 @@
 /// Least connections: the backend with the fewest open connections per unit of weight, counted over all
-/// workers from the shared load table. Ties go round in turn, so an idle pool still spreads.
+/// workers from the shared load table. Backends tied for least load share by smooth weighted round robin
+/// (as nginx's least_conn does), so short connections that leave every backend idle still follow the weights.
 public final class LeastConnections: SelectionStrategy {
-    private var nextStart = 0
+    private let scores: UnsafeMutablePointer<Int>
+    /// The loads read in this pick (-1: not available), so both passes see the same numbers.
+    private let loads: UnsafeMutablePointer<Int>
+    private let count: Int
 
-    public init() {}
+    public init(pool: BackendPool) {
+        count = pool.count
+        scores = .allocate(capacity: max(1, count))
+        scores.initialize(repeating: 0, count: max(1, count))
+        loads = .allocate(capacity: max(1, count))
+        loads.initialize(repeating: 0, count: max(1, count))
+    }
+
+    deinit {
+        scores.deallocate()
+        loads.deallocate()
+    }
 
     public func select(_ candidates: inout Candidates, random: inout FastRandom) -> Int? {
-        guard candidates.count > 0 else { return nil }
-        nextStart = (nextStart + 1) % candidates.count
-        return candidates.leastLoaded(from: nextStart)
+        for _ in 0..<max(1, min(count, BackendSet.capacity)) {
+            // The least load per unit of weight, cross-multiplied: load/weight < best/bestWeight.
+            var leastLoad = -1, leastWeight = 1
+            for member in 0..<count {
+                guard candidates.isAvailable(member) else {
+                    loads[member] = -1
+                    continue
+                }
+                let load = candidates.load(member)
+                loads[member] = load
+                if leastLoad < 0 || load * leastWeight < leastLoad * candidates.weight(member) {
+                    leastLoad = load
+                    leastWeight = candidates.weight(member)
+                }
+            }
+            guard leastLoad >= 0 else { return nil }
+            var best = -1, total = 0
+            for member in 0..<count where loads[member] >= 0 && loads[member] * leastWeight == leastLoad * candidates.weight(member) {
+                scores[member] += candidates.weight(member)
+                total += candidates.weight(member)
+                if best < 0 || scores[member] > scores[best] { best = member }
+            }
+            guard best >= 0 else { return nil }
+            scores[best] -= total
+            if candidates.claim(best) { return best }
+        }
+        return nil
     }
 }

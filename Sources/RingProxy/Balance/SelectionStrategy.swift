@@ -15,7 +15,7 @@ extension BalanceAlgorithm {
         switch self {
         case .weightedRandom: WeightedRandom()
         case .roundRobin: SmoothRoundRobin(pool: pool)
-        case .leastConnections: LeastConnections()
+        case .leastConnections: LeastConnections(pool: pool)
         case .powerOfTwoChoices: PowerOfTwoChoices()
         case .sourceHash: SourceHash()
         }
@@ -102,27 +102,6 @@ public struct Candidates {
                     break
                 }
             }
-        }
-        return nil
-    }
-
-    /// The available member with the least load per unit of weight, scanning from `start` so that ties
-    /// spread; repeated while claims fail. Loads are compared by cross-multiplying: no division.
-    public mutating func leastLoaded(from start: Int) -> Int? {
-        for _ in 0..<max(1, min(count, BackendSet.capacity)) {
-            var best = -1
-            var bestLoad = 0
-            for step in 0..<count {
-                let member = (start + step) % count
-                guard isAvailable(member) else { continue }
-                let load = self.load(member)
-                if best < 0 || load * weight(best) < bestLoad * weight(member) {
-                    best = member
-                    bestLoad = load
-                }
-            }
-            guard best >= 0 else { return nil }
-            if claim(best) { return best }
         }
         return nil
     }

@@ -48,7 +48,7 @@ struct ConfigValidation {
             let address = listenerAddress(spec)
             let pool = backends(spec.backends, key: "\(spec.source.key).backends", hint: "add [[listeners.backends]] entries under this listener")
             guard let address else { continue }
-            if let first = bound[address] {
+            if address.port != 0, let first = bound[address] {
                 fail(spec.bind?.source ?? spec.source, "\(address) is already the address of \(first)")
                 continue
             }

@@ -7,8 +7,16 @@ import XCTest
 final class TestClient {
     let fd: Int32
 
-    init(_ address: SocketAddress, timeout: Int = 10, file: StaticString = #filePath, line: UInt = #line) throws {
+    /// Connects to `address`, from `source` when given (any 127.x.y.z is a local address on loopback).
+    init(_ address: SocketAddress, from source: SocketAddress? = nil, timeout: Int = 10) throws {
         fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        if let source {
+            guard source.withSockaddr({ bind(fd, $0, $1) }) == 0 else {
+                let error = errno
+                Glibc.close(fd)
+                throw TestFailure("bind to \(source): \(String(cString: strerror(error)))")
+            }
+        }
         var limit = timeval(tv_sec: timeout, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))

@@ -19,6 +19,8 @@ final class TestServer: @unchecked Sendable {
         case ignore
         /// Send `bytes` bytes of `PatternStream(seed:)`, then close; ignore what arrives.
         case source(bytes: Int, seed: UInt64)
+        /// Expect a PROXY protocol header: answer its `summary` line (or "invalid: why"), then echo.
+        case proxyProtocol
     }
 
     let address: SocketAddress
@@ -69,6 +71,8 @@ final class TestServer: @unchecked Sendable {
         var hash = StreamHash()
         var pattern: PatternStream?
         var patternLeft = 0
+        /// Bytes received before the PROXY header was complete.
+        var headerBytes: [UInt8]? = []
         var closeWhenFlushed = false
         init(fd: Int32) { self.fd = fd }
         var pending: Int { output.count - written }
@@ -135,7 +139,7 @@ final class TestServer: @unchecked Sendable {
                 peer.output += Array("\(peer.hash.digest)\n".utf8)
                 peer.closeWhenFlushed = true
                 return flush(peer)
-            case .echo, .banner, .resetAfter:
+            case .echo, .banner, .resetAfter, .proxyProtocol:
                 peer.closeWhenFlushed = true
                 return true
             case .ignore, .source:
@@ -146,6 +150,22 @@ final class TestServer: @unchecked Sendable {
         switch behavior {
         case .echo, .banner:
             peer.output += buffer[0..<count]
+        case .proxyProtocol:
+            guard var pending = peer.headerBytes else {
+                peer.output += buffer[0..<count]
+                break
+            }
+            pending += buffer[0..<count]
+            switch ProxyProtocolHeader.parse(pending) {
+            case .incomplete:
+                peer.headerBytes = pending
+            case .invalid(let reason):
+                peer.output += Array("invalid: \(reason)\n".utf8)
+                peer.headerBytes = nil
+            case .header(let header, let length):
+                peer.output += Array("\(header.summary)\n".utf8) + pending[length...]
+                peer.headerBytes = nil
+            }
         case .resetAfter(let limit):
             peer.output += buffer[0..<count]
             if peer.received >= limit {

@@ -1,0 +1,139 @@
+@testable import RingProxy
+import XCTest
+
+/// The configuration file: both layouts, every section, and errors that name their key and line.
+final class ConfigTests: XCTestCase {
+    private func load(_ text: String) throws -> ProxyConfig {
+        try ProxyConfig.validate(ConfigFile.parse(text, file: "test.toml"), file: "test.toml", allowedCPUs: [0, 1])
+    }
+
+    private func errors(_ text: String) -> [String] {
+        do {
+            _ = try load(text)
+            return []
+        } catch {
+            return "\(error)".split(separator: "\n").map(String.init)
+        }
+    }
+
+    func testListenersLayoutWithHealthAndOperations() throws {
+        let config = try load("""
+            balance = "round-robin"
+            admin = 9901
+            drain_timeout = "10s"
+            report_interval = 5
+            log_format = "json"
+
+            [health]
+            fail_threshold = 5
+            fail_timeout = "30s"
+            interval = "2s"
+            rise = 3
+
+            [[listeners]]
+            name = "web"
+            bind = "127.0.0.1:8080"
+            send_proxy = "v2"
+            [[listeners.backends]]
+            host = "127.0.0.1"
+            port = 9000
+            weight = 3
+            max_connections = 100
+            [[listeners.backends]]
+            host = "127.0.0.1"
+            port = 9001
+
+            [[listeners]]
+            name = "cache"
+            host = "127.0.0.1"
+            port = 6380
+            balance = "source-hash"
+            [[listeners.backends]]
+            host = "::1"
+            port = 6379
+            """)
+        XCTAssertEqual(config.listeners.map(\.name), ["web", "cache"])
+        XCTAssertEqual(config.listeners.map(\.balance), [.roundRobin, .sourceHash], "a listener inherits the top-level balance")
+        XCTAssertEqual(config.listeners.map(\.sendProxy), [.v2, nil])
+        XCTAssertEqual(config.listeners[0].backends.map(\.weight), [3, 1])
+        XCTAssertEqual(config.listeners[0].backends.map(\.maxConnections), [100, 0])
+        XCTAssertEqual(config.listeners[1].backends[0].name, "[::1]:6379")
+        XCTAssertEqual(config.listeners[1].address.port, 6380)
+        XCTAssertEqual(config.health.failThreshold, 5)
+        XCTAssertEqual(config.health.failTimeout, .seconds(30))
+        XCTAssertEqual(config.health.checks, HealthChecks(interval: .seconds(2), timeout: .seconds(2), rise: 3, fall: 3))
+        XCTAssertEqual(config.admin?.description, "127.0.0.1:9901", "the admin endpoint stays local unless told otherwise")
+        XCTAssertEqual(config.drainTimeout, .seconds(10))
+        XCTAssertEqual(config.reportInterval, .seconds(5))
+        XCTAssertEqual(config.logFormat, .json)
+    }
+
+    func testFlatLayoutKeepsItsDefaults() throws {
+        let config = try load("port = 8080\n[[backends]]\nhost = \"127.0.0.1\"\nport = 9000\n")
+        XCTAssertEqual(config.listeners.count, 1)
+        XCTAssertEqual(config.listeners[0].name, "default")
+        XCTAssertEqual(config.listeners[0].address.description, "0.0.0.0:8080")
+        XCTAssertEqual(config.listeners[0].balance, .powerOfTwoChoices)
+        XCTAssertNil(config.health.checks)
+        XCTAssertNil(config.admin)
+        XCTAssertEqual(config.drainTimeout, .seconds(30))
+    }
+
+    func testMixingTheFlatLayoutWithListenersIsAnError() {
+        let problems = errors("""
+            port = 8080
+            [[backends]]
+            host = "127.0.0.1"
+            port = 9000
+            [[listeners]]
+            bind = "127.0.0.1:8081"
+            [[listeners.backends]]
+            host = "127.0.0.1"
+            port = 9001
+            """)
+        XCTAssertEqual(problems, ["config error: test.toml:1: port: the flat layout (host, port, [[backends]], --listen, --backend) cannot be mixed with [[listeners]]"])
+    }
+
+    func testErrorsInNestedTablesNameTheirKeyAndLine() {
+        let problems = errors("""
+            balance = "fastest"
+            [health]
+            rise = 2
+            [[listeners]]
+            name = "a"
+            bind = "127.0.0.1:8080"
+            [[listeners.backends]]
+            host = "127.0.0.1"
+            port = 9000
+            [[listeners]]
+            name = "a"
+            bind = "127.0.0.1:8081"
+            send_proxy = "v3"
+            [[listeners.backends]]
+            host = "127.0.0.1"
+            port = 9000
+            wieght = 2
+            [[listeners.backends]]
+            host = "127.0.0.1"
+            port = 9000
+            max_connections = -1
+            """)
+        XCTAssertEqual(problems, [
+            "config error: test.toml:1: balance: expected one of \"weighted-random\", \"round-robin\", \"least-conn\", \"p2c\", \"source-hash\", got 'fastest'",
+            "config error: test.toml:3: health.rise: active health checks need health.interval",
+            "config error: test.toml:11: listeners[1].name: duplicate listener name 'a' (already used by listeners[0])",
+            "config error: test.toml:13: listeners[1].send_proxy: expected \"v1\", \"v2\" or \"none\", got 'v3'",
+            "config error: test.toml:17: listeners[1].backends[0].wieght: unknown key (did you mean 'weight'?)",
+            "config error: test.toml:18: listeners[1].backends[1]: duplicate backend 127.0.0.1:9000 (already listed as listeners[1].backends[0])",
+            "config error: test.toml:21: listeners[1].backends[1].max_connections: expected a connection limit (0 = none) from 0 to 10000000, got -1",
+        ])
+    }
+
+    func testListenerWithoutBackendsOrAddressIsAnError() {
+        let problems = errors("[[listeners]]\nname = \"lonely\"\n")
+        XCTAssertEqual(problems, [
+            "config error: test.toml:1: listeners[0]: missing bind (host:port)",
+            "config error: test.toml: listeners[0].backends: no backends: add [[listeners.backends]] entries under this listener",
+        ])
+    }
+}
