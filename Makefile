@@ -3,7 +3,7 @@ SHELL := /bin/bash
 SWIFT ?= swift
 RELEASE_BIN = $(shell $(SWIFT) build -c release --show-bin-path)
 
-.PHONY: all deps build debug run demo test bench bench-quick clean
+.PHONY: all deps build debug run demo test bench-picks clean
 
 all: build
 
@@ -29,6 +29,10 @@ run: build
 # Proxy + bundled echo backend + a short ringload run, direct and through the proxy.
 demo: build
 	bench/demo.sh $(RELEASE_BIN)
+
+# ns per backend pick for each balancing algorithm (bench/results/pick-cost.md has the last run).
+bench-picks: deps
+	$(SWIFT) run -c release pick-cost
 
 test: deps
 	$(SWIFT) build

@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "ringproxy", targets: ["RingProxyCLI"]),
         .executable(name: "ringload", targets: ["RingLoad"]),
+        .executable(name: "pick-cost", targets: ["PickCost"]),
         .library(name: "RingProxy", targets: ["RingProxy"]),
     ],
     dependencies: [
@@ -45,6 +46,11 @@ let package = Package(
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
             path: "bench/RingLoad"
+        ),
+        .executableTarget(
+            name: "PickCost",
+            dependencies: ["RingProxy"],
+            path: "bench/PickCost"
         ),
         .testTarget(
             name: "RingProxyTests",

@@ -27,6 +27,14 @@ public final class BackendPool: @unchecked Sendable {
         public var weight: Int
         /// Open connections at most; 0 for no limit.
         public var maxConnections: Int
+
+        public init(id: BackendID, name: String, address: SocketAddress, weight: Int, maxConnections: Int) {
+            self.id = id
+            self.name = name
+            self.address = address
+            self.weight = weight
+            self.maxConnections = maxConnections
+        }
     }
 
     public let name: String
