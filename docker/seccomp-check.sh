@@ -2,8 +2,8 @@
 # Checks docker/seccomp-ringproxy.json against what runs in the container. One scenario — ringproxy --help,
 # a bad flag, --check, a start that cannot bind, and a run with a name-resolved and a dead backend under
 # ringload traffic, an idle connection timed out, SIGHUP sent by a shell (as `kubectl exec` would), SIGTERM,
-# then a --sqpoll run stopped by SIGINT; and docker/healthcheck.sh against admin stubs answering 200 and 503
-# — runs twice:
+# then a --sqpoll run stopped by SIGINT; docker/healthcheck.sh against admin stubs answering 200 and 503; and
+# the preStop `sleep` — runs twice:
 #   1. under strace: every system call made must be covered by the profile;
 #   2. under the profile itself (docker/seccomp-exec.py loads it as runc does): everything must still work.
 # Traffic stays on 127.0.0.1; every process is started here and stopped by its PID.
@@ -105,6 +105,7 @@ EOF
   expect 0 "${wrap[@]}" docker/healthcheck.sh "127.0.0.1:$healthy_port"
   expect 1 "${wrap[@]}" docker/healthcheck.sh "127.0.0.1:$draining_port"
   expect 1 "${wrap[@]}" docker/healthcheck.sh "127.0.0.1:$dead_port"
+  expect 0 "${wrap[@]}" sleep 0.1  # the Kubernetes preStop pause
 }
 
 # The names the profile decides on: allowed (some only under argument conditions), or answered with an
