@@ -33,7 +33,7 @@ bin=$(swift build -c release --scratch-path "$scratch" --show-bin-path)
 for program in ringproxy ringload; do
   extra=$(readelf -d "$bin/$program" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' |
     grep -v -E '^(libc|libm|libpthread|libdl|librt)\.so\.[0-9]+$|^ld-linux' || true)
-  [ -z "$extra" ] || { echo "release: $program still needs $(echo $extra)" >&2; exit 1; }
+  [ -z "$extra" ] || { echo "release: $program still needs ${extra//$'\n'/ }" >&2; exit 1; }
 done
 
 version=$(git describe --always --dirty 2>/dev/null || echo unknown)

@@ -27,7 +27,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; return 1; }
 fail() { echo "seccomp-check: $*" >&2; exit 1; }
 # The process a wrapper runs: strace's child, or the wrapper itself where it execs (seccomp-exec.py).
-tracee() { local kids; kids=$(cat "/proc/$1/task/$1/children" 2>/dev/null || true); set -- $kids "$1"; echo "$1"; }
+tracee() { local child=; read -r child _ 2>/dev/null <"/proc/$1/task/$1/children" || true; echo "${child:-$1}"; }
 # expect STATUS COMMAND...: runs COMMAND (wrapped), which must exit with STATUS.
 expect() { local want=$1 got=0; shift; "$@" >>"$work/out.log" 2>&1 || got=$?; [ "$got" = "$want" ] || fail "'$*' exited $got, expected $want (log: $(tail -3 "$work/out.log"))"; }
 
@@ -74,7 +74,8 @@ EOF
   "${wrap[@]}" "$bin/ringproxy" --config "$work/proxy.toml" >>"$work/out.log" 2>&1 &
   local proxy_pid=$!; pids+=("$proxy_pid")
   wait_port "$echo_port"; wait_port "$proxy_port"
-  local proxy=$(tracee "$proxy_pid")
+  local proxy
+  proxy=$(tracee "$proxy_pid")
 
   "${wrap[@]}" "$bin/ringload" rr --target "127.0.0.1:$proxy_port" --connections 20 --duration 2 >"$work/rr.log" 2>&1 ||
     fail "ringload rr failed: $(cat "$work/rr.log")"
@@ -116,14 +117,17 @@ print("\n".join(sorted({name for group in json.load(open(sys.argv[1]))["syscalls
 ' "$profile")
 
 echo "== pass 1: strace"
-printf '#!/bin/sh\nexec strace -f -qq -c -U name -o "$(mktemp -p %s strace.XXXXXX)" "$@"\n' "$work" >"$work/traced"
+cat >"$work/traced" <<EOF
+#!/bin/sh
+exec strace -f -qq -c -U name -o "\$(mktemp -p $work strace.XXXXXX)" "\$@"
+EOF
 chmod +x "$work/traced"
 scenario "$work/traced"
 seen=$(cat "$work"/strace* | awk 'NF == 1 && $1 ~ /^[a-z_0-9]+$/ && $1 != "syscall" && $1 != "total" { print $1 }' | sort -u)
 [ -n "$seen" ] || fail "strace recorded no system calls"
 missing=$(comm -23 <(echo "$seen") <(echo "$covered"))
-[ -z "$missing" ] || fail "system calls made but not covered by $profile: $(echo $missing)"
-echo "$(echo "$seen" | wc -l) distinct system calls made, all covered: $(echo $seen)"
+[ -z "$missing" ] || fail "system calls made but not covered by $profile: ${missing//$'\n'/ }"
+echo "$(echo "$seen" | wc -l) distinct system calls made, all covered: ${seen//$'\n'/ }"
 
 echo "== pass 2: under $profile"
 scenario /usr/bin/python3 docker/seccomp-exec.py "$profile"
