@@ -4,8 +4,9 @@
 Usage: seccomp-exec.py PROFILE.json COMMAND [ARGS...]
 
 Each syscall group becomes libseccomp rules with the group's action and argument conditions (all of them
-must hold, as in runc); names this architecture lacks are skipped, as runc skips them. The filter is loaded (with no_new_privs) and then the
-command is exec'd, so the command and everything it starts run under it. Needs Debian's python3-seccomp.
+must hold, as in runc); names this architecture lacks are skipped, as runc skips them. The filter is loaded
+(with no_new_privs) and then the command is exec'd, so the command and everything it starts run under it.
+Only this machine's architecture is loaded. Needs Debian's python3-seccomp (for /usr/bin/python3).
 """
 import json
 import os
