@@ -40,3 +40,15 @@ test: deps
 
 clean:
 	rm -rf .build
+
+# Deployment (docker/): `make release` builds ringproxy and ringload to need nothing but glibc and packs them
+# into dist/; `make validate-deploy` lints the Dockerfile, compose file, manifests and systemd unit, and
+# checks the seccomp profile against what the binaries really call.
+.PHONY: release validate-deploy
+
+release: deps
+	docker/release.sh
+
+validate-deploy: debug
+	docker/validate.sh
+	docker/seccomp-check.sh

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Builds ringproxy and ringload for Linux machines without Swift, and packs them with the systemd unit, an
+# example configuration, the seccomp profile and the README's running, deploying and tuning sections:
+#   dist/ringproxy-VERSION-linux-ARCH/  and  dist/ringproxy-VERSION-linux-ARCH.tar.gz
+# Swift's standard library (--static-swift-stdlib), liburing, libstdc++ (for TOMLKit's toml++) and libgcc are
+# linked in, so the binaries need only glibc (libc, libm and the loader); the build fails if anything else
+# is left. It uses its own build folder (.build-static) and leaves `swift build` and `make test` alone.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# The module map links "uring", which the linker resolves to liburing.so when it can. SwiftPM puts the
+# library folder of liburing's pkg-config file first on the link line, so a pkg-config file of our own
+# naming a folder that holds only the static archives makes -luring (and -lstdc++) pick those instead.
+scratch=.build-static
+static=$PWD/$scratch/static-libs
+mkdir -p "$static/pkgconfig"
+ln -sf "$(pkg-config --variable=libdir liburing)/liburing.a" "$static/liburing.a"
+libstdcxx=$(clang -print-file-name=libstdc++.a)
+[ -f "$libstdcxx" ] || { echo "release: libstdc++.a not found (install libstdc++-12-dev)" >&2; exit 1; }
+ln -sf "$libstdcxx" "$static/libstdc++.a"
+cat >"$static/pkgconfig/liburing.pc" <<EOF
+Name: liburing
+Description: io_uring library, linked statically
+Version: $(pkg-config --modversion liburing)
+Libs: -L$static -luring
+Cflags: -I$(pkg-config --variable=includedir liburing)
+EOF
+
+PKG_CONFIG_PATH=$static/pkgconfig swift build -c release --scratch-path "$scratch" \
+  --static-swift-stdlib -Xswiftc -Xclang-linker -Xswiftc -static-libgcc
+bin=$(swift build -c release --scratch-path "$scratch" --show-bin-path)
+
+for program in ringproxy ringload; do
+  extra=$(readelf -d "$bin/$program" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' |
+    grep -v -E '^(libc|libm|libpthread|libdl|librt)\.so\.[0-9]+$|^ld-linux' || true)
+  [ -z "$extra" ] || { echo "release: $program still needs ${extra//$'\n'/ }" >&2; exit 1; }
+done
+
+version=$(git describe --always --dirty 2>/dev/null || echo unknown)
+name=ringproxy-$version-linux-$(uname -m)
+out=dist/$name
+rm -rf "$out" "$out.tar.gz"
+mkdir -p "$out/bin"
+# Debug information off (about 6 MB); the symbol table stays, so crash backtraces still name functions.
+for program in ringproxy ringload; do strip --strip-debug -o "$out/bin/$program" "$bin/$program"; done
+"$out/bin/ringproxy" --help >/dev/null
+cp docker/ringproxy.service docker/ringproxy.toml docker/seccomp-ringproxy.json "$out/"
+# The README's title and introduction, and its running, deploying and tuning sections.
+awk '/^## / { section = 1; keep = ($0 ~ /^## (Running it|Deploy|Tuning)$/) } !section || keep' README.md >"$out/README.md"
+echo "$version" >"$out/VERSION"
+tar -C dist -czf "$out.tar.gz" "$name"
+
+echo "$out.tar.gz ($(du -h "$out.tar.gz" | cut -f1))"
+ls -l "$out/bin"
+ldd "$out/bin/ringproxy"
