@@ -130,9 +130,22 @@ struct RingProxyCommand: ParsableCommand {
         } catch {
             Self.fail(error.description, status: 1)
         }
-        let lifecycle = Lifecycle(proxy: proxy, logger: logger, reloadSource: self.config == nil ? nil : { () throws(ConfigError) in
-            try loadConfig()
-        })
+        var admin: AdminServer?
+        if let address = config.admin {
+            do {
+                let server = try AdminServer(proxy: proxy, address: address)
+                let bound = try server.start()
+                logger.info("admin endpoint listening", metadata: ["address": "\(bound)", "paths": "/metrics /healthz /backends"])
+                admin = server
+            } catch {
+                proxy.stop()
+                Self.fail(error.description, status: 1)
+            }
+        }
+        let lifecycle = Lifecycle(
+            proxy: proxy, logger: logger,
+            reloadSource: self.config == nil ? nil : { () throws(ConfigError) in try loadConfig() },
+            onDrain: { admin?.setDraining() })
         Glibc.exit(lifecycle.run())
     }
 

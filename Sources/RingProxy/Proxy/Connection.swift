@@ -23,6 +23,10 @@ struct Connection {
     var clientKey: UInt64 = 0
     /// The worker tick of the last completion, for the idle timeout.
     var lastActive: UInt32
+    /// When the client was accepted (monotonic milliseconds) and the bytes carried each way, for the access log.
+    var openedAt: Int64 = 0
+    var bytesUpstream: UInt64 = 0
+    var bytesDownstream: UInt64 = 0
     var wheelLinks = SlotLinks()
     var wheelBucket: UInt16 = 0
     var starvedLinks = SlotLinks()

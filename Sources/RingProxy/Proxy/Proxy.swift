@@ -193,7 +193,12 @@ public final class Proxy: @unchecked Sendable {
                     weight: backend.weight, maxConnections: backend.maxConnections)
             }
             let pool = BackendPool(name: listener.name, members: members, algorithm: listener.balance, health: config.health)
-            if let same = previous?.listeners.first(where: { $0.name == listener.name && $0.address == listener.address }) {
+            // The same listener: same name and address (a port 0 keeps the port it was given).
+            let same = previous?.listeners.first { running in
+                running.name == listener.name
+                    && (running.address == listener.address || (listener.address.port == 0 && running.address.withPort(0) == listener.address))
+            }
+            if let same {
                 listeners.append(ListenerPlan(
                     id: same.id, name: listener.name, address: same.address, pool: pool, sendProxy: listener.sendProxy,
                     sockets: same.sockets))
@@ -327,10 +332,11 @@ public enum StartupError: Error, CustomStringConvertible, Sendable {
     case ioUring(String)
     case listen(ReloadError)
     case worker(String)
+    case admin(String)
 
     public var description: String {
         switch self {
-        case .ioUring(let message), .worker(let message): message
+        case .ioUring(let message), .worker(let message), .admin(let message): message
         case .listen(let error): error.description
         }
     }

@@ -42,7 +42,8 @@ public struct Tunnel: Sendable {
     public private(set) var pendingOperations: UInt8 = 0
     public private(set) var connectPending = false
     public private(set) var retriesLeft: UInt8
-    public private(set) var abortive = false
+    /// Why the tunnel is closing (`.open` until it is).
+    public private(set) var closeReason = CloseReason.open
     /// The PROXY protocol header to send to the backend before any payload (0: none), and how much of it went.
     public private(set) var headerLength: UInt8
     public private(set) var headerSent: UInt8 = 0
@@ -68,7 +69,7 @@ public struct Tunnel: Sendable {
             connectPending = true
 
         case .connectUnavailable:
-            beginClose(abortive: false, &actions)
+            beginClose(.noBackend, &actions)
 
         case .connectCompleted(let result):
             completeOne()
@@ -94,7 +95,7 @@ public struct Tunnel: Sendable {
                     retriesLeft -= 1
                     actions.append(.connect)
                 } else {
-                    beginClose(abortive: false, &actions)
+                    beginClose(.connectFailed, &actions)
                 }
             }
 
@@ -126,7 +127,7 @@ public struct Tunnel: Sendable {
                 receive(direction, pollFirst: true, &actions)
             } else {
                 if let buffer { actions.append(.recycle(buffer: buffer)) }
-                beginClose(abortive: true, &actions)
+                beginClose(direction.source == .client ? .clientError : .backendError, &actions)
             }
 
         case .sent(let direction, let result):
@@ -144,7 +145,7 @@ public struct Tunnel: Sendable {
             if result == -EINTR || result == -EAGAIN {
                 return sendHead(direction, &actions)
             }
-            guard result > 0 else { return beginClose(abortive: true, &actions) }
+            guard result > 0 else { return beginClose(direction.destination == .client ? .clientError : .backendError, &actions) }
             var pipe = pipe(direction)
             pipe.headSent += UInt32(result)
             if pipe.headSent < pipe.queue.head.length {
@@ -170,7 +171,7 @@ public struct Tunnel: Sendable {
             sendingHeader = false
             guard phase == .established else { return finishIfIdle(&actions) }
             let retry = result == -EINTR || result == -EAGAIN
-            guard result > 0 || retry else { return beginClose(abortive: true, &actions) }
+            guard result > 0 || retry else { return beginClose(.backendError, &actions) }
             if !retry { headerSent = UInt8(clamping: Int(headerSent) + Int(result)) }
             if headerSent < headerLength {
                 upstream.sendPending = true
@@ -191,8 +192,11 @@ public struct Tunnel: Sendable {
                 receive(direction, pollFirst: false, &actions)
             }
 
-        case .idleTimeout, .terminate:
-            beginClose(abortive: false, &actions)
+        case .idleTimeout:
+            beginClose(.idleTimeout, &actions)
+
+        case .terminate:
+            beginClose(.shutdown, &actions)
         }
     }
 
@@ -219,7 +223,7 @@ public struct Tunnel: Sendable {
         update(direction) { $0.state = .finished }
         let other = direction == .upstream ? downstream : upstream
         if other.state == .finished {
-            beginClose(abortive: false, &actions)
+            beginClose(.completed, &actions)
         } else {
             actions.append(.shutdownWrite(direction))
         }
@@ -227,10 +231,10 @@ public struct Tunnel: Sendable {
 
     /// Stops both directions: gives back every buffer no send can still read, cancels what is in flight, and
     /// closes once the last completion is in.
-    private mutating func beginClose(abortive: Bool, _ actions: inout TunnelActions) {
+    private mutating func beginClose(_ reason: CloseReason, _ actions: inout TunnelActions) {
         guard phase != .closing && phase != .closed else { return }
         phase = .closing
-        self.abortive = abortive
+        closeReason = reason
         for direction in Direction.allCases {
             var pipe = pipe(direction)
             pipe.waitingForBuffers = false
@@ -251,7 +255,7 @@ public struct Tunnel: Sendable {
     private mutating func finishIfIdle(_ actions: inout TunnelActions) {
         guard phase == .closing, pendingOperations == 0 else { return }
         phase = .closed
-        actions.append(.close(abortive: abortive))
+        actions.append(.close(abortive: closeReason.isAbortive))
         actions.append(.release)
     }
 
@@ -263,5 +267,37 @@ public struct Tunnel: Sendable {
     @inline(__always)
     private mutating func update(_ direction: Direction, _ change: (inout Pipe) -> Void) {
         if direction == .upstream { change(&upstream) } else { change(&downstream) }
+    }
+}
+
+/// Why a tunnel closed, for the access log and the close counters.
+public enum CloseReason: UInt8, Sendable, CustomStringConvertible {
+    case open
+    /// Both directions ended and every byte was delivered.
+    case completed
+    /// A reset or error on that side (passed on to the other side as a reset).
+    case clientError, backendError
+    /// No backend could take the client (all down, full, drained or already tried).
+    case noBackend
+    /// Every connect attempt failed.
+    case connectFailed
+    case idleTimeout
+    /// The proxy closed it on stopping.
+    case shutdown
+
+    /// An error is passed on as RST rather than FIN.
+    public var isAbortive: Bool { self == .clientError || self == .backendError }
+
+    public var description: String {
+        switch self {
+        case .open: "open"
+        case .completed: "completed"
+        case .clientError: "client error"
+        case .backendError: "backend error"
+        case .noBackend: "no backend"
+        case .connectFailed: "connect failed"
+        case .idleTimeout: "idle timeout"
+        case .shutdown: "shutdown"
+        }
     }
 }

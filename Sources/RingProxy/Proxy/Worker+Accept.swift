@@ -119,6 +119,7 @@ extension Worker {
                 table[slot].pointee.tunnel = Tunnel(retries: retries, proxyHeaderLength: length)
             }
         }
+        table[slot].pointee.openedAt = monotonicMilliseconds()
         wheel.schedule(slot, in: table)
         counters.add(1, .accepted)
         handle(slot, .start)

@@ -166,9 +166,11 @@ struct Worker: ~Copyable {
         if direction == .upstream {
             shard.add(bytes, to: .bytesToBackend, backend: backend)
             counters.add(bytes, .bytesUpstream)
+            connection.pointee.bytesUpstream &+= UInt64(bytes)
         } else {
             shard.add(bytes, to: .bytesToClient, backend: backend)
             counters.add(bytes, .bytesDownstream)
+            connection.pointee.bytesDownstream &+= UInt64(bytes)
         }
     }
 
@@ -215,6 +217,7 @@ struct Worker: ~Copyable {
         case .cancel(let side):
             ring.cancelAll(on: connection.pointee.fd(side), userData: UserData(.cancel, slot: slot))
         case .close(let abortive):
+            if plan.config.accessLog { logAccess(connection) }
             closeSocket(connection.pointee.clientFD, abortive: abortive, slot)
             if connection.pointee.backendFD >= 0 { closeSocket(connection.pointee.backendFD, abortive: abortive, slot) }
         case .release:
@@ -224,6 +227,18 @@ struct Worker: ~Copyable {
             table.free(slot)
             counters.add(1, .closed)
         }
+    }
+
+    /// One line per closed connection (`--access-log`), written before its sockets are closed.
+    private func logAccess(_ connection: UnsafeMutablePointer<Connection>) {
+        let client = Socket.peerAddress(of: connection.pointee.clientFD).map { "\($0)" } ?? "-"
+        let backend = connection.pointee.hasBackend ? backendName(connection.pointee.backend) : "-"
+        logger.info("connection closed", metadata: [
+            "client": "\(client)", "backend": "\(backend)",
+            "bytes_up": "\(connection.pointee.bytesUpstream)", "bytes_down": "\(connection.pointee.bytesDownstream)",
+            "duration_ms": "\(monotonicMilliseconds() - connection.pointee.openedAt)",
+            "reason": "\(connection.pointee.tunnel.closeReason)",
+        ])
     }
 
     @inline(__always)

@@ -5,6 +5,8 @@ import XCTest
 /// Runs a RingProxy in this process on an ephemeral port, in front of the given backends.
 final class ProxyHarness {
     let proxy: Proxy
+    /// The settings it started with; `reload` starts from them.
+    let settings: ProxySettings
     var address: SocketAddress { proxy.listenAddresses[0] }
     var counters: [WorkerCounters] { proxy.counters }
     var table: BackendTable { proxy.table }
@@ -29,6 +31,7 @@ final class ProxyHarness {
         settings.threads = Setting(2, source)
         settings.pin = Setting(false, source)
         configure(&settings)
+        self.settings = settings
         let config = try ProxyConfig.validate(settings)
         var logger = Logger(label: "ringproxy-test")
         logger.logLevel = .error
@@ -41,6 +44,14 @@ final class ProxyHarness {
     }
 
     func stop() { proxy.stop() }
+
+    /// Reloads with the starting settings changed by `configure`.
+    @discardableResult
+    func reload(_ configure: (inout ProxySettings) -> Void) throws -> ReloadOutcome {
+        var changed = settings
+        configure(&changed)
+        return try proxy.reload(to: ProxyConfig.validate(changed))
+    }
 
     /// A counter summed over the workers.
     func total(_ name: WorkerCounters.Name) -> Int { counters.total(name) }

@@ -1,0 +1,104 @@
+import CoreMetrics
+import Prometheus
+import Synchronization
+
+/// `GET /metrics`: the proxy's live counters in Prometheus text format, through swift-metrics counters and
+/// gauges backed by a swift-prometheus registry of the exporter's own (no global bootstrap, so several
+/// proxies can live in one process, as in the tests).
+///
+/// The data plane never touches swift-metrics: it keeps its plain atomics (`WorkerCounters`, the backend
+/// table), and each scrape reads them and brings the metrics up to date — a counter moves by what its
+/// atomic moved since the last scrape, a gauge takes the value. So metrics cost nothing between scrapes.
+final class MetricsExporter: Sendable {
+    private let proxy: Proxy
+    private let registry = PrometheusCollectorRegistry()
+    private let state: Mutex<Series>
+
+    /// The metrics made so far, by name and labels, with what each counter last reported.
+    struct Series {
+        var counters: [String: (metric: CoreMetrics.Counter, reported: Int)] = [:]
+        var gauges: [String: CoreMetrics.Gauge] = [:]
+        var touched = Set<String>()
+    }
+
+    init(proxy: Proxy) {
+        self.proxy = proxy
+        state = Mutex(Series())
+    }
+
+    /// The exposition of every metric as of now.
+    func render(draining: Bool) -> String {
+        let factory = PrometheusMetricsFactory(registry: registry)
+        let plan = proxy.plan
+        let table = proxy.table
+        state.withLock { series in
+            series.touched = []
+            for listener in plan.listeners {
+                for member in listener.pool.members {
+                    let labels = [("listener", listener.name), ("backend", member.name)]
+                    let id = member.id
+                    let health = table.health(of: id)
+                    series.gauge("ringproxy_backend_active_connections", labels, table.sum(.active, backend: id), factory)
+                    series.counter("ringproxy_backend_connections_total", labels, table.sum(.total, backend: id), factory)
+                    series.counter("ringproxy_backend_connect_failures_total", labels, table.sum(.connectFailures, backend: id), factory)
+                    series.counter("ringproxy_backend_bytes_to_backend_total", labels, table.sum(.bytesToBackend, backend: id), factory)
+                    series.counter("ringproxy_backend_bytes_to_client_total", labels, table.sum(.bytesToClient, backend: id), factory)
+                    series.counter("ringproxy_backend_health_changes_total", labels, health.stateChanges, factory)
+                    series.gauge("ringproxy_backend_up", labels, health.state == .up ? 1 : 0, factory)
+                    series.gauge("ringproxy_backend_weight", labels, member.weight, factory)
+                }
+            }
+            for (index, counters) in proxy.counters.enumerated() {
+                let labels = [("worker", "\(index)")]
+                series.gauge("ringproxy_worker_active_connections", labels, counters[.active], factory)
+                for (name, counter) in Self.workerCounters {
+                    series.counter("ringproxy_worker_\(name)_total", labels, counters[counter], factory)
+                }
+            }
+            let stats = proxy.processStats
+            series.counter("ringproxy_reloads_total", [], stats.reloads, factory)
+            series.counter("ringproxy_reload_failures_total", [], stats.reloadFailures, factory)
+            series.gauge("ringproxy_config_generation", [], plan.generation, factory)
+            series.gauge("ringproxy_uptime_seconds", [], Int((monotonicMilliseconds() - proxy.startedAt) / 1000), factory)
+            series.gauge("ringproxy_draining", [], draining ? 1 : 0, factory)
+            series.removeUntouched()
+        }
+        return registry.emitToString()
+    }
+
+    private static let workerCounters: [(String, WorkerCounters.Name)] = [
+        ("accepted", .accepted), ("closed", .closed), ("accept_errors", .acceptErrors),
+        ("connect_failures", .connectFailures), ("no_backend", .noBackend), ("idle_timeouts", .idleTimeouts),
+        ("bytes_upstream", .bytesUpstream), ("bytes_downstream", .bytesDownstream),
+        ("sqes_submitted", .submissions), ("cqes_reaped", .completions), ("kernel_enters", .kernelEnters),
+        ("buffer_ring_empty", .bufferRingEmpty),
+    ]
+}
+
+extension MetricsExporter.Series {
+    fileprivate mutating func counter(_ name: String, _ labels: [(String, String)], _ value: Int, _ factory: PrometheusMetricsFactory) {
+        let key = Self.key(name, labels)
+        touched.insert(key)
+        let entry = counters[key] ?? (CoreMetrics.Counter(label: name, dimensions: labels, factory: factory), 0)
+        if value > entry.reported { entry.metric.increment(by: value - entry.reported) }
+        counters[key] = (entry.metric, max(value, entry.reported))
+    }
+
+    fileprivate mutating func gauge(_ name: String, _ labels: [(String, String)], _ value: Int, _ factory: PrometheusMetricsFactory) {
+        let key = Self.key(name, labels)
+        touched.insert(key)
+        let gauge = gauges[key] ?? CoreMetrics.Gauge(label: name, dimensions: labels, factory: factory)
+        gauge.record(value)
+        gauges[key] = gauge
+    }
+
+    /// Series of backends and listeners a reload removed.
+    fileprivate mutating func removeUntouched() {
+        for key in counters.keys where !touched.contains(key) { counters.removeValue(forKey: key)?.metric.destroy() }
+        for key in gauges.keys where !touched.contains(key) { gauges.removeValue(forKey: key)?.destroy() }
+    }
+
+    private static func key(_ name: String, _ labels: [(String, String)]) -> String {
+        name + "{" + labels.map { "\($0.0)=\($0.1)" }.joined(separator: ",") + "}"
+    }
+}

@@ -1,0 +1,297 @@
+import Foundation
+import Glibc
+@testable import RingProxy
+import XCTest
+
+/// Running it in production: reloads under load, drains, restarts beside a second instance, metrics,
+/// health endpoint and logs.
+final class OperationsTests: XCTestCase {
+    private let source = SettingSource(key: "test")
+
+    private func backend(_ server: TestServer, weight: Int = 1) -> BackendSpec {
+        BackendSpec(host: Setting(server.address.host, source), port: Setting(Int(server.port), source),
+                    weight: Setting(weight, source), source: source)
+    }
+
+    // MARK: - Reload
+
+    func testReloadUnderLoadChangesWeightsAddsAndRemovesBackendsWithoutAFailure() throws {
+        let removed = try TestServer(.banner("removed")), kept = try TestServer(.banner("kept"))
+        let added = try TestServer(.banner("added"))
+        let proxy = try ProxyHarness(removed, kept)
+        defer { proxy.stop() }
+        // A connection open across the reload keeps its backend.
+        var longLived: TestClient?
+        for _ in 0..<64 where longLived == nil {
+            let client = try TestClient(proxy.address)
+            if try client.receiveLine() == "removed" { longLived = client }
+        }
+        let load = ConnectionLoop(proxy.address)
+        XCTAssertTrue(eventually(10) { load.attempts >= 200 })
+        let outcome = try proxy.reload { settings in
+            settings.backends = [self.backend(kept, weight: 2), self.backend(added, weight: 1)]
+            settings.balance = Setting("round-robin", self.source)
+        }
+        XCTAssertEqual(outcome.generation, 2)
+        XCTAssertTrue(outcome.restartOnly.isEmpty)
+        usleep(50_000)
+        let removedAfterReload = removed.acceptedCount
+        XCTAssertTrue(eventually(10) { (load.answers["added"] ?? 0) >= 100 })
+        let result = load.stop()
+        XCTAssertEqual(result.failures, [], "\(result.attempts) connections attempted")
+        XCTAssertEqual(removed.acceptedCount, removedAfterReload, "no new connection reached the removed backend")
+        XCTAssertEqual(proxy.proxy.plan.pools[0].algorithm, .roundRobin)
+        XCTAssertEqual(proxy.proxy.processStats.reloads, 1)
+        let client = try XCTUnwrap(longLived)
+        try client.send("still here\n")
+        XCTAssertEqual(try client.receiveLine(), "still here")
+        print("reload under load: \(result.attempts) connections attempted, \(result.failures.count) failed, answers \(result.answers)")
+    }
+
+    func testReloadAddsAListenerAndRemovesAnother() throws {
+        let first = try TestServer(.banner("first")), second = try TestServer(.banner("second"))
+        let proxy = try ProxyHarness(first)
+        defer { proxy.stop() }
+        let oldAddress = proxy.address
+        try proxy.reload { settings in
+            settings.listen = nil
+            settings.backends = nil
+            var listener = ListenerSpec(source: self.source)
+            listener.name = Setting("second", self.source)
+            listener.bind = Setting("127.0.0.1:0", self.source)
+            listener.backends = [self.backend(second)]
+            settings.listeners = [listener]
+        }
+        let newAddress = proxy.proxy.listenAddresses[0]
+        XCTAssertNotEqual(newAddress, oldAddress)
+        XCTAssertEqual(try TestClient(newAddress).receiveLine(), "second")
+        XCTAssertTrue(eventually { (try? TestClient(oldAddress)) == nil }, "the removed listener stops accepting")
+    }
+
+    func testReloadThatCannotBindChangesNothing() throws {
+        let backend = try TestServer(.banner("b"))
+        let proxy = try ProxyHarness(backend)
+        defer { proxy.stop() }
+        let holder = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { Glibc.close(holder) }
+        XCTAssertEqual(SocketAddress(numericHost: "127.0.0.1", port: 0)!.withSockaddr { bind(holder, $0, $1) }, 0)
+        XCTAssertEqual(Glibc.listen(holder, 1), 0)
+        let taken = Socket.localAddress(of: holder)!
+        XCTAssertThrowsError(try proxy.reload { settings in settings.listen = [Setting("\(taken)", self.source)] }) { error in
+            XCTAssertTrue("\(error)".contains("address already in use"), "\(error)")
+        }
+        XCTAssertEqual(proxy.proxy.plan.generation, 1)
+        XCTAssertEqual(proxy.proxy.processStats.reloadFailures, 1)
+        XCTAssertEqual(try TestClient(proxy.address).receiveLine(), "b")
+    }
+
+    func testBadConfigurationFileOnSIGHUPKeepsTheRunningOne() throws {
+        let first = try TestServer(.banner("first")), second = try TestServer(.banner("second"))
+        let port = try deadAddress().port, adminPort = try deadAddress().port
+        let file = try temporaryFile(flatConfig(port: port, admin: adminPort, backend: first))
+        let running = try BuiltBinary("ringproxy").start(["--config", file, "--threads", "2", "--no-pin"])
+        let address = SocketAddress(numericHost: "127.0.0.1", port: port)!
+        let admin = SocketAddress(numericHost: "127.0.0.1", port: adminPort)!
+        XCTAssertTrue(eventually(5) { (try? HTTPGet(admin, "/healthz"))?.status == 200 })
+        XCTAssertEqual(try TestClient(address).receiveLine(), "first")
+
+        try "port = \"eighty\"\n[[backends]]\nhost = \"127.0.0.1\"\n".write(toFile: file, atomically: true, encoding: .utf8)
+        running.signal(SIGHUP)
+        XCTAssertTrue(eventually(5) { (try? HTTPGet(admin, "/metrics"))?.metric("ringproxy_reload_failures_total") == 1 })
+        XCTAssertEqual(try TestClient(address).receiveLine(), "first", "the running configuration stays")
+
+        try flatConfig(port: port, admin: adminPort, backend: second).write(toFile: file, atomically: true, encoding: .utf8)
+        running.signal(SIGHUP)
+        XCTAssertTrue(eventually(5) { (try? TestClient(address).receiveLine()) == "second" })
+        XCTAssertEqual(try HTTPGet(admin, "/metrics").metric("ringproxy_reloads_total"), 1)
+
+        running.signal(SIGTERM)
+        let outcome = running.finish()
+        XCTAssertEqual(outcome.status, 0)
+        XCTAssertTrue(outcome.stderr.contains("reload failed: the configuration has errors; the running one stays"), outcome.stderr)
+        XCTAssertTrue(outcome.stderr.contains("config error: \(file):1: port: expected an integer, got a string (\"eighty\")"), outcome.stderr)
+        XCTAssertTrue(outcome.stderr.contains("config error: \(file):2: backends[0]: missing port"), outcome.stderr)
+        XCTAssertTrue(outcome.stderr.contains("configuration reloaded"), outcome.stderr)
+    }
+
+    private func flatConfig(port: UInt16, admin: UInt16, backend: TestServer) -> String {
+        """
+        host = "127.0.0.1"
+        port = \(port)
+        admin = \(admin)
+        [[backends]]
+        host = "127.0.0.1"
+        port = \(backend.port)
+        """
+    }
+
+    // MARK: - Drain and restart
+
+    func testDrainLetsAnInFlightTransferFinishAndHealthzTurnsUnavailable() throws {
+        let size = 10 << 20
+        let backend = try TestServer(.source(bytes: size, seed: 99))
+        let port = try deadAddress().port, adminPort = try deadAddress().port
+        let running = try BuiltBinary("ringproxy").start([
+            "--listen", "127.0.0.1:\(port)", "--backend", "127.0.0.1:\(backend.port)", "--threads", "2", "--no-pin",
+            "--admin", "\(adminPort)", "--drain-timeout", "20s",
+        ])
+        let address = SocketAddress(numericHost: "127.0.0.1", port: port)!
+        let admin = SocketAddress(numericHost: "127.0.0.1", port: adminPort)!
+        XCTAssertTrue(eventually(5) { (try? HTTPGet(admin, "/healthz"))?.status == 200 })
+        var client: TestClient? = try TestClient(address, timeout: 30)
+        var hash = StreamHash()
+        hash.add(try client!.receive(exactly: 65536))
+        running.signal(SIGTERM)
+        XCTAssertTrue(eventually(5) { (try? HTTPGet(admin, "/healthz"))?.status == 503 })
+        XCTAssertEqual(try HTTPGet(admin, "/healthz").body, "draining\n")
+        XCTAssertTrue(eventually(5) { (try? TestClient(address)) == nil }, "a draining proxy accepts no new connections")
+        // Read the rest slowly: the drain waits for it.
+        while hash.count < size {
+            hash.add(try client!.receive(exactly: min(1 << 20, size - hash.count)))
+            usleep(20_000)
+        }
+        XCTAssertEqual(try client!.receiveUntilClose(), [])
+        // The backend finished; the client closes its side, and the connection is done.
+        client = nil
+        var expected = StreamHash()
+        var stream = PatternStream(seed: 99)
+        expected.add(stream.next(size))
+        XCTAssertEqual(hash.digest, expected.digest)
+        let outcome = running.finish()
+        XCTAssertEqual(outcome.status, 0)
+        XCTAssertTrue(outcome.stderr.contains("stopped: every connection finished"), outcome.stderr)
+    }
+
+    func testDrainTimeoutClosesWhatIsStillOpen() throws {
+        let backend = try TestServer(.echo)
+        let port = try deadAddress().port
+        let running = try BuiltBinary("ringproxy").start([
+            "--listen", "127.0.0.1:\(port)", "--backend", "127.0.0.1:\(backend.port)", "--threads", "1", "--no-pin",
+            "--drain-timeout", "300ms",
+        ])
+        let address = SocketAddress(numericHost: "127.0.0.1", port: port)!
+        var client: TestClient?
+        XCTAssertTrue(eventually(5) { client = try? TestClient(address); return client != nil })
+        try client?.send("hi\n")
+        XCTAssertEqual(try client?.receiveLine(), "hi")
+        running.signal(SIGTERM)
+        let outcome = running.finish()
+        XCTAssertEqual(outcome.status, 0)
+        XCTAssertTrue(outcome.stderr.contains("drain timeout: closing the connections still open"), outcome.stderr)
+        XCTAssertEqual(try client?.receiveUntilClose(), [])
+    }
+
+    func testSecondSignalStopsAtOnce() throws {
+        let backend = try TestServer(.echo)
+        let port = try deadAddress().port
+        let running = try BuiltBinary("ringproxy").start([
+            "--listen", "127.0.0.1:\(port)", "--backend", "127.0.0.1:\(backend.port)", "--threads", "1", "--no-pin",
+        ])
+        let address = SocketAddress(numericHost: "127.0.0.1", port: port)!
+        var client: TestClient?
+        XCTAssertTrue(eventually(5) { client = try? TestClient(address); return client != nil })
+        try client?.send("hi\n")
+        XCTAssertEqual(try client?.receiveLine(), "hi")
+        running.signal(SIGTERM)
+        usleep(200_000)
+        running.signal(SIGINT)
+        let outcome = running.finish()
+        XCTAssertEqual(outcome.status, 0)
+        XCTAssertTrue(outcome.stderr.contains("SIGINT again: closing every connection now"), outcome.stderr)
+    }
+
+    func testASecondInstanceServesWhileTheFirstDrains() throws {
+        let backend = try TestServer(.banner("backend"))
+        let port = try deadAddress().port
+        let secondAdmin = try deadAddress().port
+        let arguments = ["--listen", "127.0.0.1:\(port)", "--backend", "127.0.0.1:\(backend.port)", "--threads", "2", "--no-pin"]
+        let first = try BuiltBinary("ringproxy").start(arguments)
+        let address = SocketAddress(numericHost: "127.0.0.1", port: port)!
+        XCTAssertTrue(eventually(5) { (try? TestClient(address)) != nil })
+        let load = ConnectionLoop(address)
+        XCTAssertTrue(eventually(10) { load.attempts >= 100 })
+        let second = try BuiltBinary("ringproxy").start(arguments + ["--admin", "\(secondAdmin)"])
+        XCTAssertTrue(eventually(5) { (try? HTTPGet(SocketAddress(numericHost: "127.0.0.1", port: secondAdmin)!, "/healthz"))?.status == 200 })
+        let beforeStop = load.attempts
+        first.signal(SIGTERM)
+        XCTAssertEqual(first.finish().status, 0)
+        XCTAssertTrue(eventually(10) { load.attempts >= beforeStop + 200 })
+        let result = load.stop()
+        second.signal(SIGTERM)
+        XCTAssertEqual(second.finish().status, 0)
+        XCTAssertEqual(result.failures, [], "\(result.attempts) connections attempted")
+        print("restart beside a second instance: \(result.attempts) connections attempted, \(result.failures.count) failed")
+    }
+
+    // MARK: - Metrics, health and logs
+
+    func testMetricsAgreeWithTheTrafficSent() throws {
+        let backend = try TestServer(.echo)
+        let proxy = try ProxyHarness(backend)
+        defer { proxy.stop() }
+        let admin = try AdminServer(proxy: proxy.proxy, address: SocketAddress(numericHost: "127.0.0.1", port: 0)!)
+        let adminAddress = try admin.start()
+        defer { admin.stop() }
+        for index in 0..<3 {
+            let client = try TestClient(proxy.address)
+            let payload = [UInt8](repeating: UInt8(index), count: 1000)
+            try client.send(payload)
+            XCTAssertEqual(try client.receive(exactly: 1000), payload)
+        }
+        XCTAssertTrue(eventually { proxy.total(.active) == 0 })
+        let metrics = try HTTPGet(adminAddress, "/metrics")
+        XCTAssertEqual(metrics.status, 200)
+        let labels = "{listener=\"default\",backend=\"127.0.0.1:\(backend.port)\"}"
+        XCTAssertEqual(metrics.metric("ringproxy_backend_connections_total\(labels)"), 3, metrics.body)
+        XCTAssertEqual(metrics.metric("ringproxy_backend_bytes_to_backend_total\(labels)"), 3000)
+        XCTAssertEqual(metrics.metric("ringproxy_backend_bytes_to_client_total\(labels)"), 3000)
+        XCTAssertEqual(metrics.metric("ringproxy_backend_active_connections\(labels)"), 0)
+        XCTAssertEqual(metrics.metric("ringproxy_backend_up\(labels)"), 1)
+        XCTAssertEqual(metrics.metric("ringproxy_backend_connect_failures_total\(labels)"), 0)
+        let accepted = (0..<2).compactMap { metrics.metric("ringproxy_worker_accepted_total{worker=\"\($0)\"}") }
+        XCTAssertEqual(accepted.reduce(0, +), 3)
+        XCTAssertNotNil(metrics.metric("ringproxy_worker_sqes_submitted_total{worker=\"0\"}"))
+        XCTAssertNotNil(metrics.metric("ringproxy_worker_buffer_ring_empty_total{worker=\"0\"}"))
+        XCTAssertEqual(metrics.metric("ringproxy_reloads_total"), 0)
+
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        let backends = try decoder.decode(BackendsDocument.self, from: Data(try HTTPGet(adminAddress, "/backends").body.utf8))
+        XCTAssertEqual(backends.listeners[0].backends[0].total, 3)
+        XCTAssertEqual(backends.listeners[0].backends[0].state, "up")
+
+        XCTAssertEqual(try HTTPGet(adminAddress, "/healthz").status, 200)
+        admin.setDraining()
+        XCTAssertEqual(try HTTPGet(adminAddress, "/healthz").status, 503)
+        XCTAssertEqual(try HTTPGet(adminAddress, "/metrics").metric("ringproxy_draining"), 1)
+    }
+
+    func testAccessLogReportEveryClosedConnectionAndJSONLines() throws {
+        let backend = try TestServer(.echo)
+        let port = try deadAddress().port
+        let running = try BuiltBinary("ringproxy").start([
+            "--listen", "127.0.0.1:\(port)", "--backend", "127.0.0.1:\(backend.port)", "--threads", "1", "--no-pin",
+            "--access-log", "--report-interval", "100ms", "--log-format", "json",
+        ])
+        let address = SocketAddress(numericHost: "127.0.0.1", port: port)!
+        var client: TestClient?
+        XCTAssertTrue(eventually(5) { client = try? TestClient(address); return client != nil })
+        try client?.send("twelve bytes")
+        XCTAssertEqual(try client?.receive(exactly: 12), Array("twelve bytes".utf8))
+        client = nil
+        usleep(300_000)
+        running.signal(SIGTERM)
+        let outcome = running.finish()
+        let lines = outcome.stderr.split(separator: "\n")
+        let objects = lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: String] }
+        XCTAssertEqual(objects.count, lines.count, "every log line is a JSON object:\n\(outcome.stderr)")
+        let closed = objects.filter { $0["message"] == "connection closed" }
+        // The first connection is the readiness probe of `eventually`, closed without a byte.
+        let access = try XCTUnwrap(closed.first { $0["bytes_up"] == "12" }, outcome.stderr)
+        XCTAssertEqual(access["bytes_down"], "12")
+        XCTAssertEqual(access["backend"], "default/127.0.0.1:\(backend.port)")
+        XCTAssertEqual(access["reason"], "completed")
+        XCTAssertTrue(access["client"]?.hasPrefix("127.0.0.1:") ?? false)
+        XCTAssertTrue(objects.contains { $0["message"] == "report" && $0["active"] != nil }, "the periodic report")
+    }
+}
