@@ -135,6 +135,7 @@ final class CommandLineTests: XCTestCase {
         XCTAssertTrue(eventually { client = try? TestClient(address); return client != nil })
         try client?.send("through the binary\n")
         XCTAssertEqual(try client?.receiveLine(), "through the binary")
+        client = nil  // otherwise the drain waits for it, up to the drain timeout
         running.signal(SIGTERM)
         let outcome = running.finish()
         XCTAssertEqual(outcome.status, 0, outcome.stderr)
