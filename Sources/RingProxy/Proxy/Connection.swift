@@ -29,7 +29,9 @@ struct Connection {
     var bytesDownstream: UInt64 = 0
     var wheelLinks = SlotLinks()
     var wheelBucket: UInt16 = 0
-    var starvedLinks = SlotLinks()
+    /// Links in the one wait list a connection can be on: waiting for a receive buffer (established) or for a
+    /// file descriptor to connect with (connecting).
+    var waitLinks = SlotLinks()
 
     @inline(__always)
     func fd(_ side: Side) -> Int32 { side == .client ? clientFD : backendFD }
@@ -121,7 +123,7 @@ struct SlotLinks {
     var isLinked = false
 }
 
-/// An intrusive list of slots (the timer wheel's buckets, the tunnels waiting for buffers): O(1) insert and
+/// An intrusive list of slots (the timer wheel's buckets, the wait lists): O(1) insert and
 /// remove, no allocation.
 struct SlotList {
     private(set) var head = SlotLinks.none

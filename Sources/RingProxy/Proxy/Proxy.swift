@@ -55,6 +55,7 @@ public final class Proxy: @unchecked Sendable {
     public func start() throws(StartupError) {
         if let problem = RingAvailability.check() { throw .ioUring(problem) }
         let config = initialConfig
+        let capacity = connectionCapacity(config)
         let plan: RuntimePlan
         do { plan = try makePlan(config, generation: 1, previous: nil) } catch { throw .listen(error) }
         current.withLock { $0 = plan }
@@ -72,7 +73,7 @@ public final class Proxy: @unchecked Sendable {
             }
             let setup = WorkerSetup(
                 index: index, plan: plan, table: table, counters: counters[index], control: control, logger: logger,
-                acceptBurst: burst)
+                acceptBurst: burst, connectionCapacity: capacity)
             running.value.add(1, ordering: .relaxed)
             let started = WorkerThread.start(name: "ringproxy-w\(index)", cpu: config.pin ? config.workerCPUs[index] : nil) {
                 [running] in
@@ -108,7 +109,24 @@ public final class Proxy: @unchecked Sendable {
             throw .worker(RingAvailability.explain(error, lockedBytesNeeded: config.buffersPerWorker * 16 + config.ringSize * 128))
         }
         startChecker(for: plan)
-        logStart(plan, ringSetup: results.compactMap { try? $0?.get() }.first ?? "unknown")
+        logStart(plan, ringSetup: results.compactMap { try? $0?.get() }.first ?? "unknown", capacity: capacity * config.threads)
+    }
+
+    /// Connections each worker admits: `max_connections` shared out, and no more than the open-files limit
+    /// allows. Each client takes two descriptors (its socket and its backend's), so a limit that is reached
+    /// by accepting would leave accepted clients unable to reach a backend; capping admission keeps them
+    /// waiting in the backlog instead (as HAProxy derives maxconn from `ulimit -n`).
+    private func connectionCapacity(_ config: ProxyConfig) -> Int {
+        let descriptors = SystemInfo.raiseOpenFileLimit()
+        let backends = config.listeners.reduce(0) { $0 + $1.backends.count }
+        let reserve = 64 + config.threads * (config.listeners.count + 8) + backends
+        let allowed = max(config.threads, (descriptors - reserve) / 2)
+        guard allowed < config.maxConnections else { return config.connectionsPerWorker }
+        logger.warning("max_connections lowered to what the open-files limit allows (two descriptors per client)", metadata: [
+            "max_connections": "\(config.maxConnections)", "lowered_to": "\(allowed)", "open_files_limit": "\(descriptors)",
+            "hint": "raise the limit (ulimit -n, LimitNOFILE=) for more",
+        ])
+        return allowed / config.threads
     }
 
     /// Closes the listening sockets of workers `first...` that never started.
@@ -277,7 +295,7 @@ public final class Proxy: @unchecked Sendable {
         return min(Int(listenBacklog), somaxconn) + 64
     }
 
-    private func logStart(_ plan: RuntimePlan, ringSetup: String) {
+    private func logStart(_ plan: RuntimePlan, ringSetup: String, capacity: Int) {
         let config = plan.config
         let listeners = plan.listeners.map { listener in
             "\(listener.name) \(listener.address) \(listener.pool.algorithm.rawValue) -> "
@@ -289,7 +307,7 @@ public final class Proxy: @unchecked Sendable {
             "ring": "\(config.ringSize) entries (\(ringSetup))",
             "buffers": "\(config.buffersPerWorker) x \(config.bufferSize) B per worker (\(config.bufferBytesPerWorker >> 20) MiB)",
             "listeners": "\(listeners.joined(separator: "; "))",
-            "max_connections": "\(config.maxConnections)",
+            "max_connections": "\(capacity)",
             "health_checks": "\(config.health.checks.map { "every \($0.interval)" } ?? "off")",
         ])
     }

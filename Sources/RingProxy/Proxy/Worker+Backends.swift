@@ -26,16 +26,25 @@ extension Worker {
         connection.pointee.backend = backend
         connection.pointee.isTrial = candidates.isTrial
         connection.pointee.holdsReservation = pool.limits[member] > 0
-        connection.pointee.tried.insert(backend)
         let fd = Socket.openStream(family: pool.family(of: member))
         guard fd >= 0 else {
             giveBackClaim(connection)
             counters.add(1, .backendSocketErrors)
+            if fd == -EMFILE || fd == -ENFILE {
+                // Out of descriptors: the client waits (it holds no buffer) until connections close.
+                awaitingDescriptor.insert(slot, in: table)
+                acceptPaused = true
+                logs.backendSocket.log(logger, .warning, now: wheel.now, "out of file descriptors: clients wait for a backend socket",
+                                       metadata: ["error": "\(Self.describe(errno: -fd))",
+                                                  "hint": "raise the open-files limit (ulimit -n, LimitNOFILE=) or lower --max-connections"])
+                return
+            }
             logs.backendSocket.log(logger, .warning, now: wheel.now, "cannot open a socket to a backend; closing client",
                                    metadata: ["error": "\(Self.describe(errno: -fd))"])
             return handle(slot, .connectUnavailable)
         }
         connection.pointee.backendFD = fd
+        connection.pointee.tried.insert(backend)
         shard.add(1, to: .active, backend: backend)
         shard.add(1, to: .total, backend: backend)
         let generation = connection.pointee.generation
@@ -44,6 +53,14 @@ extension Worker {
             userData: UserData(.connect, slot: slot, generation: generation),
             timeoutUserData: UserData(.connectTimeout, slot: slot, generation: generation))
         handle(slot, .connectSubmitted)
+    }
+
+    /// Tries again the connects that waited for a descriptor, now that some were closed.
+    mutating func retryAwaitingDescriptor() {
+        descriptorsFreed = false
+        var waiting = awaitingDescriptor
+        awaitingDescriptor = SlotList(\.waitLinks)
+        while let slot = waiting.popFirst(in: table) { startConnect(slot) }
     }
 
     mutating func connected(_ slot: UInt32) {

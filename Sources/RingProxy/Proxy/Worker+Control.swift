@@ -12,6 +12,7 @@ extension Worker {
     mutating func tickCompleted() {
         armTick()
         acceptPaused = false
+        if !awaitingDescriptor.isEmpty { retryAwaitingDescriptor() }
         wheel.advance()
         // Each expired slot is handled before the next is looked at, and handling one touches no other.
         while let slot = wheel.popExpired(in: table) {

@@ -12,6 +12,8 @@ struct WorkerSetup: Sendable {
     let logger: Logger
     /// Connections a multishot accept may post before a cancel takes effect (the listen backlog).
     let acceptBurst: Int
+    /// Connections this worker admits at most.
+    let connectionCapacity: Int
 }
 
 /// One data-plane thread: its own io_uring, provided-buffer ring, listening sockets and connection table.
@@ -33,7 +35,12 @@ struct Worker: ~Copyable {
     var table: ConnectionTable
     var wheel: TimerWheel
     /// Tunnels whose recv found the buffer ring empty, re-armed when buffers come back.
-    var starved = SlotList(\.starvedLinks)
+    var starved = SlotList(\.waitLinks)
+    /// Clients whose backend socket could not be opened for want of a file descriptor (EMFILE, ENFILE); their
+    /// connect is tried again once connections have closed.
+    var awaitingDescriptor = SlotList(\.waitLinks)
+    /// Sockets were closed during the last turn: descriptors are free once that turn's closes are submitted.
+    var descriptorsFreed = false
     /// The configuration being run. A connection's `listener` is an index into `plan.listeners`, which
     /// leads to its pool and (in `strategies`) its balancing strategy.
     var plan: RuntimePlan
@@ -67,7 +74,7 @@ struct Worker: ~Copyable {
         self.ring = ring
         self.buffers = buffers
         index = setup.index
-        table = ConnectionTable(capacity: config.connectionsPerWorker)
+        table = ConnectionTable(capacity: setup.connectionCapacity)
         wheel = TimerWheel(idleTicks: Self.idleTicks(config.idleTimeout))
         plan = setup.plan
         listeners = setup.plan.listeners.map { ListenerState(id: $0.id, fd: $0.sockets[setup.index]) }
@@ -107,6 +114,7 @@ struct Worker: ~Copyable {
         armAccepts()
         while !isFinished {
             ring.submitAndWait(1)
+            if descriptorsFreed { retryAwaitingDescriptor() }
             let count = ring.reapCompletions(into: completions, capacity: Self.completionBatch)
             for index in 0..<count { dispatch(completions[index]) }
             if buffers.publish() > 0 { wakeStarved() }
@@ -223,6 +231,7 @@ struct Worker: ~Copyable {
         case .release:
             wheel.remove(slot, in: table)
             starved.remove(slot, in: table)
+            awaitingDescriptor.remove(slot, in: table)
             releaseBackend(connection)
             table.free(slot)
             counters.add(1, .closed)
@@ -249,6 +258,7 @@ struct Worker: ~Copyable {
     private mutating func closeSocket(_ fd: Int32, abortive: Bool, _ slot: UInt32) {
         if abortive { Socket.setAbortiveClose(fd) }
         ring.close(fd, userData: UserData(.close, slot: slot))
+        descriptorsFreed = true
     }
 
     /// Re-arms the receives that found the buffer ring empty, now that buffers came back.

@@ -44,6 +44,18 @@ struct BuiltBinary {
         return Running(process: process, stdout: stdout, stderr: stderr)
     }
 
+    /// Runs `command` with /bin/sh (to set limits with `ulimit` before an `exec`).
+    static func shell(_ command: String) throws -> Running {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", command]
+        let stdout = Pipe(), stderr = Pipe()
+        process.standardOutput = stdout
+        process.standardError = stderr
+        try process.run()
+        return Running(process: process, stdout: stdout, stderr: stderr)
+    }
+
     /// A child process still running; its output is read when it ends.
     struct Running {
         let process: Process

@@ -17,6 +17,8 @@ final class TestServer: @unchecked Sendable {
         case replyOnEOF
         /// Accept and never read.
         case ignore
+        /// Never read the first connection; echo every later one.
+        case stallFirst
         /// Send `bytes` bytes of `PatternStream(seed:)`, then close; ignore what arrives.
         case source(bytes: Int, seed: UInt64)
         /// Expect a PROXY protocol header: answer its `summary` line (or "invalid: why"), then echo.
@@ -73,6 +75,8 @@ final class TestServer: @unchecked Sendable {
         var patternLeft = 0
         /// Bytes received before the PROXY header was complete.
         var headerBytes: [UInt8]? = []
+        /// Never read from.
+        var stalled = false
         var closeWhenFlushed = false
         init(fd: Int32) { self.fd = fd }
         var pending: Int { output.count - written }
@@ -86,7 +90,7 @@ final class TestServer: @unchecked Sendable {
             var fds = [pollfd(fd: wake.read, events: Int16(POLLIN), revents: 0), pollfd(fd: listener, events: Int16(POLLIN), revents: 0)]
             for peer in peers.values {
                 var events: Int16 = 0
-                if case .ignore = behavior {} else if peer.pending < 1 << 20 && !peer.closeWhenFlushed { events |= Int16(POLLIN) }
+                if !peer.stalled && peer.pending < 1 << 20 && !peer.closeWhenFlushed { events |= Int16(POLLIN) }
                 if peer.pending > 0 || peer.patternLeft > 0 { events |= Int16(POLLOUT) }
                 fds.append(pollfd(fd: peer.fd, events: events, revents: 0))
             }
@@ -99,6 +103,8 @@ final class TestServer: @unchecked Sendable {
                     open.add(1, ordering: .relaxed)
                     let peer = Peer(fd: fd)
                     switch behavior {
+                    case .ignore: peer.stalled = true
+                    case .stallFirst: peer.stalled = acceptedCount == 1
                     case .banner(let name): peer.output = Array("\(name)\n".utf8)
                     case .source(let bytes, let seed):
                         peer.pattern = PatternStream(seed: seed)
@@ -139,7 +145,7 @@ final class TestServer: @unchecked Sendable {
                 peer.output += Array("\(peer.hash.digest)\n".utf8)
                 peer.closeWhenFlushed = true
                 return flush(peer)
-            case .echo, .banner, .resetAfter, .proxyProtocol:
+            case .echo, .banner, .resetAfter, .proxyProtocol, .stallFirst:
                 peer.closeWhenFlushed = true
                 return true
             case .ignore, .source:
@@ -148,7 +154,7 @@ final class TestServer: @unchecked Sendable {
         }
         peer.received += count
         switch behavior {
-        case .echo, .banner:
+        case .echo, .banner, .stallFirst:
             peer.output += buffer[0..<count]
         case .proxyProtocol:
             guard var pending = peer.headerBytes else {

@@ -1,0 +1,215 @@
+import Foundation
+import Glibc
+@testable import RingProxy
+import XCTest
+
+/// A bad day: backends that die or stall, clients that reset or crawl, connection storms, too few
+/// descriptors, too few buffers. The proxy keeps every byte it carries and keeps serving; each test checks it
+/// afterwards with fresh connections.
+final class FaultTests: XCTestCase {
+    /// The proxy still serves a fresh client, byte for byte.
+    private func assertStillServes(_ address: SocketAddress, file: StaticString = #filePath, line: UInt = #line) throws {
+        let outcome = ConcurrentEcho(address: address, connections: 20, bytes: 100_000).run()
+        XCTAssertEqual(outcome.failures, [], file: file, line: line)
+        XCTAssertEqual(outcome.verified, 20, file: file, line: line)
+    }
+
+    func testBackendKilledMidStreamClosesOnlyItsClients() throws {
+        let ringload = try BuiltBinary("ringload")
+        let doomedPort = try deadAddress().port
+        let doomed = try ringload.start(["echo-server", "--listen", "127.0.0.1:\(doomedPort)"])
+        let survivor = try TestServer(.echo)
+        let doomedAddress = SocketAddress(numericHost: "127.0.0.1", port: doomedPort)!
+        XCTAssertTrue(eventually(5) { (try? TestClient(doomedAddress)) != nil })
+        let toDoomed = try ProxyHarness(backends: [(doomedAddress, weight: 1)])
+        defer { toDoomed.stop() }
+        let toSurvivor = try ProxyHarness(survivor)
+        defer { toSurvivor.stop() }
+        // Victims stream through one proxy to the doomed backend, bystanders through the other to the
+        // survivor, while the doomed backend is killed.
+        let victimTarget = toDoomed.address, bystanderTarget = toSurvivor.address
+        let victims = Background { ConcurrentEcho(address: victimTarget, connections: 5, bytes: 1 << 30, timeoutSeconds: 20).run() }
+        let bystanders = Background { ConcurrentEcho(address: bystanderTarget, connections: 50, bytes: 4 << 20).run() }
+        XCTAssertTrue(eventually(5) { toDoomed.total(.bytesDownstream) > 10 << 20 }, "the victims are streaming")
+        doomed.signal(SIGKILL)
+        _ = doomed.finish()
+        let victimOutcome = victims.wait()
+        XCTAssertEqual(victimOutcome.verified, 0)
+        XCTAssertEqual(victimOutcome.failures.count, 5, "every victim's stream ends: \(victimOutcome.failures)")
+        XCTAssertFalse(victimOutcome.failures.contains { $0.contains("differ") || $0.contains("timed out") }, "\(victimOutcome.failures)")
+        let bystanderOutcome = bystanders.wait()
+        XCTAssertEqual(bystanderOutcome.failures, [])
+        XCTAssertEqual(bystanderOutcome.verified, 50)
+        XCTAssertTrue(eventually { toDoomed.total(.active) == 0 })
+        try assertStillServes(toSurvivor.address)
+    }
+
+    func testBackendThatNeverReadsStallsItsClientAndMemoryStaysBounded() throws {
+        let backend = try TestServer(.stallFirst)
+        let port = try deadAddress().port, adminPort = try deadAddress().port
+        let proxy = try BuiltBinary("ringproxy").start([
+            "--listen", "127.0.0.1:\(port)", "--backend", "127.0.0.1:\(backend.port)", "--threads", "1", "--no-pin",
+            "--admin", "\(adminPort)",
+        ])
+        defer {
+            proxy.signal(SIGKILL)
+            _ = proxy.finish()
+        }
+        let address = SocketAddress(numericHost: "127.0.0.1", port: port)!
+        XCTAssertTrue(eventually(5) { (try? HTTPGet(SocketAddress(numericHost: "127.0.0.1", port: adminPort)!, "/healthz"))?.status == 200 })
+        let before = try residentKiB(of: proxy.process.processIdentifier)
+        // This client's connection is the backend's first, which it never reads.
+        let client = try TestClient(address)
+        _ = fcntl(client.fd, F_SETFL, O_NONBLOCK)
+        // Push up to 1 GiB without blocking; the stream stalls once every buffer on the way is full.
+        let chunk = [UInt8](repeating: 0x5A, count: 1 << 20)
+        var pushed = 0
+        var stalledSince: Int64?
+        while pushed < 1 << 30 {
+            let sent = chunk.withUnsafeBytes { send(client.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if sent > 0 {
+                pushed += sent
+                stalledSince = nil
+            } else {
+                let now = monotonicMilliseconds()
+                if let since = stalledSince, now - since > 1000 { break }
+                stalledSince = stalledSince ?? now
+                usleep(10_000)
+            }
+        }
+        let after = try residentKiB(of: proxy.process.processIdentifier)
+        print("a backend that never reads: the client stalled after \(pushed >> 10) KiB of 1 GiB; proxy RSS \(before) KiB -> \(after) KiB")
+        XCTAssertLessThan(pushed, 64 << 20, "the client must stall, not stream a gigabyte into the proxy")
+        // The bound: the worker's buffer pool (touched as the ring cycles through it), not the stream.
+        XCTAssertLessThan(after - before, 16 * 1024 + 2048, "proxy memory must stay bounded")
+        try assertStillServes(address)
+    }
+
+    func testClientResetMidTransferClosesItsBackendAndNothingElse() throws {
+        let backend = try TestServer(.replyOnEOF)
+        let echo = try TestServer(.echo)
+        let proxy = try ProxyHarness(backend)
+        defer { proxy.stop() }
+        let client = try TestClient(proxy.address)
+        var stream = PatternStream(seed: 4)
+        _ = try client.send(&stream, count: 8 << 20)
+        client.reset()
+        XCTAssertTrue(eventually { proxy.total(.active) == 0 }, "the reset closes both sides")
+        XCTAssertTrue(eventually { backend.openCount == 0 }, "the backend's connection is closed too")
+        let other = try ProxyHarness(echo)
+        defer { other.stop() }
+        try assertStillServes(other.address)
+        let fresh = try TestClient(proxy.address)
+        try fresh.send("x")
+        fresh.shutdownWrite()
+        var expected = StreamHash()
+        expected.add(Array("x".utf8))
+        XCTAssertEqual(try fresh.receiveLine(), expected.digest)
+    }
+
+    func testSlowClientGetsEveryByteWhileOthersRunAtFullSpeed() throws {
+        let backend = try TestServer(.echo)
+        let proxy = try ProxyHarness(backend)
+        defer { proxy.stop() }
+        let slow = try TestClient(proxy.address)
+        let message = Array("one byte at a time, every 100 ms".utf8)
+        let target = proxy.address
+        let others = Background { ConcurrentEcho(address: target, connections: 50, bytes: 1 << 20).run() }
+        var echoed: [UInt8] = []
+        for byte in message.prefix(20) {
+            try slow.send([byte])
+            echoed += try slow.receive(exactly: 1)
+            usleep(100_000)
+        }
+        let outcome = others.wait()
+        XCTAssertEqual(echoed, Array(message.prefix(20)))
+        XCTAssertEqual(outcome.failures, [])
+        XCTAssertEqual(outcome.verified, 50)
+    }
+
+    func testStormOfTwentyThousandConnectsInTenSeconds() throws {
+        let backend = try TestServer(.echo)
+        let proxy = try ProxyHarness(backend)
+        defer { proxy.stop() }
+        let started = monotonicMilliseconds()
+        var failures: [String] = []
+        for index in 0..<20_000 where monotonicMilliseconds() - started < 10_000 {
+            do {
+                let source = SocketAddress(numericHost: "127.2.\(index / 250).\(index % 250 + 1)", port: 0)!
+                let client = try TestClient(proxy.address, from: source)
+                try client.send("s")
+                if try client.receive(exactly: 1) != [0x73] { failures.append("wrong echo") }
+            } catch {
+                failures.append("\(error)")
+            }
+        }
+        let elapsed = monotonicMilliseconds() - started
+        print("connect storm: \(proxy.total(.accepted)) connections in \(elapsed) ms, \(failures.count) failed")
+        XCTAssertEqual(failures.prefix(3), [])
+        XCTAssertEqual(proxy.total(.accepted), 20_000, "all 20 000 within 10 s")
+        XCTAssertTrue(eventually(5) { proxy.total(.active) == 0 })
+        try assertStillServes(proxy.address)
+    }
+
+    func testOpenFileLimitOf256WithAThousandClients() throws {
+        let backend = try TestServer(.echo)
+        let port = try deadAddress().port
+        let ringproxy = try BuiltBinary("ringproxy")
+        let running = try BuiltBinary.shell(
+            "ulimit -n 256 && exec \(ringproxy.url.path) --listen 127.0.0.1:\(port) --backend 127.0.0.1:\(backend.port) --threads 1 --no-pin")
+        let address = SocketAddress(numericHost: "127.0.0.1", port: port)!
+        XCTAssertTrue(eventually(5) { (try? TestClient(address)) != nil })
+        let outcome = ConcurrentEcho(address: address, connections: 1000, bytes: 4096, timeoutSeconds: 60).run()
+        try assertStillServes(address)
+        running.signal(SIGTERM)
+        let stopped = running.finish()
+        XCTAssertEqual(outcome.failures.prefix(3), [], "\(outcome.failures.count) failed")
+        XCTAssertEqual(outcome.verified, 1000)
+        XCTAssertEqual(stopped.status, 0, stopped.stderr)
+        // Admission is capped to what the limit allows, so the clients beyond it wait in the backlog rather
+        // than being accepted into a proxy that could not open their backend sockets.
+        XCTAssertTrue(stopped.stderr.contains("max_connections lowered to what the open-files limit allows"), stopped.stderr)
+        let warnings = stopped.stderr.split(separator: "\n").filter { $0.contains("warning") }
+        XCTAssertLessThan(warnings.count, 10, "few, rate-limited warnings:\n\(stopped.stderr)")
+        print("RLIMIT_NOFILE 256, 1000 clients: \(outcome.verified) verified; warnings:\n\(warnings.joined(separator: "\n"))")
+    }
+
+    func testTinyBufferRingIsSlowerButNeverWrong() throws {
+        let backend = try TestServer(.echo)
+        let proxy = try ProxyHarness(backend) { settings in
+            settings.buffers = Setting(4, SettingSource(key: "test"))
+            settings.bufferSize = Setting(1024, SettingSource(key: "test"))
+        }
+        defer { proxy.stop() }
+        let outcome = ConcurrentEcho(address: proxy.address, connections: 100, bytes: 256 * 1024).run()
+        XCTAssertEqual(outcome.failures.prefix(3), [])
+        XCTAssertEqual(outcome.verified, 100)
+        XCTAssertGreaterThan(proxy.total(.bufferRingEmpty), 0, "the ring did run dry")
+    }
+
+    func testIntegrityAcrossAReloadAndUnderLoad() throws {
+        let first = try TestServer(.echo), second = try TestServer(.echo)
+        let proxy = try ProxyHarness(first)
+        defer { proxy.stop() }
+        let target = proxy.address
+        let load = Background { ConcurrentEcho(address: target, connections: 200, bytes: 512 * 1024).run() }
+        usleep(50_000)
+        try proxy.reload { settings in
+            settings.backends = [BackendSpec(host: Setting("127.0.0.1", SettingSource(key: "t")),
+                                             port: Setting(Int(second.port), SettingSource(key: "t")), source: SettingSource(key: "t"))]
+        }
+        let outcome = load.wait()
+        XCTAssertEqual(outcome.failures, [])
+        XCTAssertEqual(outcome.verified, 200)
+    }
+}
+
+/// Resident memory of a process, from /proc.
+func residentKiB(of pid: Int32) throws -> Int {
+    let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+    guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+          let kib = Int(line.split(separator: " ").dropFirst().first ?? "") else {
+        throw TestFailure("no VmRSS for \(pid)")
+    }
+    return kib
+}
