@@ -3,7 +3,7 @@ SHELL := /bin/bash
 SWIFT ?= swift
 RELEASE_BIN = $(shell $(SWIFT) build -c release --show-bin-path)
 
-.PHONY: all deps build debug run demo test bench-picks clean
+.PHONY: all deps build debug run demo test bench-picks soak clean
 
 all: build
 
@@ -37,6 +37,12 @@ bench-picks: deps
 test: deps
 	$(SWIFT) build
 	$(SWIFT) test
+
+# Minutes of mixed load on the proxy binary (integrity streams, ringload rr, connection churn), then its
+# memory and descriptors compared: make soak DURATION=600
+DURATION ?= 60
+soak: deps
+	SOAK_SECONDS=$(DURATION) $(SWIFT) test -c release -Xswiftc -enable-testing --filter SoakTests
 
 clean:
 	rm -rf .build
