@@ -22,8 +22,8 @@ public final class AdminServer: Sendable {
         exporter = MetricsExporter(proxy: proxy)
         do {
             server = address.family == AF_INET6
-                ? HTTPServer(address: try sockaddr_in6.inet6(ip6: address.host, port: address.port), logger: .disabled)
-                : HTTPServer(address: try sockaddr_in.inet(ip4: address.host, port: address.port), logger: .disabled)
+                ? HTTPServer(address: try Glibc.sockaddr_in6.inet6(ip6: address.host, port: address.port), logger: .disabled)
+                : HTTPServer(address: try Glibc.sockaddr_in.inet(ip4: address.host, port: address.port), logger: .disabled)
         } catch {
             throw .admin("cannot use \(address) for the admin endpoint: \(error)")
         }
