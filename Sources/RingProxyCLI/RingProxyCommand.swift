@@ -133,7 +133,7 @@ struct RingProxyCommand: ParsableCommand {
         var admin: AdminServer?
         if let address = config.admin {
             do {
-                let server = try AdminServer(proxy: proxy, address: address)
+                let server = AdminServer(proxy: proxy, address: address)
                 let bound = try server.start()
                 logger.info("admin endpoint listening", metadata: ["address": "\(bound)", "paths": "/metrics /healthz /backends"])
                 admin = server

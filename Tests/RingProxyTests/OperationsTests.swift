@@ -229,7 +229,7 @@ final class OperationsTests: XCTestCase {
         let backend = try TestServer(.echo)
         let proxy = try ProxyHarness(backend)
         defer { proxy.stop() }
-        let admin = try AdminServer(proxy: proxy.proxy, address: SocketAddress(numericHost: "127.0.0.1", port: 0)!)
+        let admin = AdminServer(proxy: proxy.proxy, address: SocketAddress(numericHost: "127.0.0.1", port: 0)!)
         let adminAddress = try admin.start()
         defer { admin.stop() }
         for index in 0..<3 {

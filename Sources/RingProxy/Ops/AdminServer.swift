@@ -17,16 +17,12 @@ public final class AdminServer: Sendable {
     private let draining = Atomic<Bool>(false)
     private let task = Mutex<Task<Void, Never>?>(nil)
 
-    public init(proxy: Proxy, address: SocketAddress) throws(StartupError) {
+    public init(proxy: Proxy, address: SocketAddress) {
         self.proxy = proxy
         exporter = MetricsExporter(proxy: proxy)
-        do {
-            server = address.family == AF_INET6
-                ? HTTPServer(address: try Glibc.sockaddr_in6.inet6(ip6: address.host, port: address.port), logger: .disabled)
-                : HTTPServer(address: try Glibc.sockaddr_in.inet(ip4: address.host, port: address.port), logger: .disabled)
-        } catch {
-            throw .admin("cannot use \(address) for the admin endpoint: \(error)")
-        }
+        server = address.family == AF_INET6
+            ? HTTPServer(address: AdminAddress<IPv6>(address), logger: .disabled)
+            : HTTPServer(address: AdminAddress<IPv4>(address), logger: .disabled)
     }
 
     /// Starts serving; returns the address it listens on (a port 0 becomes the kernel's choice), or throws
@@ -106,6 +102,24 @@ public final class AdminServer: Sendable {
         return (try? encoder.encode(document)) ?? Data("{}".utf8)
     }
 }
+
+/// Our address handed to FlyingFox, whose socket family is a static property of the address type (one
+/// type per family). Its own sockaddr_in helpers would do, but this module also sees sockaddr_in through
+/// CURing, and an optimised build then finds FlyingSocks' extension on the other one.
+private struct AdminAddress<Family: AddressFamily>: FlyingSocks.SocketAddress {
+    static var family: sa_family_t { Family.value }
+    let address: SocketAddress
+
+    init(_ address: SocketAddress) { self.address = address }
+
+    func withSockAddr<R, E: Error>(_ body: (UnsafePointer<sockaddr>, socklen_t) throws(E) -> R) throws(E) -> R {
+        try address.withSockaddr { pointer, length in Result { () throws(E) -> R in try body(pointer, length) } }.get()
+    }
+}
+
+private protocol AddressFamily: Sendable { static var value: sa_family_t { get } }
+private enum IPv4: AddressFamily { static var value: sa_family_t { sa_family_t(AF_INET) } }
+private enum IPv6: AddressFamily { static var value: sa_family_t { sa_family_t(AF_INET6) } }
 
 /// A value resolved once, by whichever of several tasks gets there first, and waited for by a thread.
 private final class Outcome<Value: Sendable>: Sendable {
