@@ -88,4 +88,25 @@ final class ForwardingTests: XCTestCase {
             XCTAssertEqual(try client.receive(exactly: payload.count), payload)
         }
     }
+
+    func testZeroCopySendsDeliverEveryByteAndGiveEveryBufferBack() throws {
+        for mode in ["on", "auto"] {
+            let backend = try TestServer(.echo)
+            // A 64-buffer ring: a buffer never given back after its notification would soon stall everything.
+            let proxy = try ProxyHarness(backend) { settings in
+                settings.zerocopy = Setting(mode, SettingSource(key: "test"))
+                settings.buffers = Setting(64, SettingSource(key: "test"))
+            }
+            defer { proxy.stop() }
+            for round in 0..<3 {
+                var check = ConcurrentEcho(address: proxy.address, connections: 50, bytes: 2 << 20)
+                check.chunks = 1...65536
+                check.seed = UInt64(round + 1)
+                let outcome = check.run()
+                XCTAssertEqual(outcome.failures.prefix(3), [], "zerocopy \(mode), round \(round)")
+                XCTAssertEqual(outcome.verified, 50, "zerocopy \(mode), round \(round)")
+            }
+            XCTAssertGreaterThan(proxy.total(.zeroCopySends), 1000, "zerocopy \(mode)")
+        }
+    }
 }

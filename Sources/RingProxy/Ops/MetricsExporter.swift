@@ -71,7 +71,7 @@ final class MetricsExporter: Sendable {
         ("connect_failures", .connectFailures), ("no_backend", .noBackend), ("idle_timeouts", .idleTimeouts),
         ("bytes_upstream", .bytesUpstream), ("bytes_downstream", .bytesDownstream),
         ("sqes_submitted", .submissions), ("cqes_reaped", .completions), ("kernel_enters", .kernelEnters),
-        ("buffer_ring_empty", .bufferRingEmpty),
+        ("buffer_ring_empty", .bufferRingEmpty), ("zero_copy_sends", .zeroCopySends),
     ]
 }
 

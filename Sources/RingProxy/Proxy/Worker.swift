@@ -32,6 +32,9 @@ struct Worker: ~Copyable {
     let index: Int
     var ring: IORing
     var buffers: BufferRing
+    /// Sends of at least this many bytes are zero-copy (`--zerocopy`); `UInt32.max` when off.
+    let zeroCopyThreshold: UInt32
+    var lentBuffers: ZeroCopyLedger
     var table: ConnectionTable
     var wheel: TimerWheel
     /// Tunnels whose recv found the buffer ring empty, re-armed when buffers come back.
@@ -73,6 +76,12 @@ struct Worker: ~Copyable {
             registeringWith: ring, group: 0, count: UInt32(config.buffersPerWorker), size: UInt32(config.bufferSize))
         self.ring = ring
         self.buffers = buffers
+        zeroCopyThreshold = switch config.zerocopy {
+        case .off: UInt32.max
+        case .on: 1
+        case .auto: ZeroCopyMode.autoThreshold
+        }
+        lentBuffers = ZeroCopyLedger(buffers: config.buffersPerWorker)
         index = setup.index
         table = ConnectionTable(capacity: setup.connectionCapacity)
         wheel = TimerWheel(idleTicks: Self.idleTicks(config.idleTimeout))
@@ -137,8 +146,25 @@ struct Worker: ~Copyable {
         case .tick: tickCompleted()
         case .control: controlCompleted()
         case .connect, .connectTimeout, .recv, .send, .sendHeader: tunnelCompleted(kind, completion)
+        case .sendZeroCopy: zeroCopyCompleted(completion)
         case .cancel, .close, .shutdown, .check: break  // posted only on failure, and there is nothing left to undo
         }
+    }
+
+    /// A zero-copy send's result goes to its tunnel; its notification gives the buffer back. The result is
+    /// counted by the tunnel, so it always finds its slot live; its user data carries the buffer instead of
+    /// the slot's generation.
+    private mutating func zeroCopyCompleted(_ completion: Completion) {
+        let buffer = UInt16(truncatingIfNeeded: completion.userData.generation)
+        if !completion.isNotification {
+            let slot = completion.userData.slot
+            let direction: Direction = completion.userData.direction == 0 ? .upstream : .downstream
+            if completion.result > 0 { countBytes(Int(completion.result), direction, table[slot]) }
+            table[slot].pointee.lastActive = wheel.now
+            handle(slot, .sent(direction, result: completion.result))
+            guard !completion.hasMore else { return }  // no notification will follow
+        }
+        if lentBuffers.returned(buffer) { buffers.recycle(buffer) }
     }
 
     private mutating func tunnelCompleted(_ kind: OperationKind, _ completion: Completion) {
@@ -207,15 +233,23 @@ struct Worker: ~Copyable {
                 from: connection.pointee.fd(direction.source), bufferGroup: buffers.group, pollFirst: pollFirst,
                 userData: userData(.recv, slot, direction))
         case .send(let direction, let buffer, let offset, let length):
-            ring.send(
-                to: connection.pointee.fd(direction.destination), bytes: buffers.bytes(of: buffer) + Int(offset),
-                length: length, userData: userData(.send, slot, direction))
+            let fd = connection.pointee.fd(direction.destination)
+            let bytes = buffers.bytes(of: buffer) + Int(offset)
+            if length >= zeroCopyThreshold {
+                lentBuffers.lend(buffer)
+                counters.add(1, .zeroCopySends)
+                ring.sendZeroCopy(
+                    to: fd, bytes: bytes, length: length,
+                    userData: UserData(.sendZeroCopy, slot: slot, generation: UInt32(buffer), direction: direction.rawValue))
+            } else {
+                ring.send(to: fd, bytes: bytes, length: length, userData: userData(.send, slot, direction))
+            }
         case .sendHeader(let offset, let length):
             ring.send(
                 to: connection.pointee.backendFD, bytes: table.header(of: slot) + Int(offset), length: length,
                 userData: userData(.sendHeader, slot, .upstream))
         case .recycle(let buffer):
-            buffers.recycle(buffer)
+            if zeroCopyThreshold == .max || lentBuffers.release(buffer) { buffers.recycle(buffer) }
         case .shutdownWrite(let direction):
             // A plain syscall: it only queues a FIN, and io_uring would hand it to a worker thread.
             _ = Glibc.shutdown(connection.pointee.fd(direction.destination), Int32(SHUT_WR))

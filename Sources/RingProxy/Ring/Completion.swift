@@ -27,6 +27,9 @@ public struct Completion: Sendable {
     /// A multishot operation stays armed and will post more completions.
     @inline(__always) public var hasMore: Bool { flags & IORING_CQE_F_MORE != 0 }
 
+    /// A zero-copy send's notification: the kernel is done with the memory the send read.
+    @inline(__always) public var isNotification: Bool { flags & IORING_CQE_F_NOTIF != 0 }
+
     /// The socket still had data queued when this recv completed.
     @inline(__always) public var socketHasMoreData: Bool { flags & IORING_CQE_F_SOCK_NONEMPTY != 0 }
 }

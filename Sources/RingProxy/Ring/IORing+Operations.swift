@@ -41,6 +41,16 @@ extension IORing {
         sqe.pointee.user_data = userData.rawValue
     }
 
+    /// Sends `length` bytes at `bytes` without copying them into the socket (`IORING_OP_SEND_ZC`): the kernel
+    /// lends the pages to the device. Two completions: the send's result (with `IORING_CQE_F_MORE`), then a
+    /// notification (`IORING_CQE_F_NOTIF`) once the kernel no longer reads the memory — only then may it be reused.
+    @inline(__always)
+    public mutating func sendZeroCopy(to fd: Int32, bytes: UnsafeRawPointer, length: UInt32, userData: UserData) {
+        let sqe = nextSubmission()
+        io_uring_prep_send_zc(sqe, fd, bytes, Int(length), Int32(MSG_NOSIGNAL) | Int32(MSG_WAITALL), 0)
+        sqe.pointee.user_data = userData.rawValue
+    }
+
     /// Connects `fd` to `address`, bounded by a linked timeout: two completions, the connect's and the
     /// timeout's. `address` and `timeout` must stay valid until the next submit.
     @inline(__always)

@@ -14,6 +14,8 @@ public enum OperationKind: UInt8, Sendable {
     case sendHeader
     /// A health check's connect.
     case check
+    /// A zero-copy send; its `generation` bits carry the buffer, which its notification releases.
+    case sendZeroCopy
 }
 
 /// The 64-bit `user_data` of one operation: its kind, the connection slot it belongs to, and the slot's
