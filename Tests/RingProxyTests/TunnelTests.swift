@@ -4,22 +4,32 @@ import XCTest
 
 /// The tunnel state machine driven by scripted completion streams, with no kernel involved.
 final class TunnelTests: XCTestCase {
+    private let links = BufferLinks(buffers: 65536)
+
     /// Feeds events and returns the actions of the last one.
     private func feed(_ tunnel: inout Tunnel, _ events: TunnelEvent...) -> [TunnelAction] {
         var last: [TunnelAction] = []
         for event in events {
             var actions = TunnelActions()
-            tunnel.handle(event, into: &actions)
+            tunnel.handle(event, links: links, into: &actions)
             last = actions.all
         }
         return last
     }
 
-    /// A tunnel whose backend connect has just succeeded.
+    /// A tunnel whose backend connect has just succeeded (both receives armed).
     private func established(retries: Int = 2) -> Tunnel {
         var tunnel = Tunnel(retries: retries)
         _ = feed(&tunnel, .start, .connectSubmitted, .connectCompleted(0), .connectTimeoutCompleted)
         return tunnel
+    }
+
+    private func data(_ direction: Direction, _ bytes: Int32, buffer: UInt16, armed: Bool = true) -> TunnelEvent {
+        .received(direction, result: bytes, buffer: buffer, armed: armed)
+    }
+
+    private func ended(_ direction: Direction, _ result: Int32) -> TunnelEvent {
+        .received(direction, result: result, buffer: nil, armed: false)
     }
 
     func testStartAsksForConnectAndSuccessArmsBothReceives() {
@@ -41,92 +51,125 @@ final class TunnelTests: XCTestCase {
         XCTAssertEqual(feed(&tunnel, .connectCompleted(-ECANCELED)), [.connectFailed(-ECANCELED), .closeBackend])
         XCTAssertEqual(tunnel.phase, .closing, "the linked timeout's completion is still due")
         XCTAssertEqual(feed(&tunnel, .connectTimeoutCompleted), [.close(abortive: false), .release])
+        XCTAssertEqual(tunnel.closeReason, .connectFailed)
     }
 
     func testNoBackendAvailableClosesAtOnce() {
         var tunnel = Tunnel(retries: 2)
         _ = feed(&tunnel, .start)
         XCTAssertEqual(feed(&tunnel, .connectUnavailable), [.close(abortive: false), .release])
+        XCTAssertEqual(tunnel.closeReason, .noBackend)
     }
 
-    func testReceivedBytesAreSentFromTheSameBufferAndReceiveIsRearmed() {
+    func testReceivedBytesAreSentFromTheSameBufferAndTheReceiveStaysArmed() {
         var tunnel = established()
-        XCTAssertEqual(feed(&tunnel, .received(.upstream, result: 100, buffer: 7, moreData: false)), [
-            .send(.upstream, buffer: 7, offset: 0, length: 100), .recv(.upstream, pollFirst: true),
-        ])
+        XCTAssertEqual(feed(&tunnel, data(.upstream, 100, buffer: 7)), [.send(.upstream, buffer: 7, offset: 0, length: 100)])
+        XCTAssertTrue(tunnel.upstream.recvArmed, "a multishot receive is not armed again")
         XCTAssertEqual(feed(&tunnel, .sent(.upstream, result: 100)), [.recycle(buffer: 7)])
     }
 
     func testShortSendResumesAtFirstUnsentByte() {
         var tunnel = established()
-        _ = feed(&tunnel, .received(.downstream, result: 1000, buffer: 3, moreData: true))
+        _ = feed(&tunnel, data(.downstream, 1000, buffer: 3))
         XCTAssertEqual(feed(&tunnel, .sent(.downstream, result: 300)), [.send(.downstream, buffer: 3, offset: 300, length: 700)])
         XCTAssertEqual(feed(&tunnel, .sent(.downstream, result: 650)), [.send(.downstream, buffer: 3, offset: 950, length: 50)])
         XCTAssertEqual(feed(&tunnel, .sent(.downstream, result: 50)), [.recycle(buffer: 3)])
     }
 
-    func testOnlyOneSendInFlightPerDirectionAndQueueKeepsOrder() {
+    func testOnlyOneSendInFlightPerDirectionAndTheQueueKeepsOrder() {
         var tunnel = established()
-        _ = feed(&tunnel, .received(.upstream, result: 10, buffer: 1, moreData: true))
-        // A second buffer arrives while the first send is in flight: queued, not sent.
-        XCTAssertEqual(feed(&tunnel, .received(.upstream, result: 20, buffer: 2, moreData: true)), [.recv(.upstream, pollFirst: false)])
+        _ = feed(&tunnel, data(.upstream, 10, buffer: 1))
+        XCTAssertEqual(feed(&tunnel, data(.upstream, 20, buffer: 2)), [], "a second buffer waits for the send in flight")
         XCTAssertEqual(feed(&tunnel, .sent(.upstream, result: 10)), [.recycle(buffer: 1), .send(.upstream, buffer: 2, offset: 0, length: 20)])
     }
 
-    func testFullQueueStopsReceivingUntilASendCompletes() {
+    func testALongQueueCancelsTheReceiveUntilItDrains() {
         var tunnel = established()
-        for buffer in 0..<UInt16(BufferQueue.capacity - 1) {
-            _ = feed(&tunnel, .received(.upstream, result: 5, buffer: buffer, moreData: true))
+        for buffer in 0..<UInt16(Tunnel.pauseAt - 1) {
+            _ = feed(&tunnel, data(.upstream, 5, buffer: buffer))
         }
-        let last = UInt16(BufferQueue.capacity - 1)
-        XCTAssertEqual(feed(&tunnel, .received(.upstream, result: 5, buffer: last, moreData: true)), [],
-                       "a full queue must not arm another receive: the slow reader stalls the writer")
-        XCTAssertFalse(tunnel.upstream.recvPending)
-        XCTAssertEqual(feed(&tunnel, .sent(.upstream, result: 5)), [
-            .recycle(buffer: 0), .send(.upstream, buffer: 1, offset: 0, length: 5), .recv(.upstream, pollFirst: false),
-        ])
+        XCTAssertEqual(feed(&tunnel, data(.upstream, 5, buffer: Tunnel.pauseAt - 1)), [.cancelReceive(.upstream)],
+                       "a slow reader stalls its writer: receiving stops")
+        // What the kernel had already received before the cancel landed is still kept, in order.
+        XCTAssertEqual(feed(&tunnel, data(.upstream, 5, buffer: 100)), [])
+        XCTAssertEqual(feed(&tunnel, ended(.upstream, -ECANCELED)), [])
+        XCTAssertFalse(tunnel.upstream.recvArmed)
+        XCTAssertEqual(tunnel.upstream.queue.count, Tunnel.pauseAt + 1)
+        var resumed = false
+        var sent: [UInt16] = []
+        while let head = tunnel.upstream.queue.isEmpty ? nil : tunnel.upstream.queue.head {
+            sent.append(head)
+            let actions = feed(&tunnel, .sent(.upstream, result: 5))
+            if actions.contains(.recv(.upstream, pollFirst: false)) {
+                resumed = true
+                XCTAssertLessThanOrEqual(tunnel.upstream.queue.count, Tunnel.resumeAt)
+            }
+        }
+        XCTAssertEqual(sent, [0, 1, 2, 3, 100])
+        XCTAssertTrue(resumed, "receiving starts again once the queue is short")
     }
 
     func testEndOfStreamShutsDownOtherSideAfterQueuedBytesAreSent() {
         var tunnel = established()
-        _ = feed(&tunnel, .received(.upstream, result: 10, buffer: 1, moreData: false))
-        XCTAssertEqual(feed(&tunnel, .received(.upstream, result: 0, buffer: nil, moreData: false)), [],
-                       "EOF must wait for the queued bytes")
+        _ = feed(&tunnel, data(.upstream, 10, buffer: 1))
+        XCTAssertEqual(feed(&tunnel, ended(.upstream, 0)), [], "EOF must wait for the queued bytes")
         XCTAssertEqual(feed(&tunnel, .sent(.upstream, result: 10)), [.recycle(buffer: 1), .shutdownWrite(.upstream)])
         XCTAssertEqual(tunnel.upstream.state, .finished)
         XCTAssertEqual(tunnel.phase, .established, "the other direction keeps flowing")
-        XCTAssertEqual(feed(&tunnel, .received(.downstream, result: 4, buffer: 9, moreData: false)), [
-            .send(.downstream, buffer: 9, offset: 0, length: 4), .recv(.downstream, pollFirst: true),
-        ])
+        XCTAssertEqual(feed(&tunnel, data(.downstream, 4, buffer: 9)), [.send(.downstream, buffer: 9, offset: 0, length: 4)])
+    }
+
+    func testDataAfterTheOtherSidesFinKeepsFlowing() {
+        var tunnel = established()
+        XCTAssertEqual(feed(&tunnel, ended(.downstream, 0)), [.shutdownWrite(.downstream)], "the backend's FIN is passed on")
+        for buffer in UInt16(1)...3 {
+            XCTAssertEqual(feed(&tunnel, data(.upstream, 100, buffer: buffer)), [.send(.upstream, buffer: buffer, offset: 0, length: 100)])
+            XCTAssertEqual(feed(&tunnel, .sent(.upstream, result: 100)), [.recycle(buffer: buffer)])
+        }
+        XCTAssertEqual(feed(&tunnel, ended(.upstream, 0)), [.close(abortive: false), .release])
+        XCTAssertEqual(tunnel.closeReason, .completed)
+    }
+
+    func testFinWhileASendIsQueuedWaitsForEveryByte() {
+        var tunnel = established()
+        _ = feed(&tunnel, data(.downstream, 10, buffer: 1), data(.downstream, 20, buffer: 2), ended(.downstream, 0))
+        XCTAssertEqual(feed(&tunnel, .sent(.downstream, result: 10)), [.recycle(buffer: 1), .send(.downstream, buffer: 2, offset: 0, length: 20)])
+        XCTAssertEqual(feed(&tunnel, .sent(.downstream, result: 20)), [.recycle(buffer: 2), .shutdownWrite(.downstream)])
     }
 
     func testBothEndsOfStreamCloseGracefully() {
         var tunnel = established()
-        _ = feed(&tunnel, .received(.upstream, result: 0, buffer: nil, moreData: false))
-        XCTAssertEqual(feed(&tunnel, .received(.downstream, result: 0, buffer: nil, moreData: false)), [.close(abortive: false), .release])
+        _ = feed(&tunnel, ended(.upstream, 0))
+        XCTAssertEqual(feed(&tunnel, ended(.downstream, 0)), [.close(abortive: false), .release])
     }
 
-    func testResetClosesBothAbortivelyAfterInFlightOperationsComplete() {
+    func testResetFromTheClientClosesBothAbortively() {
         var tunnel = established()
-        XCTAssertEqual(feed(&tunnel, .received(.upstream, result: -ECONNRESET, buffer: nil, moreData: false)), [.cancel(.backend)])
+        XCTAssertEqual(feed(&tunnel, ended(.upstream, -ECONNRESET)), [.cancel(.backend)])
         XCTAssertEqual(tunnel.phase, .closing)
-        XCTAssertEqual(feed(&tunnel, .received(.downstream, result: -ECANCELED, buffer: nil, moreData: false)), [.close(abortive: true), .release])
+        XCTAssertEqual(feed(&tunnel, ended(.downstream, -ECANCELED)), [.close(abortive: true), .release])
+        XCTAssertEqual(tunnel.closeReason, .clientError)
+    }
+
+    func testResetFromTheBackendClosesBothAbortively() {
+        var tunnel = established()
+        XCTAssertEqual(feed(&tunnel, ended(.downstream, -ECONNRESET)), [.cancel(.client)])
+        XCTAssertEqual(feed(&tunnel, ended(.upstream, -ECANCELED)), [.close(abortive: true), .release])
+        XCTAssertEqual(tunnel.closeReason, .backendError)
     }
 
     func testBufferOfAnInFlightSendIsRecycledOnlyWhenTheSendCompletes() {
         var tunnel = established()
-        _ = feed(&tunnel, .received(.upstream, result: 10, buffer: 1, moreData: true))
-        _ = feed(&tunnel, .received(.upstream, result: 10, buffer: 2, moreData: true))
+        _ = feed(&tunnel, data(.upstream, 10, buffer: 1), data(.upstream, 10, buffer: 2))
         // The backend resets: buffer 2 (queued) goes back now, buffer 1 (being sent) must not.
-        XCTAssertEqual(feed(&tunnel, .received(.downstream, result: -ECONNRESET, buffer: nil, moreData: false)),
-                       [.recycle(buffer: 2), .cancel(.client), .cancel(.backend)])
+        XCTAssertEqual(feed(&tunnel, ended(.downstream, -ECONNRESET)), [.recycle(buffer: 2), .cancel(.client), .cancel(.backend)])
         XCTAssertEqual(feed(&tunnel, .sent(.upstream, result: -ECANCELED)), [.recycle(buffer: 1)])
-        XCTAssertEqual(feed(&tunnel, .received(.upstream, result: -ECANCELED, buffer: nil, moreData: false)), [.close(abortive: true), .release])
+        XCTAssertEqual(feed(&tunnel, ended(.upstream, -ECANCELED)), [.close(abortive: true), .release])
     }
 
     func testEmptyBufferRingWaitsInsteadOfFailing() {
         var tunnel = established()
-        XCTAssertEqual(feed(&tunnel, .received(.upstream, result: -ENOBUFS, buffer: nil, moreData: false)), [.waitForBuffers(.upstream)])
+        XCTAssertEqual(feed(&tunnel, ended(.upstream, -ENOBUFS)), [.waitForBuffers(.upstream)])
         XCTAssertEqual(tunnel.phase, .established)
         XCTAssertEqual(feed(&tunnel, .buffersAvailable(.upstream)), [.recv(.upstream, pollFirst: false)])
         XCTAssertEqual(feed(&tunnel, .buffersAvailable(.downstream)), [], "that direction still has its receive armed")
@@ -135,37 +178,61 @@ final class TunnelTests: XCTestCase {
     func testIdleTimeoutCancelsAndClosesGracefully() {
         var tunnel = established()
         XCTAssertEqual(feed(&tunnel, .idleTimeout), [.cancel(.client), .cancel(.backend)])
-        _ = feed(&tunnel, .received(.upstream, result: -ECANCELED, buffer: nil, moreData: false))
-        XCTAssertEqual(feed(&tunnel, .received(.downstream, result: 7, buffer: 4, moreData: false)),
+        _ = feed(&tunnel, ended(.upstream, -ECANCELED))
+        XCTAssertEqual(feed(&tunnel, .received(.downstream, result: 7, buffer: 4, armed: false)),
                        [.recycle(buffer: 4), .close(abortive: false), .release],
                        "a buffer that lands after the cancel still goes back")
+        XCTAssertEqual(tunnel.closeReason, .idleTimeout)
     }
 
-    /// Random completion streams: whatever happens, every buffer received goes back exactly once, a
-    /// direction never holds more than its queue, sends never overlap, and release comes last, once.
+    func testProxyHeaderGoesBeforeAnyPayload() {
+        var tunnel = Tunnel(retries: 0, proxyHeaderLength: 50)
+        _ = feed(&tunnel, .start, .connectSubmitted)
+        XCTAssertEqual(feed(&tunnel, .connectCompleted(0)), [
+            .connected, .sendHeader(offset: 0, length: 50), .recv(.upstream, pollFirst: false), .recv(.downstream, pollFirst: true),
+        ])
+        XCTAssertEqual(feed(&tunnel, data(.upstream, 10, buffer: 1)), [], "payload waits for the header")
+        XCTAssertEqual(feed(&tunnel, .headerSent(result: 20)), [.sendHeader(offset: 20, length: 30)])
+        XCTAssertEqual(feed(&tunnel, .headerSent(result: 30)), [.send(.upstream, buffer: 1, offset: 0, length: 10)])
+    }
+
+    /// Random completion streams: whatever happens, every buffer received goes back exactly once, sends
+    /// never overlap, the PROXY header goes first, and release comes last, once, with nothing in flight.
     func testRandomCompletionStreamsKeepEveryInvariant() {
         var random = FastRandom(seed: 42)
-        for _ in 0..<2000 {
+        var delivered = 0, pauses = 0
+        for _ in 0..<3000 {
             var model = TunnelModel(random: random.next())
-            model.run(steps: 200)
+            model.run(steps: 300, links)
             XCTAssertTrue(model.violations.isEmpty, model.violations.joined(separator: "\n"))
             if !model.violations.isEmpty { return }
+            delivered += Int(model.nextBuffer)
+            pauses += model.pauses
         }
+        // The streams must have exercised the machine, not ended at once.
+        XCTAssertGreaterThan(delivered, 50_000)
+        XCTAssertGreaterThan(pauses, 500, "backpressure must have paused receives")
     }
 }
 
-/// Plays the kernel for one tunnel: completes its in-flight operations in random order with random
-/// results and checks the tunnel's actions against the invariants.
+/// Plays the kernel for one tunnel: completes its operations in random order with random results, keeps
+/// multishot receives armed and delivering until they end or are cancelled, and checks the tunnel's actions
+/// against the invariants.
 private struct TunnelModel {
     var tunnel: Tunnel
     var random: FastRandom
     var headerLeft: Int
     var violations: [String] = []
+    /// One-shot operations in flight, as the completion each will post.
     var inFlight: [TunnelEvent] = []
+    /// Multishot receives armed in the "kernel", and whether a cancel was asked for.
+    var receiving: [Direction: Bool] = [.upstream: false, .downstream: false]
+    var cancelAsked: [Direction: Bool] = [.upstream: false, .downstream: false]
     var buffersOut = Set<UInt16>()
     var nextBuffer: UInt16 = 0
     var released = false
     var sendsInFlight = [Direction: Int]()
+    var pauses = 0
 
     init(random seed: UInt64) {
         random = FastRandom(seed: seed)
@@ -173,89 +240,95 @@ private struct TunnelModel {
         tunnel = Tunnel(retries: 2, proxyHeaderLength: headerLeft)
     }
 
-    mutating func run(steps: Int) {
-        apply(.start)
+    mutating func run(steps: Int, _ links: borrowing BufferLinks) {
+        apply(.start, links)
         for _ in 0..<steps where !released {
-            if !inFlight.isEmpty, random.below(10) > 0 {
-                apply(inFlight.remove(at: random.below(inFlight.count)))
+            let armed = Direction.allCases.filter { receiving[$0]! }
+            let roll = random.below(10)
+            if roll < 5, !inFlight.isEmpty {
+                apply(inFlight.remove(at: random.below(inFlight.count)), links)
+            } else if roll < 9, let direction = armed.randomElement(using: &random) {
+                apply(receiveCompletion(direction), links)
+            } else if random.below(40) == 0 {
+                apply(.idleTimeout, links)
             } else {
-                apply([TunnelEvent.idleTimeout, .buffersAvailable(.upstream), .buffersAvailable(.downstream)][random.below(3)])
+                apply(.buffersAvailable(random.below(2) == 0 ? .upstream : .downstream), links)
             }
         }
-        while !released, !inFlight.isEmpty { apply(inFlight.removeFirst()) }
-        if !released && tunnel.phase != .closing && tunnel.phase != .closed { apply(.terminate) }
-        while !released, !inFlight.isEmpty { apply(inFlight.removeFirst()) }
+        if !released && tunnel.phase != .closing && tunnel.phase != .closed { apply(.terminate, links) }
+        settle(links)
         if !released { violations.append("never released (phase \(tunnel.phase), pending \(tunnel.pendingOperations))") }
         if !buffersOut.isEmpty { violations.append("buffers never returned: \(buffersOut.sorted())") }
     }
 
-    mutating func apply(_ event: TunnelEvent) {
-        if case .received(_, let result, let buffer?, _) = event, result >= 0 || random.below(2) == 0 {
-            _ = result
-            buffersOut.insert(buffer)
+    /// Completes everything still in flight, as the kernel would after cancels.
+    mutating func settle(_ links: borrowing BufferLinks) {
+        for _ in 0..<1000 where !released {
+            if let direction = Direction.allCases.first(where: { receiving[$0]! }) {
+                apply(cancelAsked[direction]! ? finalReceive(direction, -ECANCELED) : receiveCompletion(direction), links)
+            } else if !inFlight.isEmpty {
+                apply(inFlight.removeFirst(), links)
+            } else {
+                break
+            }
         }
+    }
+
+    /// What an armed multishot receive posts next: more data, or its last completion.
+    mutating func receiveCompletion(_ direction: Direction) -> TunnelEvent {
+        if cancelAsked[direction]! && random.below(3) > 0 { return finalReceive(direction, -ECANCELED) }
+        switch random.below(120) {
+        case 0..<3: return finalReceive(direction, 0)
+        case 3..<8: return finalReceive(direction, -ENOBUFS)
+        case 8: return finalReceive(direction, -ECONNRESET)
+        default:
+            nextBuffer &+= 1
+            buffersOut.insert(nextBuffer)
+            let armed = random.below(20) > 0
+            if !armed { receiving[direction] = false }
+            return .received(direction, result: Int32(1 + random.below(16384)), buffer: nextBuffer, armed: armed)
+        }
+    }
+
+    mutating func finalReceive(_ direction: Direction, _ result: Int32) -> TunnelEvent {
+        receiving[direction] = false
+        return .received(direction, result: result, buffer: nil, armed: false)
+    }
+
+    mutating func apply(_ event: TunnelEvent, _ links: borrowing BufferLinks) {
         if case .sent(let direction, _) = event { sendsInFlight[direction, default: 0] -= 1 }
         if case .headerSent(let result) = event {
             sendsInFlight[.upstream, default: 0] -= 1
             if result > 0 { headerLeft -= Int(result) }
         }
         var actions = TunnelActions()
-        tunnel.handle(event, into: &actions)
+        tunnel.handle(event, links: links, into: &actions)
         for action in actions.all {
             guard !released else { violations.append("action \(action) after release"); return }
             switch action {
             case .connect:
-                if random.below(5) == 0 {
-                    apply(.connectUnavailable)
+                if random.below(10) == 0 {
+                    apply(.connectUnavailable, links)
                 } else {
-                    apply(.connectSubmitted)
-                    inFlight.append(.connectCompleted(random.below(3) == 0 ? -ECONNREFUSED : 0))
+                    apply(.connectSubmitted, links)
+                    inFlight.append(.connectCompleted(random.below(5) == 0 ? -ECONNREFUSED : 0))
                     inFlight.append(.connectTimeoutCompleted)
                 }
             case .recv(let direction, _):
-                let roll = random.below(10)
-                if roll == 0 {
-                    inFlight.append(.received(direction, result: 0, buffer: nil, moreData: false))
-                } else if roll == 1 {
-                    inFlight.append(.received(direction, result: -ENOBUFS, buffer: nil, moreData: false))
-                } else if roll == 2 {
-                    inFlight.append(.received(direction, result: -ECONNRESET, buffer: nil, moreData: false))
-                } else {
-                    nextBuffer &+= 1
-                    inFlight.append(.received(direction, result: Int32(1 + random.below(16384)), buffer: nextBuffer, moreData: random.below(2) == 0))
-                }
+                if receiving[direction]! { violations.append("a second receive armed on \(direction)") }
+                receiving[direction] = true
+                cancelAsked[direction] = false
+            case .cancelReceive(let direction):
+                cancelAsked[direction] = true
+                pauses += 1
             case .send(let direction, let buffer, _, let length):
                 if direction == .upstream && headerLeft > 0 { violations.append("payload sent upstream before the PROXY header") }
                 sendsInFlight[direction, default: 0] += 1
                 if sendsInFlight[direction]! > 1 { violations.append("two sends in flight on \(direction)") }
                 if !buffersOut.contains(buffer) { violations.append("send of buffer \(buffer) not held") }
                 let roll = random.below(10)
-                let result: Int32 = roll == 0 ? -EPIPE : roll < 3 ? Int32(1 + random.below(Int(length))) : Int32(length)
+                let result: Int32 = random.below(100) == 0 ? -EPIPE : roll < 3 ? Int32(1 + random.below(Int(length))) : Int32(length)
                 inFlight.append(.sent(direction, result: result))
-            case .recycle(let buffer):
-                if buffersOut.remove(buffer) == nil { violations.append("buffer \(buffer) recycled twice or never held") }
-                if sendsInFlight.values.contains(where: { $0 > 0 }), isBeingSent(buffer) {
-                    violations.append("buffer \(buffer) recycled while its send is in flight")
-                }
-            case .cancel(let side):
-                inFlight = inFlight.map { pending in
-                    switch pending {
-                    case .received(let direction, _, _, _) where direction.source == side:
-                        return .received(direction, result: -ECANCELED, buffer: nil, moreData: false)
-                    case .sent(let direction, _) where direction.destination == side:
-                        return .sent(direction, result: -ECANCELED)
-                    case .headerSent where side == .backend:
-                        return .headerSent(result: -ECANCELED)
-                    case .connectCompleted where side == .backend:
-                        return .connectCompleted(-ECANCELED)
-                    default:
-                        return pending
-                    }
-                }
-            case .release:
-                if tunnel.pendingOperations != 0 { violations.append("released with \(tunnel.pendingOperations) operations in flight") }
-                if !inFlight.isEmpty { violations.append("released before completions \(inFlight)") }
-                released = true
             case .sendHeader(let offset, let length):
                 sendsInFlight[.upstream, default: 0] += 1
                 if sendsInFlight[.upstream]! > 1 { violations.append("header sent beside another upstream send") }
@@ -265,19 +338,35 @@ private struct TunnelModel {
                 let roll = random.below(10)
                 let result: Int32 = roll == 0 ? -ECONNRESET : roll < 3 ? Int32(1 + random.below(Int(length))) : Int32(length)
                 inFlight.append(.headerSent(result: result))
+            case .recycle(let buffer):
+                if buffersOut.remove(buffer) == nil { violations.append("buffer \(buffer) recycled twice or never held") }
+                if isBeingSent(buffer) { violations.append("buffer \(buffer) recycled while its send is in flight") }
+            case .cancel(let side):
+                for direction in Direction.allCases where direction.source == side && receiving[direction]! {
+                    cancelAsked[direction] = true
+                }
+                inFlight = inFlight.map { pending in
+                    switch pending {
+                    case .sent(let direction, _) where direction.destination == side: .sent(direction, result: -ECANCELED)
+                    case .headerSent where side == .backend: .headerSent(result: -ECANCELED)
+                    case .connectCompleted where side == .backend: .connectCompleted(-ECANCELED)
+                    default: pending
+                    }
+                }
+            case .release:
+                if tunnel.pendingOperations != 0 { violations.append("released with \(tunnel.pendingOperations) operations in flight") }
+                if !inFlight.isEmpty || receiving.values.contains(true) { violations.append("released before every completion") }
+                released = true
             case .connected, .connectFailed, .closeBackend, .shutdownWrite, .waitForBuffers, .close:
                 break
             }
-        }
-        for direction in Direction.allCases where Int(tunnel.pipe(direction).queue.count) > BufferQueue.capacity {
-            violations.append("queue over capacity on \(direction)")
         }
     }
 
     func isBeingSent(_ buffer: UInt16) -> Bool {
         Direction.allCases.contains { direction in
             let pipe = tunnel.pipe(direction)
-            return pipe.sendPending && !pipe.queue.isEmpty && pipe.queue.head.buffer == buffer
+            return pipe.sendPending && !(direction == .upstream && tunnel.sendingHeader) && !pipe.queue.isEmpty && pipe.queue.head == buffer
         }
     }
 }

@@ -1,17 +1,23 @@
 import Glibc
 
 /// The state machine of one proxied connection: a client socket, a backend socket, and two independent
-/// directions between them. It decides; it never calls the kernel. `handle(_:into:)` takes one event (a
-/// completion, or a worker decision) and appends the operations to submit, so a unit test can drive it with
-/// a scripted completion stream and the worker can drive it with real ones.
+/// directions between them. It decides; it never calls the kernel. `handle(_:links:into:)` takes one event
+/// (a completion, or a worker decision) and appends the operations to submit, so a unit test can drive it
+/// with a scripted completion stream and the worker can drive it with real ones.
 ///
-/// Invariants it keeps:
-/// - per direction, at most one recv and one send in flight: a second send could complete first and
-///   reorder the stream (liburing's proxy example calls this out);
-/// - per direction, at most `BufferQueue.capacity` buffers held: a stalled reader stalls its writer;
+/// Each direction keeps one multishot receive armed on its source (the kernel picks a provided buffer for
+/// every chunk that arrives, with no re-arm per receive) and sends what arrived, in order, from those same
+/// buffers. Invariants it keeps:
+/// - per direction, at most one send in flight: a second send could complete first and reorder the stream
+///   (liburing's proxy example calls this out);
+/// - backpressure: a direction holding `pauseAt` buffers cancels its receive, and arms it again once no more
+///   than `resumeAt` are left, so a stalled reader stalls its writer and holds a few buffers, not the stream;
 /// - a buffer goes back to the ring only when no send can still read it;
 /// - the slot is released only when no operation is in flight, so no completion outlives its tunnel.
 public struct Tunnel: Sendable {
+    public static let pauseAt: UInt16 = 4
+    public static let resumeAt: UInt16 = 1
+
     public enum Phase: UInt8, Sendable {
         case connecting, established, closing, closed
     }
@@ -27,10 +33,13 @@ public struct Tunnel: Sendable {
             case finished
         }
         public internal(set) var state = State.open
-        public internal(set) var recvPending = false
+        /// A multishot receive is armed on the source.
+        public internal(set) var recvArmed = false
+        /// Its cancel was submitted (backpressure); its last completion is still to come.
+        public internal(set) var recvCancelled = false
         public internal(set) var sendPending = false
         public internal(set) var waitingForBuffers = false
-        public internal(set) var queue = BufferQueue()
+        public internal(set) var queue = BufferChain()
         /// Bytes of the head buffer already sent (a short send resumes here).
         public internal(set) var headSent: UInt32 = 0
     }
@@ -38,7 +47,7 @@ public struct Tunnel: Sendable {
     public private(set) var phase = Phase.connecting
     public private(set) var upstream = Pipe()
     public private(set) var downstream = Pipe()
-    /// Operations submitted whose completions have not arrived yet.
+    /// Operations submitted whose last completion has not arrived yet (an armed multishot receive is one).
     public private(set) var pendingOperations: UInt8 = 0
     public private(set) var connectPending = false
     public private(set) var retriesLeft: UInt8
@@ -59,7 +68,7 @@ public struct Tunnel: Sendable {
         direction == .upstream ? upstream : downstream
     }
 
-    public mutating func handle(_ event: TunnelEvent, into actions: inout TunnelActions) {
+    public mutating func handle(_ event: TunnelEvent, links: borrowing BufferLinks, into actions: inout TunnelActions) {
         switch event {
         case .start:
             actions.append(.connect)
@@ -69,7 +78,7 @@ public struct Tunnel: Sendable {
             connectPending = true
 
         case .connectUnavailable:
-            beginClose(.noBackend, &actions)
+            beginClose(.noBackend, links, &actions)
 
         case .connectCompleted(let result):
             completeOne()
@@ -95,7 +104,7 @@ public struct Tunnel: Sendable {
                     retriesLeft -= 1
                     actions.append(.connect)
                 } else {
-                    beginClose(.connectFailed, &actions)
+                    beginClose(.connectFailed, links, &actions)
                 }
             }
 
@@ -103,31 +112,38 @@ public struct Tunnel: Sendable {
             completeOne()
             finishIfIdle(&actions)
 
-        case .received(let direction, let result, let buffer, let moreData):
-            completeOne()
-            update(direction) { $0.recvPending = false }
+        case .received(let direction, let result, let buffer, let armed):
+            if !armed {
+                completeOne()
+                update(direction) {
+                    $0.recvArmed = false
+                    $0.recvCancelled = false
+                }
+            }
             guard phase == .established else {
                 if let buffer { actions.append(.recycle(buffer: buffer)) }
                 return finishIfIdle(&actions)
             }
             if result > 0, let buffer {
-                update(direction) { $0.queue.append(buffer: buffer, length: UInt32(result)) }
-                if !pipe(direction).sendPending { sendHead(direction, &actions) }
-                if !pipe(direction).queue.isFull { receive(direction, pollFirst: !moreData, &actions) }
+                update(direction) { $0.queue.append(buffer, length: UInt32(result), links) }
+                if !pipe(direction).sendPending { sendHead(direction, links, &actions) }
+                regulate(direction, &actions)
             } else if result == 0 {
                 if let buffer { actions.append(.recycle(buffer: buffer)) }
                 update(direction) { $0.state = .draining }
-                if !pipe(direction).sendPending { finish(direction, &actions) }
+                let pipe = pipe(direction)
+                if !pipe.sendPending && pipe.queue.isEmpty { finish(direction, &actions) }
             } else if result == -ENOBUFS {
                 // Every buffer of the ring is in use: wait for one, never fail the connection for it.
                 update(direction) { $0.waitingForBuffers = true }
                 actions.append(.waitForBuffers(direction))
-            } else if result == -EINTR || result == -EAGAIN {
+            } else if result == -ECANCELED || result == -EINTR || result == -EAGAIN {
+                // Stopped by backpressure (or interrupted): receive again once the queue is short.
                 if let buffer { actions.append(.recycle(buffer: buffer)) }
-                receive(direction, pollFirst: true, &actions)
+                regulate(direction, &actions)
             } else {
                 if let buffer { actions.append(.recycle(buffer: buffer)) }
-                beginClose(direction.source == .client ? .clientError : .backendError, &actions)
+                beginClose(direction.source == .client ? .clientError : .backendError, links, &actions)
             }
 
         case .sent(let direction, let result):
@@ -137,33 +153,30 @@ public struct Tunnel: Sendable {
                 // The head was kept for this send; now nothing reads it.
                 if !pipe(direction).queue.isEmpty {
                     var pipe = pipe(direction)
-                    actions.append(.recycle(buffer: pipe.queue.removeHead()))
+                    actions.append(.recycle(buffer: pipe.queue.removeHead(links)))
                     update(direction) { $0 = pipe }
                 }
                 return finishIfIdle(&actions)
             }
             if result == -EINTR || result == -EAGAIN {
-                return sendHead(direction, &actions)
+                return sendHead(direction, links, &actions)
             }
-            guard result > 0 else { return beginClose(direction.destination == .client ? .clientError : .backendError, &actions) }
+            guard result > 0 else { return beginClose(direction.destination == .client ? .clientError : .backendError, links, &actions) }
             var pipe = pipe(direction)
             pipe.headSent += UInt32(result)
-            if pipe.headSent < pipe.queue.head.length {
+            if pipe.headSent < pipe.queue.headLength(links) {
                 update(direction) { $0 = pipe }
-                return sendHead(direction, &actions)  // a short send: resume at the first unsent byte
+                return sendHead(direction, links, &actions)  // a short send: resume at the first unsent byte
             }
-            actions.append(.recycle(buffer: pipe.queue.removeHead()))
+            actions.append(.recycle(buffer: pipe.queue.removeHead(links)))
             pipe.headSent = 0
             update(direction) { $0 = pipe }
             if !pipe.queue.isEmpty {
-                sendHead(direction, &actions)
+                sendHead(direction, links, &actions)
             } else if pipe.state == .draining {
                 finish(direction, &actions)
             }
-            if pipe.state == .open && !pipe.recvPending && !pipe.waitingForBuffers && !pipe.queue.isFull {
-                // Receiving was paused by backpressure; data is likely waiting.
-                receive(direction, pollFirst: false, &actions)
-            }
+            regulate(direction, &actions)
 
         case .headerSent(let result):
             completeOne()
@@ -171,7 +184,7 @@ public struct Tunnel: Sendable {
             sendingHeader = false
             guard phase == .established else { return finishIfIdle(&actions) }
             let retry = result == -EINTR || result == -EAGAIN
-            guard result > 0 || retry else { return beginClose(.backendError, &actions) }
+            guard result > 0 || retry else { return beginClose(.backendError, links, &actions) }
             if !retry { headerSent = UInt8(clamping: Int(headerSent) + Int(result)) }
             if headerSent < headerLength {
                 upstream.sendPending = true
@@ -180,40 +193,55 @@ public struct Tunnel: Sendable {
                 return actions.append(.sendHeader(offset: UInt32(headerSent), length: UInt32(headerLength - headerSent)))
             }
             if !upstream.queue.isEmpty {
-                sendHead(.upstream, &actions)
+                sendHead(.upstream, links, &actions)
             } else if upstream.state == .draining {
                 finish(.upstream, &actions)
             }
 
         case .buffersAvailable(let direction):
             update(direction) { $0.waitingForBuffers = false }
-            let pipe = pipe(direction)
-            if phase == .established && pipe.state == .open && !pipe.recvPending && !pipe.queue.isFull {
-                receive(direction, pollFirst: false, &actions)
-            }
+            if phase == .established { regulate(direction, &actions) }
 
         case .idleTimeout:
-            beginClose(.idleTimeout, &actions)
+            beginClose(.idleTimeout, links, &actions)
 
         case .terminate:
-            beginClose(.shutdown, &actions)
+            beginClose(.shutdown, links, &actions)
         }
     }
 
     // MARK: - Transitions
 
+    /// Backpressure: keeps a direction receiving while few of its buffers wait to be sent, and stops it
+    /// while many do.
+    private mutating func regulate(_ direction: Direction, _ actions: inout TunnelActions) {
+        let pipe = pipe(direction)
+        guard pipe.state == .open, !pipe.waitingForBuffers else { return }
+        if pipe.recvArmed {
+            if pipe.queue.count >= Self.pauseAt && !pipe.recvCancelled {
+                update(direction) { $0.recvCancelled = true }
+                actions.append(.cancelReceive(direction))
+            }
+        } else if pipe.queue.count <= Self.resumeAt {
+            receive(direction, pollFirst: false, &actions)
+        }
+    }
+
     private mutating func receive(_ direction: Direction, pollFirst: Bool, _ actions: inout TunnelActions) {
-        update(direction) { $0.recvPending = true }
+        update(direction) {
+            $0.recvArmed = true
+            $0.recvCancelled = false
+        }
         pendingOperations += 1
         actions.append(.recv(direction, pollFirst: pollFirst))
     }
 
-    private mutating func sendHead(_ direction: Direction, _ actions: inout TunnelActions) {
+    private mutating func sendHead(_ direction: Direction, _ links: borrowing BufferLinks, _ actions: inout TunnelActions) {
         let pipe = pipe(direction)
-        let head = pipe.queue.head
         update(direction) { $0.sendPending = true }
         pendingOperations += 1
-        actions.append(.send(direction, buffer: head.buffer, offset: pipe.headSent, length: head.length - pipe.headSent))
+        actions.append(.send(
+            direction, buffer: pipe.queue.head, offset: pipe.headSent, length: pipe.queue.headLength(links) - pipe.headSent))
     }
 
     /// The direction's source ended and every byte reached the destination: pass the EOF on. When the
@@ -223,7 +251,9 @@ public struct Tunnel: Sendable {
         update(direction) { $0.state = .finished }
         let other = direction == .upstream ? downstream : upstream
         if other.state == .finished {
-            beginClose(.completed, &actions)
+            phase = .closing
+            closeReason = .completed
+            finishIfIdle(&actions)
         } else {
             actions.append(.shutdownWrite(direction))
         }
@@ -231,7 +261,7 @@ public struct Tunnel: Sendable {
 
     /// Stops both directions: gives back every buffer no send can still read, cancels what is in flight, and
     /// closes once the last completion is in.
-    private mutating func beginClose(_ reason: CloseReason, _ actions: inout TunnelActions) {
+    private mutating func beginClose(_ reason: CloseReason, _ links: borrowing BufferLinks, _ actions: inout TunnelActions) {
         guard phase != .closing && phase != .closed else { return }
         phase = .closing
         closeReason = reason
@@ -240,15 +270,15 @@ public struct Tunnel: Sendable {
             pipe.waitingForBuffers = false
             // The head of a direction with a send in flight stays until that send completes (unless what is
             // in flight is the PROXY header, which is not in the queue).
-            let sendingBuffer = pipe.sendPending && !(direction == .upstream && sendingHeader)
-            let inFlight = sendingBuffer && !pipe.queue.isEmpty ? pipe.queue.head : nil
-            if inFlight != nil { pipe.queue.removeHead() }
-            while !pipe.queue.isEmpty { actions.append(.recycle(buffer: pipe.queue.removeHead())) }
-            if let inFlight { pipe.queue.append(buffer: inFlight.buffer, length: inFlight.length) }
+            let keepHead = pipe.sendPending && !(direction == .upstream && sendingHeader) && !pipe.queue.isEmpty
+            let head = keepHead ? pipe.queue.removeHead(links) : nil
+            let headLength = head.map { links.length[Int($0)] } ?? 0
+            while !pipe.queue.isEmpty { actions.append(.recycle(buffer: pipe.queue.removeHead(links))) }
+            if let head { pipe.queue.append(head, length: headLength, links) }
             update(direction) { $0 = pipe }
         }
-        if upstream.recvPending || downstream.sendPending { actions.append(.cancel(.client)) }
-        if downstream.recvPending || upstream.sendPending || connectPending { actions.append(.cancel(.backend)) }
+        if upstream.recvArmed || downstream.sendPending { actions.append(.cancel(.client)) }
+        if downstream.recvArmed || upstream.sendPending || connectPending { actions.append(.cancel(.backend)) }
         finishIfIdle(&actions)
     }
 
@@ -270,7 +300,6 @@ public struct Tunnel: Sendable {
     }
 }
 
-/// Why a tunnel closed, for the access log and the close counters.
 public enum CloseReason: UInt8, Sendable, CustomStringConvertible {
     case open
     /// Both directions ended and every byte was delivered.

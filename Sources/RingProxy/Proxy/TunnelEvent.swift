@@ -26,9 +26,9 @@ public enum TunnelEvent: Sendable, Equatable {
     case connectCompleted(Int32)
     /// The connect's linked timeout completed (fired, or was cancelled because the connect finished).
     case connectTimeoutCompleted
-    /// A receive finished: a byte count (0 is end of stream) or a negated errno. `buffer` is the provided
-    /// buffer the kernel filled; `moreData` says the socket still had bytes queued.
-    case received(Direction, result: Int32, buffer: UInt16?, moreData: Bool)
+    /// A receive completed: a byte count (0 is end of stream) or a negated errno. `buffer` is the provided
+    /// buffer the kernel filled; `armed` says the multishot receive stays armed (`IORING_CQE_F_MORE`).
+    case received(Direction, result: Int32, buffer: UInt16?, armed: Bool)
     /// A send finished: the bytes sent, or a negated errno.
     case sent(Direction, result: Int32)
     /// The send of (part of) the PROXY protocol header finished: the bytes sent, or a negated errno.
@@ -52,8 +52,10 @@ public enum TunnelAction: Sendable, Equatable {
     case connectFailed(Int32)
     /// Close the backend socket of a failed connect (before a retry, or before giving up).
     case closeBackend
-    /// `IORING_OP_RECV` with `IOSQE_BUFFER_SELECT` on the direction's source socket.
+    /// A multishot `IORING_OP_RECV` with `IOSQE_BUFFER_SELECT` on the direction's source socket.
     case recv(Direction, pollFirst: Bool)
+    /// Cancel the direction's multishot receive (backpressure); its last completion says `-ECANCELED`.
+    case cancelReceive(Direction)
     /// `IORING_OP_SEND` of `length` bytes of provided buffer `buffer`, starting at `offset`, on the
     /// direction's destination socket.
     case send(Direction, buffer: UInt16, offset: UInt32, length: UInt32)

@@ -35,6 +35,8 @@ struct Worker: ~Copyable {
     /// Sends of at least this many bytes are zero-copy (`--zerocopy`); `UInt32.max` when off.
     let zeroCopyThreshold: UInt32
     var lentBuffers: ZeroCopyLedger
+    /// The tunnels' chains of received buffers, linked through the buffers.
+    let bufferLinks: BufferLinks
     var table: ConnectionTable
     var wheel: TimerWheel
     /// Tunnels whose recv found the buffer ring empty, re-armed when buffers come back.
@@ -82,6 +84,7 @@ struct Worker: ~Copyable {
         case .auto: ZeroCopyMode.autoThreshold
         }
         lentBuffers = ZeroCopyLedger(buffers: config.buffersPerWorker)
+        bufferLinks = BufferLinks(buffers: config.buffersPerWorker)
         index = setup.index
         table = ConnectionTable(capacity: setup.connectionCapacity)
         wheel = TimerWheel(idleTicks: Self.idleTicks(config.idleTimeout))
@@ -184,8 +187,7 @@ struct Worker: ~Copyable {
         case .connectTimeout:
             handle(slot, .connectTimeoutCompleted)
         case .recv:
-            handle(slot, .received(
-                direction, result: completion.result, buffer: completion.bufferID, moreData: completion.socketHasMoreData))
+            handle(slot, .received(direction, result: completion.result, buffer: completion.bufferID, armed: completion.hasMore))
         case .sendHeader:
             handle(slot, .headerSent(result: completion.result))
         default:
@@ -211,7 +213,7 @@ struct Worker: ~Copyable {
     /// Feeds one event to a tunnel and carries out what it decides.
     mutating func handle(_ slot: UInt32, _ event: TunnelEvent) {
         var actions = TunnelActions()
-        table[slot].pointee.tunnel.handle(event, into: &actions)
+        table[slot].pointee.tunnel.handle(event, links: bufferLinks, into: &actions)
         for index in 0..<actions.count { perform(actions[index], slot) }
     }
 
@@ -229,7 +231,7 @@ struct Worker: ~Copyable {
             connection.pointee.backendFD = -1
             releaseBackend(connection)
         case .recv(let direction, let pollFirst):
-            ring.recv(
+            ring.recvMultishot(
                 from: connection.pointee.fd(direction.source), bufferGroup: buffers.group, pollFirst: pollFirst,
                 userData: userData(.recv, slot, direction))
         case .send(let direction, let buffer, let offset, let length):
@@ -248,6 +250,8 @@ struct Worker: ~Copyable {
             ring.send(
                 to: connection.pointee.backendFD, bytes: table.header(of: slot) + Int(offset), length: length,
                 userData: userData(.sendHeader, slot, .upstream))
+        case .cancelReceive(let direction):
+            ring.cancel(userData(.recv, slot, direction), userData: UserData(.cancel, slot: slot))
         case .recycle(let buffer):
             if zeroCopyThreshold == .max || lentBuffers.release(buffer) { buffers.recycle(buffer) }
         case .shutdownWrite(let direction):

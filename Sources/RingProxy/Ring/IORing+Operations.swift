@@ -33,6 +33,19 @@ extension IORing {
         sqe.pointee.user_data = userData.rawValue
     }
 
+    /// Receives until cancelled: a completion, with a buffer from group `group`, for each chunk that arrives,
+    /// with `IORING_CQE_F_MORE` while it stays armed. It ends by itself at end of stream, on an error, or when
+    /// the group has no buffer left (`-ENOBUFS`).
+    @inline(__always)
+    public mutating func recvMultishot(from fd: Int32, bufferGroup group: UInt16, pollFirst: Bool, userData: UserData) {
+        let sqe = nextSubmission()
+        io_uring_prep_recv_multishot(sqe, fd, nil, 0, 0)
+        sqe.pointee.flags |= curing_sqe_buffer_select
+        sqe.pointee.buf_group = group
+        if pollFirst { sqe.pointee.ioprio |= UInt16(IORING_RECVSEND_POLL_FIRST) }
+        sqe.pointee.user_data = userData.rawValue
+    }
+
     /// Sends `length` bytes at `bytes`. `MSG_WAITALL` makes the kernel finish a partial send itself.
     @inline(__always)
     public mutating func send(to fd: Int32, bytes: UnsafeRawPointer, length: UInt32, userData: UserData) {

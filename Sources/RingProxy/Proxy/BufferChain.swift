@@ -1,0 +1,57 @@
+/// The buffers one direction of a tunnel has received and not yet finished sending, oldest first, linked
+/// through the buffers themselves: `BufferLinks` keeps, for every buffer of the worker's ring, the next one
+/// in its chain and the bytes it holds. A buffer is in at most one chain at a time (the ring hands it to one
+/// receive), so one pair of arrays per worker serves every connection, and a chain costs six bytes.
+///
+/// A chain has no fixed capacity: a multishot receive may land several buffers between two loop turns, and
+/// every one must be kept. Backpressure is the tunnel's: it stops receiving once a chain is long.
+public struct BufferChain: Sendable, Equatable {
+    static let end = UInt16.max
+    public private(set) var head = BufferChain.end
+    private var tail = BufferChain.end
+    public private(set) var count: UInt16 = 0
+
+    public init() {}
+
+    @inline(__always) public var isEmpty: Bool { count == 0 }
+
+    @inline(__always)
+    public mutating func append(_ buffer: UInt16, length: UInt32, _ links: borrowing BufferLinks) {
+        links.next[Int(buffer)] = Self.end
+        links.length[Int(buffer)] = length
+        if tail == Self.end { head = buffer } else { links.next[Int(tail)] = buffer }
+        tail = buffer
+        count += 1
+    }
+
+    /// The bytes the head buffer holds. The chain must not be empty.
+    @inline(__always)
+    public func headLength(_ links: borrowing BufferLinks) -> UInt32 { links.length[Int(head)] }
+
+    @inline(__always) @discardableResult
+    public mutating func removeHead(_ links: borrowing BufferLinks) -> UInt16 {
+        let buffer = head
+        head = links.next[Int(buffer)]
+        if head == Self.end { tail = Self.end }
+        count -= 1
+        return buffer
+    }
+}
+
+/// The links of every buffer of a worker's ring (see `BufferChain`).
+public struct BufferLinks: ~Copyable {
+    let next: UnsafeMutablePointer<UInt16>
+    let length: UnsafeMutablePointer<UInt32>
+
+    public init(buffers: Int) {
+        next = .allocate(capacity: buffers)
+        next.initialize(repeating: BufferChain.end, count: buffers)
+        length = .allocate(capacity: buffers)
+        length.initialize(repeating: 0, count: buffers)
+    }
+
+    deinit {
+        next.deallocate()
+        length.deallocate()
+    }
+}
