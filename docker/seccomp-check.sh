@@ -48,13 +48,20 @@ http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Reply).serve_forever()
 # scenario WRAP...: the whole run, each process started as WRAP... PROGRAM ARGS.
 scenario() {
   local wrap=("$@")
-  local echo_port proxy_port dead_port
-  echo_port=$(free_port); proxy_port=$(free_port); dead_port=$(free_port)
+  local echo_port proxy_port dead_port admin_port
+  echo_port=$(free_port); proxy_port=$(free_port); dead_port=$(free_port); admin_port=$(free_port)
   cat >"$work/proxy.toml" <<EOF
 host = "127.0.0.1"
 port = $proxy_port
 threads = 2
 idle_timeout = "1s"
+admin = "127.0.0.1:$admin_port"
+access_log = true
+report_interval = "200ms"
+zerocopy = "auto"
+
+[health]
+interval = "200ms"
 
 [[backends]]
 host = "localhost"
@@ -80,6 +87,9 @@ EOF
   "${wrap[@]}" "$bin/ringload" rr --target "127.0.0.1:$proxy_port" --connections 20 --duration 2 >"$work/rr.log" 2>&1 ||
     fail "ringload rr failed: $(cat "$work/rr.log")"
   grep -q -E '^ +errors +0$' "$work/rr.log" || fail "ringload rr saw errors: $(cat "$work/rr.log")"
+  expect 0 "${wrap[@]}" docker/healthcheck.sh "127.0.0.1:$admin_port"
+  python3 -c 'import sys, urllib.request; [urllib.request.urlopen("http://127.0.0.1:%s/%s" % (sys.argv[1], path)).read() for path in ("metrics", "backends")]' "$admin_port" ||
+    fail "the admin endpoint did not answer /metrics and /backends"
   local idle=0
   (exec 3<>/dev/tcp/127.0.0.1/"$proxy_port"; read -r -t 5 <&3) || idle=$?
   [ "$idle" = 1 ] || fail "an idle connection was not closed after idle_timeout (read status $idle)"

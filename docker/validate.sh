@@ -27,6 +27,9 @@ if ! command -v systemd-analyze >/dev/null; then
   apt-get update -qq && apt-get install -y -qq systemd >/dev/null
 fi
 
+echo "== ringproxy --check on the shipped configuration and the ConfigMap's"
+"$bin/ringproxy" --config docker/ringproxy.toml --check
+
 echo "== $("$tools/bin/hadolint" --version)"
 "$tools/bin/hadolint" --no-color docker/Dockerfile
 echo "docker/Dockerfile: no findings"
