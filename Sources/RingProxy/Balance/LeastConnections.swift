@@ -2,23 +2,19 @@
 /// workers from the shared load table. Backends tied for least load share by smooth weighted round robin
 /// (as nginx's least_conn does), so short connections that leave every backend idle still follow the weights.
 public final class LeastConnections: SelectionStrategy {
-    private let scores: UnsafeMutablePointer<Int>
+    private var ties: SmoothScores
     /// The loads read in this pick (-1: not available), so both passes see the same numbers.
     private let loads: UnsafeMutablePointer<Int>
     private let count: Int
 
     public init(pool: BackendPool) {
         count = pool.count
-        scores = .allocate(capacity: max(1, count))
-        scores.initialize(repeating: 0, count: max(1, count))
+        ties = SmoothScores(count: count)
         loads = .allocate(capacity: max(1, count))
         loads.initialize(repeating: 0, count: max(1, count))
     }
 
-    deinit {
-        scores.deallocate()
-        loads.deallocate()
-    }
+    deinit { loads.deallocate() }
 
     public func select(_ candidates: inout Candidates, random: inout FastRandom) -> Int? {
         for _ in 0..<max(1, min(count, BackendSet.capacity)) {
@@ -37,14 +33,9 @@ public final class LeastConnections: SelectionStrategy {
                 }
             }
             guard leastLoad >= 0 else { return nil }
-            var best = -1, total = 0
-            for member in 0..<count where loads[member] >= 0 && loads[member] * leastWeight == leastLoad * candidates.weight(member) {
-                scores[member] += candidates.weight(member)
-                total += candidates.weight(member)
-                if best < 0 || scores[member] > scores[best] { best = member }
-            }
-            guard best >= 0 else { return nil }
-            scores[best] -= total
+            let loads = self.loads
+            let tied = { (member: Int) in loads[member] >= 0 && loads[member] * leastWeight == leastLoad * candidates.weight(member) }
+            guard let best = ties.next(among: count, tied, weight: { candidates.weight($0) }) else { return nil }
             if candidates.claim(best) { return best }
         }
         return nil

@@ -4,30 +4,42 @@
 ///
 /// The scores are this worker's own, so workers never contend; the proportions are exact per worker.
 public final class SmoothRoundRobin: SelectionStrategy {
-    private let scores: UnsafeMutablePointer<Int>
-    private let count: Int
+    private var scores: SmoothScores
 
-    public init(pool: BackendPool) {
-        count = pool.count
+    public init(pool: BackendPool) { scores = SmoothScores(count: pool.count) }
+
+    public func select(_ candidates: inout Candidates, random: inout FastRandom) -> Int? {
+        for _ in 0..<max(1, min(candidates.count, BackendSet.capacity)) {
+            guard let best = scores.next(among: candidates.count, { candidates.isAvailable($0) }, weight: { candidates.weight($0) })
+            else { return nil }
+            if candidates.claim(best) { return best }
+        }
+        return nil
+    }
+}
+
+/// The running scores of smooth weighted round robin, for round robin itself and for least-conn's ties.
+struct SmoothScores: ~Copyable {
+    private let scores: UnsafeMutablePointer<Int>
+
+    init(count: Int) {
         scores = .allocate(capacity: max(1, count))
         scores.initialize(repeating: 0, count: max(1, count))
     }
 
     deinit { scores.deallocate() }
 
-    public func select(_ candidates: inout Candidates, random: inout FastRandom) -> Int? {
-        for _ in 0..<max(1, min(count, BackendSet.capacity)) {
-            var best = -1
-            var total = 0
-            for member in 0..<count where candidates.isAvailable(member) {
-                scores[member] += candidates.weight(member)
-                total += candidates.weight(member)
-                if best < 0 || scores[member] > scores[best] { best = member }
-            }
-            guard best >= 0 else { return nil }
-            scores[best] -= total
-            if candidates.claim(best) { return best }
+    /// The next of the members `included` picks, by their weights; nil when none is.
+    @inline(__always)
+    mutating func next(among count: Int, _ included: (Int) -> Bool, weight: (Int) -> Int) -> Int? {
+        var best = -1, total = 0
+        for member in 0..<count where included(member) {
+            scores[member] += weight(member)
+            total += weight(member)
+            if best < 0 || scores[member] > scores[best] { best = member }
         }
-        return nil
+        guard best >= 0 else { return nil }
+        scores[best] -= total
+        return best
     }
 }

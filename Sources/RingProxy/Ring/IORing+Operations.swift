@@ -27,10 +27,7 @@ extension IORing {
     public mutating func recv(from fd: Int32, bufferGroup group: UInt16, pollFirst: Bool, userData: UserData) {
         let sqe = nextSubmission()
         io_uring_prep_recv(sqe, fd, nil, 0, 0)
-        sqe.pointee.flags |= curing_sqe_buffer_select
-        sqe.pointee.buf_group = group
-        if pollFirst { sqe.pointee.ioprio |= UInt16(IORING_RECVSEND_POLL_FIRST) }
-        sqe.pointee.user_data = userData.rawValue
+        Self.selectBuffer(sqe, group: group, pollFirst: pollFirst, userData: userData)
     }
 
     /// Receives until cancelled: a completion, with a buffer from group `group`, for each chunk that arrives,
@@ -40,6 +37,11 @@ extension IORing {
     public mutating func recvMultishot(from fd: Int32, bufferGroup group: UInt16, pollFirst: Bool, userData: UserData) {
         let sqe = nextSubmission()
         io_uring_prep_recv_multishot(sqe, fd, nil, 0, 0)
+        Self.selectBuffer(sqe, group: group, pollFirst: pollFirst, userData: userData)
+    }
+
+    @inline(__always)
+    private static func selectBuffer(_ sqe: UnsafeMutablePointer<io_uring_sqe>, group: UInt16, pollFirst: Bool, userData: UserData) {
         sqe.pointee.flags |= curing_sqe_buffer_select
         sqe.pointee.buf_group = group
         if pollFirst { sqe.pointee.ioprio |= UInt16(IORING_RECVSEND_POLL_FIRST) }
