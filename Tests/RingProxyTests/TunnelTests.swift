@@ -162,9 +162,26 @@ final class TunnelTests: XCTestCase {
         var tunnel = established()
         _ = feed(&tunnel, data(.upstream, 10, buffer: 1), data(.upstream, 10, buffer: 2))
         // The backend resets: buffer 2 (queued) goes back now, buffer 1 (being sent) must not.
-        XCTAssertEqual(feed(&tunnel, ended(.downstream, -ECONNRESET)), [.recycle(buffer: 2), .cancel(.client), .cancel(.backend)])
+        XCTAssertEqual(feed(&tunnel, ended(.downstream, -ECONNRESET)), [.recycleChain(first: 2, count: 1), .cancel(.client), .cancel(.backend)])
         XCTAssertEqual(feed(&tunnel, .sent(.upstream, result: -ECANCELED)), [.recycle(buffer: 1)])
         XCTAssertEqual(feed(&tunnel, ended(.upstream, -ECANCELED)), [.close(abortive: true), .release])
+    }
+
+    func testClosingALongQueueGivesItsBuffersBackInOneAction() {
+        var tunnel = established()
+        // A multishot receive can land many buffers between two loop turns, beyond the pause mark.
+        for buffer in UInt16(1)...40 { _ = feed(&tunnel, data(.upstream, 100, buffer: buffer)) }
+        XCTAssertEqual(tunnel.upstream.queue.count, 40)
+        let actions = feed(&tunnel, .idleTimeout)
+        XCTAssertEqual(actions, [.recycleChain(first: 2, count: 39), .cancel(.client), .cancel(.backend)],
+                       "buffer 1 is being sent: it stays until its send completes")
+        var chained: [UInt16] = []
+        var buffer: UInt16 = 2
+        for _ in 0..<39 {
+            chained.append(buffer)
+            buffer = links.next[Int(buffer)]
+        }
+        XCTAssertEqual(chained, Array(2...40))
     }
 
     func testEmptyBufferRingWaitsInsteadOfFailing() {
@@ -339,8 +356,14 @@ private struct TunnelModel {
                 let result: Int32 = roll == 0 ? -ECONNRESET : roll < 3 ? Int32(1 + random.below(Int(length))) : Int32(length)
                 inFlight.append(.headerSent(result: result))
             case .recycle(let buffer):
-                if buffersOut.remove(buffer) == nil { violations.append("buffer \(buffer) recycled twice or never held") }
-                if isBeingSent(buffer) { violations.append("buffer \(buffer) recycled while its send is in flight") }
+                recycle(buffer)
+            case .recycleChain(let first, let count):
+                var buffer = first
+                for _ in 0..<count {
+                    let next = links.next[Int(buffer)]
+                    recycle(buffer)
+                    buffer = next
+                }
             case .cancel(let side):
                 for direction in Direction.allCases where direction.source == side && receiving[direction]! {
                     cancelAsked[direction] = true
@@ -361,6 +384,11 @@ private struct TunnelModel {
                 break
             }
         }
+    }
+
+    mutating func recycle(_ buffer: UInt16) {
+        if buffersOut.remove(buffer) == nil { violations.append("buffer \(buffer) recycled twice or never held") }
+        if isBeingSent(buffer) { violations.append("buffer \(buffer) recycled while its send is in flight") }
     }
 
     func isBeingSent(_ buffer: UInt16) -> Bool {

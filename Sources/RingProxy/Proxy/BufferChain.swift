@@ -28,6 +28,24 @@ public struct BufferChain: Sendable, Equatable {
     @inline(__always)
     public func headLength(_ links: borrowing BufferLinks) -> UInt32 { links.length[Int(head)] }
 
+    /// Takes every buffer off the chain, or every one but the head, and returns them as a chain of their own
+    /// (still linked through `links`) to give back at once.
+    public mutating func detach(keepingHead: Bool, _ links: borrowing BufferLinks) -> BufferChain {
+        guard keepingHead else {
+            defer { self = BufferChain() }
+            return self
+        }
+        guard count > 1 else { return BufferChain() }
+        var rest = BufferChain()
+        rest.head = links.next[Int(head)]
+        rest.tail = tail
+        rest.count = count - 1
+        links.next[Int(head)] = Self.end
+        tail = head
+        count = 1
+        return rest
+    }
+
     @inline(__always) @discardableResult
     public mutating func removeHead(_ links: borrowing BufferLinks) -> UInt16 {
         let buffer = head

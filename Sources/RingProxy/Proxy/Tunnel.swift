@@ -51,8 +51,9 @@ public struct Tunnel: Sendable {
     public private(set) var pendingOperations: UInt8 = 0
     public private(set) var connectPending = false
     public private(set) var retriesLeft: UInt8
-    /// Why the tunnel is closing (`.open` until it is).
+    /// Why the tunnel is closing (`.open` until it is), and for an error, its errno.
     public private(set) var closeReason = CloseReason.open
+    public private(set) var closeError: Int32 = 0
     /// The PROXY protocol header to send to the backend before any payload (0: none), and how much of it went.
     public private(set) var headerLength: UInt8
     public private(set) var headerSent: UInt8 = 0
@@ -143,6 +144,7 @@ public struct Tunnel: Sendable {
                 regulate(direction, &actions)
             } else {
                 if let buffer { actions.append(.recycle(buffer: buffer)) }
+                closeError = -result
                 beginClose(direction.source == .client ? .clientError : .backendError, links, &actions)
             }
 
@@ -161,7 +163,10 @@ public struct Tunnel: Sendable {
             if result == -EINTR || result == -EAGAIN {
                 return sendHead(direction, links, &actions)
             }
-            guard result > 0 else { return beginClose(direction.destination == .client ? .clientError : .backendError, links, &actions) }
+            guard result > 0 else {
+                closeError = -result
+                return beginClose(direction.destination == .client ? .clientError : .backendError, links, &actions)
+            }
             var pipe = pipe(direction)
             pipe.headSent += UInt32(result)
             if pipe.headSent < pipe.queue.headLength(links) {
@@ -184,7 +189,10 @@ public struct Tunnel: Sendable {
             sendingHeader = false
             guard phase == .established else { return finishIfIdle(&actions) }
             let retry = result == -EINTR || result == -EAGAIN
-            guard result > 0 || retry else { return beginClose(.backendError, links, &actions) }
+            guard result > 0 || retry else {
+                closeError = -result
+                return beginClose(.backendError, links, &actions)
+            }
             if !retry { headerSent = UInt8(clamping: Int(headerSent) + Int(result)) }
             if headerSent < headerLength {
                 upstream.sendPending = true
@@ -270,11 +278,9 @@ public struct Tunnel: Sendable {
             pipe.waitingForBuffers = false
             // The head of a direction with a send in flight stays until that send completes (unless what is
             // in flight is the PROXY header, which is not in the queue).
-            let keepHead = pipe.sendPending && !(direction == .upstream && sendingHeader) && !pipe.queue.isEmpty
-            let head = keepHead ? pipe.queue.removeHead(links) : nil
-            let headLength = head.map { links.length[Int($0)] } ?? 0
-            while !pipe.queue.isEmpty { actions.append(.recycle(buffer: pipe.queue.removeHead(links))) }
-            if let head { pipe.queue.append(head, length: headLength, links) }
+            let keepHead = pipe.sendPending && !(direction == .upstream && sendingHeader)
+            let unsent = pipe.queue.detach(keepingHead: keepHead, links)
+            if !unsent.isEmpty { actions.append(.recycleChain(first: unsent.head, count: unsent.count)) }
             update(direction) { $0 = pipe }
         }
         if upstream.recvArmed || downstream.sendPending { actions.append(.cancel(.client)) }

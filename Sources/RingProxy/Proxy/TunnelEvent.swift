@@ -63,6 +63,9 @@ public enum TunnelAction: Sendable, Equatable {
     case sendHeader(offset: UInt32, length: UInt32)
     /// Give a provided buffer back to the ring.
     case recycle(buffer: UInt16)
+    /// Give back `count` buffers chained from `first` (through the worker's `BufferLinks`): what a closing
+    /// direction held, however long its queue had grown.
+    case recycleChain(first: UInt16, count: UInt16)
     /// `shutdown(SHUT_WR)` on the direction's destination: its source ended and every byte was sent.
     case shutdownWrite(Direction)
     /// The buffer ring was empty; report `.buffersAvailable` when it is refilled.

@@ -51,8 +51,6 @@ struct Worker: ~Copyable {
     var plan: RuntimePlan
     /// The listening sockets still accepting (none once draining), with their accept state.
     var listeners: [ListenerState]
-    /// Listeners a reload removed or a drain closed, kept until their accepts are cancelled.
-    var retiring: [ListenerState] = []
     /// One balancing strategy per listener of `plan` (its state is this worker's own).
     var strategies: [any SelectionStrategy]
     var phase = ControlChannel.Phase.running
@@ -108,7 +106,6 @@ struct Worker: ~Copyable {
 
     deinit {
         for listener in listeners { Glibc.close(listener.fd) }
-        for listener in retiring { Glibc.close(listener.fd) }
         completions.deallocate()
         connectTimeout.deallocate()
         tickTimeout.deallocate()
@@ -137,7 +134,7 @@ struct Worker: ~Copyable {
     }
 
     private var isFinished: Bool {
-        phase != .running && table.active == 0 && listeners.isEmpty && retiring.isEmpty
+        phase != .running && table.active == 0 && listeners.isEmpty
     }
 
     // MARK: - Completions
@@ -253,7 +250,14 @@ struct Worker: ~Copyable {
         case .cancelReceive(let direction):
             ring.cancel(userData(.recv, slot, direction), userData: UserData(.cancel, slot: slot))
         case .recycle(let buffer):
-            if zeroCopyThreshold == .max || lentBuffers.release(buffer) { buffers.recycle(buffer) }
+            giveBack(buffer)
+        case .recycleChain(let first, let count):
+            var buffer = first
+            for _ in 0..<count {
+                let next = bufferLinks.next[Int(buffer)]
+                giveBack(buffer)
+                buffer = next
+            }
         case .shutdownWrite(let direction):
             // A plain syscall: it only queues a FIN, and io_uring would hand it to a worker thread.
             _ = Glibc.shutdown(connection.pointee.fd(direction.destination), Int32(SHUT_WR))
@@ -276,6 +280,12 @@ struct Worker: ~Copyable {
         }
     }
 
+    /// Returns a buffer to the ring, unless a zero-copy send still lends it to the kernel.
+    @inline(__always)
+    private mutating func giveBack(_ buffer: UInt16) {
+        if zeroCopyThreshold == .max || lentBuffers.release(buffer) { buffers.recycle(buffer) }
+    }
+
     /// One line per closed connection (`--access-log`), written before its sockets are closed.
     private func logAccess(_ connection: UnsafeMutablePointer<Connection>) {
         let client = Socket.peerAddress(of: connection.pointee.clientFD).map { "\($0)" } ?? "-"
@@ -285,7 +295,7 @@ struct Worker: ~Copyable {
             "bytes_up": "\(connection.pointee.bytesUpstream)", "bytes_down": "\(connection.pointee.bytesDownstream)",
             "duration_ms": "\(monotonicMilliseconds() - connection.pointee.openedAt)",
             "reason": "\(connection.pointee.tunnel.closeReason)",
-        ])
+        ].merging(connection.pointee.tunnel.closeError == 0 ? [:] : ["error": "\(errnoName(connection.pointee.tunnel.closeError))"]) { $1 })
     }
 
     @inline(__always)
