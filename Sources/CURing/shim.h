@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/eventfd.h>
+#include <spawn.h>
 #include <netinet/in.h>
 
 // Kernel 6.10+: recv/send a bundle of provided buffers in one operation.
@@ -49,6 +50,7 @@ extern int curing_sched_setaffinity(pid_t pid, size_t size, const unsigned long 
 extern int curing_sched_getaffinity(pid_t pid, size_t size, unsigned long *mask) __asm__("sched_getaffinity");
 extern int curing_pthread_setname(unsigned long thread, const char *name) __asm__("pthread_setname_np");
 extern unsigned long curing_pthread_self(void) __asm__("pthread_self");
+extern int curing_spawn_file_actions_addclosefrom(posix_spawn_file_actions_t *actions, int from) __asm__("posix_spawn_file_actions_addclosefrom_np");
 extern int curing_accept4(int fd, struct sockaddr *address, socklen_t *length, int flags) __asm__("accept4");
 extern ssize_t curing_getrandom(void *buffer, size_t length, unsigned int flags) __asm__("getrandom");
 

@@ -115,7 +115,7 @@ final class CommandLineTests: XCTestCase {
 
     func testAddressInUseIsOneClearLine() throws {
         // A listener without SO_REUSEPORT holds the port.
-        let holder = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let holder = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         defer { Glibc.close(holder) }
         let address = SocketAddress(numericHost: "127.0.0.1", port: 0)!
         XCTAssertEqual(address.withSockaddr { bind(holder, $0, $1) }, 0)

@@ -57,7 +57,7 @@ final class FaultTests: XCTestCase {
         }
         let address = SocketAddress(numericHost: "127.0.0.1", port: port)!
         XCTAssertTrue(eventually(5) { (try? HTTPGet(SocketAddress(numericHost: "127.0.0.1", port: adminPort)!, "/healthz"))?.status == 200 })
-        let before = try residentKiB(of: proxy.process.processIdentifier)
+        let before = try residentKiB(of: proxy.pid)
         // This client's connection is the backend's first, which it never reads.
         let client = try TestClient(address)
         _ = fcntl(client.fd, F_SETFL, O_NONBLOCK)
@@ -77,7 +77,7 @@ final class FaultTests: XCTestCase {
                 usleep(10_000)
             }
         }
-        let after = try residentKiB(of: proxy.process.processIdentifier)
+        let after = try residentKiB(of: proxy.pid)
         print("a backend that never reads: the client stalled after \(pushed >> 10) KiB of 1 GiB; proxy RSS \(before) KiB -> \(after) KiB")
         XCTAssertLessThan(pushed, 64 << 20, "the client must stall, not stream a gigabyte into the proxy")
         // The bound: the worker's buffer pool (touched as the ring cycles through it), not the stream.

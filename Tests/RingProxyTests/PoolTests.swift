@@ -220,13 +220,10 @@ final class PoolTests: XCTestCase {
                 }
             }
             """.write(toFile: "\(folder)/nginx.conf", atomically: true, encoding: .utf8)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: nginx)
-        process.arguments = ["-c", "\(folder)/nginx.conf", "-p", folder]
-        try process.run()
+        let process = try BuiltBinary.Running(executable: nginx, arguments: [nginx, "-c", "\(folder)/nginx.conf", "-p", folder])
         defer {
-            process.terminate()
-            process.waitUntilExit()
+            process.signal(SIGTERM)
+            _ = process.finish()
         }
         let backend = SocketAddress(numericHost: "127.0.0.1", port: port)!
         XCTAssertTrue(eventually(5) { (try? TestClient(backend)) != nil }, "nginx did not start")

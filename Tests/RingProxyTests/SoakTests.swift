@@ -23,7 +23,7 @@ final class SoakTests: XCTestCase {
         let address = SocketAddress(numericHost: "127.0.0.1", port: port)!
         let admin = SocketAddress(numericHost: "127.0.0.1", port: adminPort)!
         XCTAssertTrue(eventually(5) { (try? HTTPGet(admin, "/healthz"))?.status == 200 })
-        let pid = proxy.process.processIdentifier
+        let pid = proxy.pid
 
         // A warm-up, so that the buffer pool and connection tables are touched before the first sample.
         var warmUp = ConcurrentEcho(address: address, connections: 64, bytes: 4 << 20)

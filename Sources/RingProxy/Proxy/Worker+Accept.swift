@@ -71,17 +71,10 @@ extension Worker {
             Self.settle(&listeners[index], multishot: multishot, stillArmed: stillArmed)
             listenerIndex = index
         }
-        if listenerIndex == nil,  let index = retiring.firstIndex(where: { $0.id == id }) {
-            Self.settle(&retiring[index], multishot: multishot, stillArmed: stillArmed)
-            if retiring[index].pendingAccepts == 0 {
-                Glibc.close(retiring[index].fd)
-                retiring.remove(at: index)
-            }
-        }
         let result = completion.result
         guard result >= 0 else { return acceptFailed(errno: -result, listener: listenerIndex, stillArmed: stillArmed) }
         guard phase != .terminating, let route = plan.listeners.firstIndex(where: { $0.id == id }) else {
-            // Its listener was removed by a reload, or the proxy is closing everything.
+            // Accepted just before its listener was removed by a reload, or the proxy is closing everything.
             Glibc.close(result)
             return
         }
@@ -147,13 +140,17 @@ extension Worker {
         }
     }
 
-    /// Stops accepting on `listener`: cancels its accepts and closes its socket once they are in. With
-    /// `takeBacklog`, the clients already waiting in its backlog are accepted first (a drain serves them
-    /// rather than letting the close reset them).
+    /// Stops accepting on `listener` and closes its socket. With `takeBacklog`, the clients already waiting in
+    /// its backlog are accepted first (a drain serves them rather than letting the close reset them).
+    ///
+    /// The socket is closed at once, after its accepts are cancelled and the backlog is taken: the window in
+    /// which a client can land in a queue that is about to close is microseconds, and with
+    /// `net.ipv4.tcp_migrate_req=1` the kernel hands even those to another listener of the `SO_REUSEPORT` group.
     mutating func retire(_ listener: ListenerState, takeBacklog: Bool) {
         if listener.pendingAccepts > 0 {
+            // Submitted now: a cancel of an accept waiting for connections takes effect within the submit,
+            // so no accept competes with the backlog loop below, and the socket can be closed after it.
             ring.cancelAll(on: listener.fd, userData: UserData(.cancel, slot: 0))
-            // Submitted now, so no accept completes behind the backlog loop below.
             ring.submit()
         }
         if takeBacklog, let route = plan.listeners.firstIndex(where: { $0.id == listener.id }) {
@@ -164,10 +161,6 @@ extension Worker {
                 admit(client: client, route: route)
             }
         }
-        if listener.pendingAccepts > 0 {
-            retiring.append(listener)
-        } else {
-            Glibc.close(listener.fd)
-        }
+        Glibc.close(listener.fd)
     }
 }

@@ -52,7 +52,7 @@ struct ConcurrentEcho {
             var stream = Stream(index: started - 1, sender: PatternStream(seed: streamSeed), checker: PatternStream(seed: streamSeed))
             stream.size = sizes.map { logUniform($0, &random) } ?? bytes
             stream.halfClose = Double(random.below(1_000_000)) / 1_000_000 < halfCloseChance
-            stream.fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+            stream.fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
             let result = address.withSockaddr { connect(stream.fd, $0, $1) }
             if result != 0 && errno != EINPROGRESS {
                 outcome.failures.append("connection \(stream.index): connect: \(String(cString: strerror(errno)))")

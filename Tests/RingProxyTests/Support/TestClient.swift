@@ -5,7 +5,10 @@ import XCTest
 /// A blocking TCP client for tests. Every call is bounded by the socket timeouts, so a broken proxy fails
 /// the test instead of hanging it.
 final class TestClient {
-    let fd: Int32
+    /// -1 once closed. An initializer that throws after setting it still runs `deinit` (Swift does so for a
+    /// fully initialised class), so a failed connect must not close it a second time: that would close
+    /// whatever socket another thread was given the same number in between.
+    private(set) var fd: Int32
 
     /// Connects to `address`, from `source` when given (any 127.x.y.z is a local address on loopback).
     init(_ address: SocketAddress, from source: SocketAddress? = nil, timeout: Int = 10) throws {
@@ -14,21 +17,33 @@ final class TestClient {
             guard source.withSockaddr({ bind(fd, $0, $1) }) == 0 else {
                 let error = errno
                 Glibc.close(fd)
+                fd = -1
                 throw TestFailure("bind to \(source): \(String(cString: strerror(error)))")
             }
         }
         var limit = timeval(tv_sec: timeout, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
-        let result = address.withSockaddr { connect(fd, $0, $1) }
+        var result = address.withSockaddr { connect(fd, $0, $1) }
+        if result != 0 && errno == EINTR {
+            // A signal interrupted the connect, which goes on in the kernel: wait for its outcome.
+            var ready = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+            var error: Int32 = 0
+            var length = socklen_t(MemoryLayout<Int32>.size)
+            if poll(&ready, 1, Int32(timeout * 1000)) == 1, getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) == 0 {
+                result = error == 0 ? 0 : -1
+                errno = error
+            }
+        }
         guard result == 0 else {
             let error = errno
             Glibc.close(fd)
+            fd = -1
             throw TestFailure("connect to \(address): \(String(cString: strerror(error)))")
         }
     }
 
-    deinit { Glibc.close(fd) }
+    deinit { if fd >= 0 { Glibc.close(fd) } }
 
     func send(_ bytes: [UInt8]) throws {
         var offset = 0

@@ -1,3 +1,4 @@
+import CURing
 import Glibc
 import RingProxy
 import Synchronization
@@ -44,6 +45,7 @@ final class TestServer: @unchecked Sendable {
         address = Socket.localAddress(of: listener)!
         var pipeEnds: [Int32] = [0, 0]
         pipe(&pipeEnds)
+        for end in pipeEnds { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
         wake = (pipeEnds[0], pipeEnds[1])
         let context = Unmanaged.passRetained(self).toOpaque()
         pthread_create(&thread, nil, { context in
@@ -97,7 +99,7 @@ final class TestServer: @unchecked Sendable {
             guard poll(&fds, nfds_t(fds.count), 1000) >= 0 else { continue }
             if fds[0].revents != 0 { break running }
             if fds[1].revents != 0 {
-                while case let fd = accept(listener, nil, nil), fd >= 0 {
+                while case let fd = curing_accept4(listener, nil, nil, Int32(SOCK_CLOEXEC.rawValue)), fd >= 0 {
                     _ = fcntl(fd, F_SETFL, O_NONBLOCK)
                     accepted.add(1, ordering: .relaxed)
                     open.add(1, ordering: .relaxed)
