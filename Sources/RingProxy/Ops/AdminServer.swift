@@ -1,73 +1,58 @@
-import FlyingFox
-import FlyingSocks
 import Foundation
-import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
 import Synchronization
 
-/// The admin endpoint (`--admin`), an HTTP server (FlyingFox, on Swift concurrency's threads) well away from
-/// the data plane's rings:
+/// The admin endpoint (`--admin`): an HTTP/1.1 server (SwiftNIO's HTTP codec on one event-loop thread of
+/// its own) well away from the data plane's rings:
 ///
 /// - `GET /metrics`: Prometheus text format (see `MetricsExporter`);
 /// - `GET /healthz`: 200 `ok`, or 503 `draining` once a drain has begun (load balancers stop sending);
 /// - `GET /backends`: the live table as JSON: each listener's pool, each backend's weight, health and load.
+///
+/// SwiftNIO rather than a lighter server library: FlyingFox, tried first, links FoundationNetworking and so
+/// libcurl, which the static release build (`make release`) cannot link.
 public final class AdminServer: Sendable {
     private let proxy: Proxy
-    private let server: HTTPServer
+    private let address: SocketAddress
     private let exporter: MetricsExporter
     private let draining = Atomic<Bool>(false)
-    private let task = Mutex<Task<Void, Never>?>(nil)
+    private let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    private let channel = Mutex<Channel?>(nil)
 
     public init(proxy: Proxy, address: SocketAddress) {
         self.proxy = proxy
+        self.address = address
         exporter = MetricsExporter(proxy: proxy)
-        server = address.family == AF_INET6
-            ? HTTPServer(address: AdminAddress<IPv6>(address), logger: .disabled)
-            : HTTPServer(address: AdminAddress<IPv4>(address), logger: .disabled)
     }
 
     /// Starts serving; returns the address it listens on (a port 0 becomes the kernel's choice), or throws
     /// when it cannot listen.
     public func start() throws(StartupError) -> SocketAddress {
-        let outcome = Outcome<Result<SocketAddress, StartupError>>()
-        let server = self.server
-        let routes = Task {
-            await server.appendRoute("GET /metrics") { [self] _ in
-                HTTPResponse(statusCode: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                             body: Data(self.exporter.render(draining: self.isDraining).utf8))
-            }
-            await server.appendRoute("GET /healthz") { [self] _ in
-                self.isDraining
-                    ? HTTPResponse(statusCode: .serviceUnavailable, body: Data("draining\n".utf8))
-                    : HTTPResponse(statusCode: .ok, body: Data("ok\n".utf8))
-            }
-            await server.appendRoute("GET /backends") { [self] _ in
-                HTTPResponse(statusCode: .ok, headers: [.contentType: "application/json"], body: self.backendsJSON())
-            }
-        }
-        task.withLock {
-            $0 = Task {
-                await routes.value
-                do {
-                    try await server.run()
-                } catch {
-                    outcome.resolve(.failure(.admin("cannot serve the admin endpoint: \(error)")))
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 64)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { [self] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandler(AdminRequestHandler(admin: self))
                 }
             }
-        }
-        Task {
-            do {
-                try await server.waitUntilListening(timeout: 10)
-                switch await server.listeningAddress {
-                case .ip4(let host, let port)?, .ip6(let host, let port)?:
-                    outcome.resolve(.success(SocketAddress(numericHost: host, port: port)!))
-                default:
-                    outcome.resolve(.failure(.admin("the admin endpoint listens on an unexpected address")))
-                }
-            } catch {
-                outcome.resolve(.failure(.admin("the admin endpoint did not start listening: \(error)")))
+        do {
+            let bound = try bootstrap.bind(host: address.host, port: Int(address.port)).wait()
+            channel.withLock { $0 = bound }
+            guard let local = bound.localAddress, let host = local.ipAddress, let port = local.port,
+                  let listening = SocketAddress(numericHost: host, port: UInt16(port)) else {
+                throw StartupError.admin("the admin endpoint listens on an unexpected address")
             }
+            return listening
+        } catch let error as StartupError {
+            throw error
+        } catch {
+            try? group.syncShutdownGracefully()
+            throw .admin("cannot serve the admin endpoint on \(address): \(error)")
         }
-        return try outcome.wait().get()
     }
 
     /// `/healthz` answers 503 from now on.
@@ -76,7 +61,22 @@ public final class AdminServer: Sendable {
     public var isDraining: Bool { draining.load(ordering: .relaxed) }
 
     public func stop() {
-        task.withLock { $0?.cancel() }
+        _ = try? channel.withLock { $0 }?.close().wait()
+        try? group.syncShutdownGracefully()
+    }
+
+    /// The answer to `GET path`: status, content type, body.
+    func respond(to path: Substring) -> (HTTPResponseStatus, String, [UInt8]) {
+        switch path {
+        case "/metrics":
+            (.ok, "text/plain; version=0.0.4; charset=utf-8", Array(exporter.render(draining: isDraining).utf8))
+        case "/healthz":
+            isDraining ? (.serviceUnavailable, "text/plain", Array("draining\n".utf8)) : (.ok, "text/plain", Array("ok\n".utf8))
+        case "/backends":
+            (.ok, "application/json", Array(backendsJSON()))
+        default:
+            (.notFound, "text/plain", Array("not found: try /metrics, /healthz or /backends\n".utf8))
+        }
     }
 
     /// The live table: `{"generation": 2, "listeners": [{"name": ..., "backends": [...]}]}`.
@@ -103,41 +103,39 @@ public final class AdminServer: Sendable {
     }
 }
 
-/// Our address handed to FlyingFox, whose socket family is a static property of the address type (one
-/// type per family). Its own sockaddr_in helpers would do, but this module also sees sockaddr_in through
-/// CURing, and an optimised build then finds FlyingSocks' extension on the other one.
-private struct AdminAddress<Family: AddressFamily>: FlyingSocks.SocketAddress {
-    static var family: sa_family_t { Family.value }
-    let address: SocketAddress
+/// One admin connection: answers each GET as it completes (keep-alive or not, as the client asks).
+private final class AdminRequestHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
 
-    init(_ address: SocketAddress) { self.address = address }
+    private let admin: AdminServer
+    private var head: HTTPRequestHead?
 
-    func withSockAddr<R, E: Error>(_ body: (UnsafePointer<sockaddr>, socklen_t) throws(E) -> R) throws(E) -> R {
-        try address.withSockaddr { pointer, length in Result { () throws(E) -> R in try body(pointer, length) } }.get()
-    }
-}
+    init(admin: AdminServer) { self.admin = admin }
 
-private protocol AddressFamily: Sendable { static var value: sa_family_t { get } }
-private enum IPv4: AddressFamily { static var value: sa_family_t { sa_family_t(AF_INET) } }
-private enum IPv6: AddressFamily { static var value: sa_family_t { sa_family_t(AF_INET6) } }
-
-/// A value resolved once, by whichever of several tasks gets there first, and waited for by a thread.
-private final class Outcome<Value: Sendable>: Sendable {
-    private let value = Mutex<Value?>(nil)
-    private let resolved = Latch(count: 1)
-
-    func resolve(_ newValue: Value) {
-        let first = value.withLock { current in
-            guard current == nil else { return false }
-            current = newValue
-            return true
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let requestHead):
+            head = requestHead
+        case .body:
+            break
+        case .end:
+            guard let head else { return }
+            self.head = nil
+            let path = head.uri.split(separator: "?", maxSplits: 1).first ?? ""
+            let (status, contentType, body) = head.method == .GET
+                ? admin.respond(to: path) : (.methodNotAllowed, "text/plain", Array("only GET\n".utf8))
+            var headers = HTTPHeaders([("Content-Type", contentType), ("Content-Length", "\(body.count)")])
+            if !head.isKeepAlive { headers.add(name: "Connection", value: "close") }
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
+            let keepAlive = head.isKeepAlive
+            let closed = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+            if !keepAlive {
+                let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+                closed.whenComplete { _ in loopBound.value.close(promise: nil) }
+            }
         }
-        if first { resolved.arrive() }
-    }
-
-    func wait() -> Value {
-        resolved.wait()
-        return value.withLock { $0! }
     }
 }
 
