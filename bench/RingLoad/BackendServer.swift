@@ -1,82 +1,15 @@
-import ArgumentParser
 import Glibc
 import RingProxy
 
-struct EchoServerCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "echo-server",
-        abstract: "Echo every byte back to its sender, until SIGINT or SIGTERM."
-    )
-
-    @Option(help: ArgumentHelp("Address to listen on (repeatable).", valueName: "host:port"))
-    var listen: [String]
-
-    @Option(help: "Threads, each with its own ring and SO_REUSEPORT socket.")
-    var threads = 1
-
-    func validate() throws {
-        guard !listen.isEmpty else { throw ValidationError("give at least one --listen host:port") }
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+/// One thread of a test backend. An echo server receives into a provided buffer, sends that buffer back,
+/// and receives again; a sink server only receives. One operation in flight per connection, so a
+/// connection's slot is its file descriptor.
+struct BackendServer: ~Copyable {
+    enum Mode {
+        case echo, sink
     }
 
-    func run() throws {
-        let addresses = try listen.map { text in
-            guard let address = SocketAddress(numeric: text) else { throw ValidationError("bad address '\(text)'") }
-            return address
-        }
-        var bound: [SocketAddress] = []
-        var sockets = Array(repeating: [Int32](), count: threads)
-        for var address in addresses {
-            for thread in 0..<threads {
-                let fd = try Socket.listen(on: address, backlog: 65535)
-                if thread == 0, let local = Socket.localAddress(of: fd) { address = local }
-                sockets[thread].append(fd)
-            }
-            bound.append(address)
-        }
-        print("echo-server listening on \(bound.map(\.description).joined(separator: ", "))")
-        flushOutput()
-        var workers: [pthread_t] = []
-        for thread in 0..<threads {
-            let listeners = sockets[thread]
-            var handle = pthread_t()
-            let context = Unmanaged.passRetained(ListenerBox(listeners)).toOpaque()
-            pthread_create(&handle, nil, { context in
-                let box = Unmanaged<ListenerBox>.fromOpaque(context!).takeRetainedValue()
-                do {
-                    var server = try EchoServer(listeners: box.listeners)
-                    server.run()
-                } catch {
-                    printError("echo-server: \(error)")
-                    Glibc.exit(1)
-                }
-                return nil
-            }, context)
-            workers.append(handle)
-        }
-        waitForStopSignal()
-    }
-}
-
-private final class ListenerBox {
-    let listeners: [Int32]
-    init(_ listeners: [Int32]) { self.listeners = listeners }
-}
-
-/// Blocks until SIGINT or SIGTERM.
-func waitForStopSignal() {
-    var signals = sigset_t()
-    sigemptyset(&signals)
-    sigaddset(&signals, SIGINT)
-    sigaddset(&signals, SIGTERM)
-    pthread_sigmask(SIG_BLOCK, &signals, nil)
-    var received: Int32 = 0
-    sigwait(&signals, &received)
-}
-
-/// One thread of the echo server: receive into a provided buffer, send that buffer back, receive again.
-/// One operation in flight per connection, so a connection's slot is its file descriptor.
-struct EchoServer: ~Copyable {
+    private let mode: Mode
     private var ring: IORing
     private var buffers: BufferRing
     private let listeners: [Int32]
@@ -85,7 +18,8 @@ struct EchoServer: ~Copyable {
     private let capacity: Int
     private let completions = UnsafeMutablePointer<Completion>.allocate(capacity: 512)
 
-    init(listeners: [Int32]) throws {
+    init(_ mode: Mode, listeners: [Int32]) throws {
+        self.mode = mode
         let ring = try IORing(entries: 4096)
         buffers = try BufferRing(registeringWith: ring, group: 0, count: 4096, size: 16384)
         self.ring = ring
@@ -128,6 +62,10 @@ struct EchoServer: ~Copyable {
                 if let buffer = completion.bufferID { buffers.recycle(buffer) }
                 if completion.result == -ENOBUFS { return receive(fd) }
                 return ring.close(fd, userData: UserData(.close, slot: UInt32(fd)))
+            }
+            guard mode == .echo else {
+                buffers.recycle(buffer)
+                return receive(fd)
             }
             pending[Int(fd)] = (buffer, UInt32(completion.result), 0)
             sendPending(fd)

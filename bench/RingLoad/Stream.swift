@@ -1,0 +1,116 @@
+import ArgumentParser
+import Glibc
+import RingProxy
+
+struct StreamCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "stream",
+        abstract: "Bulk throughput: each connection sends as fast as it can (up), and reads everything back (both)."
+    )
+
+    enum Direction: String, ExpressibleByArgument, CaseIterable {
+        case up, both
+    }
+
+    @OptionGroup var client: ClientOptions
+
+    @Option(help: "Concurrent connections.")
+    var connections = 1
+
+    @Option(help: "Seconds to run.")
+    var duration: Double
+
+    @Option(help: "up: only send (to a sink-server); both: send and read everything back (from an echo-server).")
+    var direction = Direction.up
+
+    @Option(help: "Bytes per send.")
+    var chunk = 65536
+
+    func validate() throws {
+        try client.validate(connections: connections, flag: "connections")
+        try validateDuration(duration)
+        guard chunk >= 1, chunk <= 1 << 24 else { throw ValidationError("--chunk must be from 1 byte to 16 MiB") }
+    }
+
+    func run() throws {
+        let run = LoadRun(RunDescription(
+            mode: .stream,
+            title: "stream \(client.target): \(connections) connections, \(direction.rawValue), \(chunk) B sends, \(client.threads) threads",
+            target: client.target, connections: connections, threads: client.threads), options: client)
+        let deadline = monotonicNanoseconds() + UInt64(duration * 1e9)
+        let (connections, chunk, readsBack, timeout) = (connections, chunk, direction == .both, client.timeout)
+        try run.execute { thread in
+            StreamClient(connections: run.share(of: connections, thread: thread), chunk: chunk, readsBack: readsBack,
+                         deadline: deadline, timeout: timeout)
+        }
+    }
+}
+
+/// One thread of `ringload stream`: every connection keeps one send of `chunk` bytes in flight and, when it
+/// reads back, one receive, until the deadline closes them all.
+struct StreamClient: LoadClient, ~Copyable {
+    private(set) var result = LoadResult()
+    private var table: ConnectionTable<Bool>
+    private let chunk: Int
+    private let readsBack: Bool
+    private let deadline: UInt64
+    private let bytes: UnsafeMutableRawPointer
+
+    init(connections: Int, chunk: Int, readsBack: Bool, deadline: UInt64, timeout: Double) {
+        table = ConnectionTable(count: connections, state: false, timeout: timeout)
+        self.chunk = chunk
+        self.readsBack = readsBack
+        self.deadline = deadline
+        bytes = .allocate(byteCount: chunk, alignment: 64)
+        bytes.initializeMemory(as: UInt8.self, repeating: 0x5A, count: chunk)
+    }
+
+    deinit {
+        bytes.deallocate()
+    }
+
+    var isFinished: Bool { table.openCount == 0 }
+
+    mutating func start(on ring: inout ClientRing) {
+        for slot in 0..<table.count {
+            if let failure = table.connect(slot, state: false, on: &ring) { result.count(failure) }
+        }
+    }
+
+    mutating func handle(_ completion: Completion, on ring: inout ClientRing) {
+        guard let slot = table.slot(of: completion) else { return }
+        switch completion.userData.kind {
+        case .connect:
+            guard completion.result == 0 else { return fail(slot, .connect(errno: -completion.result)) }
+            table[slot] = true
+            table.madeProgress(slot)
+            table.send(slot, bytes: bytes, length: chunk, on: &ring)
+            if readsBack { table.receive(slot, on: &ring) }
+        case .send:
+            guard completion.result > 0 else { return fail(slot, .send(errno: -completion.result)) }
+            table.madeProgress(slot)
+            result.bytesSent += Int(completion.result)
+            table.send(slot, bytes: bytes, length: chunk, on: &ring)
+        case .recv:
+            if completion.result == -ENOBUFS { return table.receive(slot, on: &ring) }
+            guard completion.result > 0 else {
+                return fail(slot, completion.result == 0 ? .closedByPeer : .recv(errno: -completion.result))
+            }
+            table.madeProgress(slot)
+            result.bytesReceived += Int(completion.result)
+            table.receive(slot, on: &ring)
+        default:
+            break
+        }
+    }
+
+    mutating func heartbeat(_ now: UInt64, on ring: inout ClientRing) {
+        guard now < deadline else { return table.abortAll() }
+        result.count(.timedOut, times: table.abortStalled { isConnected in isConnected })
+    }
+
+    private mutating func fail(_ slot: Int, _ failure: Failure) {
+        result.count(failure)
+        table.abort(slot)
+    }
+}
