@@ -1,0 +1,255 @@
+"""The measurements ("cells") and how one is taken for one proxy.
+
+A cell is one ringload run (or, for memory, a hold of idle connections) against one backend through one
+proxy. Around it the harness reads the proxy's CPU time (user and system apart) and samples its RSS.
+"""
+import json
+import os
+import re
+import subprocess
+import time
+
+from procs import RSSSampler, cpu_busy, cpu_of, rss_kib, wait_line
+
+
+class Cell:
+    """One measurement: `mode` is the ringload subcommand, `args` its options besides target and duration."""
+
+    def __init__(self, name, title, mode, backend, args, metric, unit, higher_is_better=True, netns=True, short=None):
+        self.name = name
+        self.short = short or title
+        self.title = title
+        self.mode = mode
+        self.backend = backend
+        self.args = args
+        self.metric = metric
+        self.unit = unit
+        self.higher_is_better = higher_is_better
+        self.netns = netns
+
+
+def make_cells(rate=20000, idle_connections=10000, stream_connections=8):
+    """The cells of a run, in order."""
+    rr = lambda n: ["--connections", str(n), "--size", "64"]
+    return [
+        Cell("rr-1", "rr 64 B, 1 connection", "rr", "echo", rr(1), "requests_per_s", "req/s"),
+        Cell("rr-100", "rr 64 B, 100 connections", "rr", "echo", rr(100), "requests_per_s", "req/s"),
+        Cell("rr-1000", "rr 64 B, 1000 connections", "rr", "echo", rr(1000), "requests_per_s", "req/s"),
+        Cell("rr-100-fixed", f"rr 64 B, 100 connections, open loop at {rate} req/s", "rr", "echo",
+             rr(100) + ["--rate", str(rate)], "cpu_us_per_request", "CPU-µs/req", higher_is_better=False,
+             short=f"rr 100 conns at {rate:,} req/s"),
+        Cell("stream", f"stream up, {stream_connections} connections, to a sink", "stream", "sink",
+             ["--connections", str(stream_connections), "--direction", "up"], "mb_per_s", "MB/s", netns=False,
+             short=f"stream up, {stream_connections} conns"),
+        Cell("connect", "connect + 64 B echo + close, concurrency 50", "connect", "echo",
+             ["--concurrency", "50", "--size", "64"], "requests_per_s", "conn/s", netns=False,
+             short="connect, concurrency 50"),
+        Cell("idle", f"{idle_connections} idle connections", "idle", "echo",
+             ["--connections", str(idle_connections)], "kib_per_connection", "KiB/conn",
+             higher_is_better=False, netns=False),
+    ]
+
+
+class RingLoad:
+    """What the ringload binary at hand supports (it grows: subcommands, --json, --rate)."""
+
+    def __init__(self, path):
+        self.path = path
+        self.modes = set()
+        self.options = {}
+        top = self._help([])
+        for mode in ("rr", "stream", "connect", "idle", "echo-server", "sink-server"):
+            if re.search(rf"^ {{2}}{re.escape(mode)}(\s|$)", top, re.M):
+                self.modes.add(mode)
+        for mode in ("rr", "stream", "connect", "idle"):
+            if mode in self.modes:
+                self.options[mode] = self._help([mode])
+
+    def _help(self, sub):
+        try:
+            out = subprocess.run([self.path] + sub + ["--help"], capture_output=True, text=True, timeout=10)
+            return out.stdout + out.stderr
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+
+    def supports(self, mode, *options):
+        if mode not in self.modes:
+            return False
+        return all(opt in self.options.get(mode, "") for opt in options)
+
+
+def parse_text_report(text):
+    """The numbers of ringload's text summary (for a ringload without --json)."""
+    out = {"latency_ms": {}, "errors": {}}
+    m = re.search(r"requests\s+(\d+) in ([\d.]+) s = ([\d.]+)", text)
+    if m:
+        out["requests"], out["elapsed_s"], out["requests_per_s"] = int(m[1]), float(m[2]), float(m[3])
+    m = re.search(r"throughput\s+([\d.]+) MB/s", text)
+    if m:
+        out["mb_per_s"] = float(m[1])
+    m = re.search(r"latency ms (.*)", text)
+    if m:
+        for key, value in re.findall(r"(p[\d.]+|max) ([\d.]+)", m[1]):
+            out["latency_ms"][key.replace(".", "_")] = float(value)
+    m = re.search(r"errors\s+(\d+)", text)
+    if m:
+        out["errors_total"] = int(m[1])
+    return out
+
+
+def measure(ctx, proxy, cell, duration, round_index):
+    """One sample of cell through proxy: a dict with the load's results and the proxy's CPU and memory."""
+    sample = {"cell": cell.name, "proxy": proxy.name, "round": round_index, "ok": False}
+    options = [a for a in cell.args if a.startswith("--")]
+    if cell.mode != "idle" and not ctx.ringload.supports(cell.mode, *options):
+        sample["error"] = f"ringload {cell.mode} {' '.join(options)} not available in this build"
+        sample["unsupported"] = True
+        return sample
+    if not proxy.alive():
+        sample["error"] = f"{proxy.name} is not running" + (f": {proxy.error}" if proxy.error else "")
+        return sample
+    if cell.mode == "idle":
+        return measure_idle(ctx, proxy, cell, sample)
+    host, port = proxy.frontends[cell.backend]
+    argv = [ctx.ringload.path, cell.mode, "--target", f"{host}:{port}"] + cell.args + ["--duration", f"{duration:g}"]
+    json_path = os.path.join(ctx.tmpdir, f"load-{cell.name}-{proxy.name}-{round_index}.json")
+    use_json = ctx.ringload.supports(cell.mode, "--json")
+    if use_json:
+        argv += ["--json", json_path]
+        if ctx.ringload.supports(cell.mode, "--quiet"):
+            argv.append("--quiet")
+    pids = proxy.cpu_pids()
+    backend_pid = ctx.backend_pids.get(cell.backend)
+    user0, sys0 = cpu_of(pids)
+    bu0, bs0 = cpu_of([backend_pid])
+    busy0, total0 = cpu_busy(ctx.proxy_cpu)
+    started = time.monotonic()
+    with RSSSampler(proxy.rss_pids()) as rss:
+        proc = ctx.children.start(ctx.client_cmd(argv, ctx.load_cpu), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            out, _ = proc.communicate(timeout=duration + 60)
+        except subprocess.TimeoutExpired:
+            ctx.children.stop(proc)
+            sample["error"] = f"ringload ran past {duration + 60:.0f} s"
+            return sample
+        ctx.children.stop(proc)
+    wall = time.monotonic() - started
+    user1, sys1 = cpu_of(pids)
+    bu1, bs1 = cpu_of([backend_pid])
+    busy1, total1 = cpu_busy(ctx.proxy_cpu)
+    if total1 > total0:
+        # How busy the proxy's CPU was, and how much of that was not the proxy (other work on the machine).
+        sample["proxy_cpu_busy_percent"] = round(100 * (busy1 - busy0) / (total1 - total0), 1)
+        sample["foreign_on_proxy_cpu_percent"] = round(max(0.0, 100 * ((busy1 - busy0) - (user1 - user0) - (sys1 - sys0))
+                                                          / (total1 - total0)), 1)
+    text = out.decode(errors="replace")
+    load = None
+    if use_json and os.path.exists(json_path):
+        try:
+            with open(json_path) as f:
+                load = json.load(f)
+        except (OSError, ValueError) as e:
+            sample["error"] = f"bad ringload json: {e}"
+    elif not use_json:
+        load = parse_text_report(text)
+    sample.update({"wall_s": round(wall, 3), "cpu_user_s": round(user1 - user0, 3), "cpu_sys_s": round(sys1 - sys0, 3),
+                   "backend_cpu_s": round((bu1 - bu0) + (bs1 - bs0), 3),
+                   "rss_kib_peak": rss.peak or None, "rss_kib_end": rss.last or None, "load": load,
+                   "exit_status": proc.returncode})
+    if not load or not load.get("requests") and not load.get("bytes_sent"):
+        sample["error"] = sample.get("error") or f"ringload exit {proc.returncode}: {text.strip()[-300:]}"
+        return sample
+    if not proxy.alive():
+        sample["error"] = f"{proxy.name} exited during the run"
+        return sample
+    sample["ok"] = True
+    derive(sample)
+    return sample
+
+
+def derive(sample):
+    """Per-request, per-GB and user-share figures from a sample's raw numbers."""
+    load = sample["load"]
+    cpu = sample["cpu_user_s"] + sample["cpu_sys_s"]
+    sample["cpu_s"] = round(cpu, 3)
+    sample["cpu_percent"] = round(100 * cpu / sample["wall_s"], 1) if sample["wall_s"] else None
+    sample["user_percent"] = round(100 * sample["cpu_user_s"] / cpu, 1) if cpu > 0 else None
+    requests = load.get("requests") or 0
+    sample["cpu_us_per_request"] = round(cpu / requests * 1e6, 2) if requests and sample["proxy"] != "direct" else None
+    moved = (load.get("bytes_sent") or 0) + (load.get("bytes_received") or 0)
+    sample["cpu_s_per_gb"] = round(cpu / (moved / 1e9), 3) if moved and sample["proxy"] != "direct" else None
+    for key in ("requests_per_s", "mb_per_s"):
+        sample[key] = load.get(key)
+    latency = load.get("latency_ms") or {}
+    sample["p50_ms"] = latency.get("p50")
+    sample["p99_ms"] = latency.get("p99")
+
+
+def measure_idle(ctx, proxy, cell, sample):
+    """RSS of the proxy before and while `--connections` idle connections are open through it."""
+    count = int(cell.args[cell.args.index("--connections") + 1])
+    if proxy.name == "direct":
+        sample["error"] = "no proxy process to measure"
+        sample["unsupported"] = True
+        return sample
+    host, port = proxy.frontends[cell.backend]
+    rss_pids = proxy.rss_pids()
+    before = sum(v for v in (rss_kib(p) for p in rss_pids) if v)
+    user0, sys0 = cpu_of(proxy.cpu_pids())
+    started = time.monotonic()
+    holder = None
+    if ctx.ringload.supports("idle"):
+        argv = [ctx.ringload.path, "idle", "--target", f"{host}:{port}", "--connections", str(count)]
+        if ctx.ringload.supports("idle", "--hold"):
+            argv += ["--hold", "300"]
+        proc = ctx.children.start(ctx.client_cmd(argv, ctx.load_cpu), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        line = wait_line(proc, "connections open", timeout=120)
+        if not line:
+            ctx.children.stop(proc)
+            sample["error"] = "ringload idle never reported its connections open"
+            return sample
+        holder = lambda: ctx.children.stop(proc)
+        if " of " in line:  # "idle: X of N connections open (failures)"
+            holder()
+            sample["error"] = line
+            return sample
+    else:
+        socks = open_idle_connections(host, port, count)
+        if isinstance(socks, str):
+            sample["error"] = socks
+            return sample
+        holder = lambda: [s.close() for s in socks]
+        sample["note"] = "connections held by the harness (ringload idle not in this build)"
+    setup = time.monotonic() - started
+    time.sleep(1.0)  # let the proxy finish its backend connects
+    after = sum(v for v in (rss_kib(p) for p in rss_pids) if v)
+    user1, sys1 = cpu_of(proxy.cpu_pids())
+    alive = proxy.alive()
+    holder()
+    time.sleep(1.0)  # let the proxy close them all before the next measurement
+    sample.update({"connections": count, "setup_s": round(setup, 3), "rss_kib_before": before, "rss_kib_after": after,
+                   "kib_per_connection": round((after - before) / count, 3),
+                   "cpu_user_s": round(user1 - user0, 3), "cpu_sys_s": round(sys1 - sys0, 3)})
+    if not alive:
+        sample["error"] = f"{proxy.name} exited while holding idle connections"
+        return sample
+    sample["ok"] = True
+    return sample
+
+
+def open_idle_connections(host, port, count):
+    """count connected sockets to host:port (a fallback for a ringload without `idle`), or an error string."""
+    import socket
+    socks = []
+    try:
+        for _ in range(count):
+            socks.append(socket.create_connection((host, port), timeout=5))
+        for s in socks:  # one round trip on each, so the proxy has connected the backend side too
+            s.sendall(b"x")
+        for s in socks:
+            s.recv(1)
+    except OSError as e:
+        for s in socks:
+            s.close()
+        return f"opening idle connections: {e} after {len(socks)}"
+    return socks

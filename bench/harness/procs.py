@@ -1,0 +1,214 @@
+"""Child processes, ports and /proc readings for the benchmark harness.
+
+Every process the harness starts goes through `Children.start`, which records it; `Children.stop_all`
+(registered with atexit and called on SIGINT/SIGTERM) ends each of them, by its own process group.
+"""
+import os
+import resource
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+class Children:
+    """The processes this harness started, each in its own session so that Ctrl-C reaches only us."""
+
+    def __init__(self):
+        self.procs = []
+        self.lock = threading.Lock()
+
+    def start(self, argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw):
+        """Start argv (a new session and process group of its own) and track it."""
+        proc = subprocess.Popen(argv, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL,
+                                start_new_session=True, **kw)
+        with self.lock:
+            self.procs.append(proc)
+        return proc
+
+    def stop(self, proc, grace=3.0):
+        """SIGTERM proc's group (it leads it), then SIGKILL after `grace` seconds."""
+        if proc.poll() is None:
+            _signal_group(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                _signal_group(proc.pid, signal.SIGKILL)
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    pass
+        else:
+            # The leader is gone; children it left in its group (nginx workers) still get the signal.
+            _signal_group(proc.pid, signal.SIGKILL)
+        with self.lock:
+            if proc in self.procs:
+                self.procs.remove(proc)
+
+    def stop_all(self):
+        """End every tracked process (most recent first)."""
+        with self.lock:
+            procs = list(reversed(self.procs))
+        for proc in procs:
+            self.stop(proc, grace=2.0)
+
+
+def _signal_group(pgid, sig):
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def raise_fd_limit(want=200000):
+    """Raise RLIMIT_NOFILE (inherited by every child) to `want`, or as far as allowed."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    for limit in ((want, max(hard, want)), (min(want, hard), hard)):
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, limit)
+            break
+        except (ValueError, OSError):
+            continue
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def free_port(host="127.0.0.1"):
+    """A TCP port the kernel just handed out on host (free at the time of asking)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_port(host, port, timeout=10.0, proc=None, netns=None):
+    """True once host:port accepts a connection; False on timeout or when proc exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            return False
+        if netns:
+            ok = subprocess.run(["ip", "netns", "exec", netns, "python3", "-c",
+                                 f"import socket; socket.create_connection(('{host}', {port}), 0.5).close()"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=5).returncode == 0
+            if ok:
+                return True
+        else:
+            try:
+                socket.create_connection((host, port), timeout=0.5).close()
+                return True
+            except OSError:
+                pass
+        time.sleep(0.05)
+    return False
+
+
+def wait_line(proc, needle, timeout):
+    """Read proc.stdout lines until one contains needle; returns that line, or None (timeout/exit)."""
+    found = []
+
+    def reader():
+        for raw in proc.stdout:
+            line = raw.decode(errors="replace") if isinstance(raw, bytes) else raw
+            if needle in line:
+                found.append(line.strip())
+                return
+
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return found[0] if found else None
+
+
+def cpu_seconds(pid):
+    """(user, system) CPU seconds of a whole process (all its threads, live and exited)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS
+
+
+def cpu_of(pids):
+    """Summed (user, system) CPU seconds of pids; processes that vanished count as 0."""
+    user = system = 0.0
+    for pid in pids:
+        try:
+            u, s = cpu_seconds(pid)
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        user += u
+        system += s
+    return user, system
+
+
+def cpu_busy(cpu):
+    """(busy, total) seconds of one CPU since boot, from /proc/stat (busy: all but idle and iowait)."""
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith(f"cpu{cpu} "):
+                ticks = [int(v) for v in line.split()[1:9]]
+                total = sum(ticks)
+                return (total - ticks[3] - ticks[4]) / CLOCK_TICKS, total / CLOCK_TICKS
+    return 0.0, 0.0
+
+
+def rss_kib(pid):
+    """VmRSS of pid in KiB, or None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return None
+
+
+def child_pids(ppid):
+    """Pids whose parent is ppid."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            if int(fields[1]) == ppid:
+                out.append(int(entry))
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+    return out
+
+
+class RSSSampler:
+    """Samples the summed VmRSS of some pids every `interval` seconds in a thread; keeps the peak."""
+
+    def __init__(self, pids, interval=0.25):
+        self.pids = list(pids)
+        self.interval = interval
+        self.peak = 0
+        self.last = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self):
+        total = sum(v for v in (rss_kib(p) for p in self.pids) if v)
+        self.last = total
+        self.peak = max(self.peak, total)
+
+    def _run(self):
+        while not self._stop.is_set():
+            self._sample()
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        if self.pids:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.pids:
+            self._stop.set()
+            self._thread.join()
+            self._sample()
+        return False
