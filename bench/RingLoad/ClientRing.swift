@@ -28,8 +28,10 @@ struct ClientRing: ~Copyable {
     private let family: Int32
     private let addressLength: socklen_t
     private let address = UnsafeMutablePointer<sockaddr_storage>.allocate(capacity: 1)
-    /// Kernel timespecs must stay put until submitted: one each for the connect limit, heartbeat and wake-up.
-    private let timespecs = UnsafeMutablePointer<__kernel_timespec>.allocate(capacity: 3)
+    // The kernel reads timespecs when the entry is submitted, so they live as long as the ring.
+    private let connectLimit = UnsafeMutablePointer<__kernel_timespec>.allocate(capacity: 1)
+    private let heartbeatInterval = UnsafeMutablePointer<__kernel_timespec>.allocate(capacity: 1)
+    private let wakeUpDelay = UnsafeMutablePointer<__kernel_timespec>.allocate(capacity: 1)
     private let completions = UnsafeMutablePointer<Completion>.allocate(capacity: completionBatch)
 
     init(target: SocketAddress, connectTimeout seconds: Double) throws {
@@ -40,21 +42,23 @@ struct ClientRing: ~Copyable {
         addressLength = target.length
         address.initialize(to: sockaddr_storage())
         target.withSockaddr { UnsafeMutableRawPointer(address).copyMemory(from: $0, byteCount: Int($1)) }
-        timespecs.initialize(repeating: __kernel_timespec(), count: 3)
-        timespecs[0] = Self.timespec(UInt64(seconds * 1e9))
-        timespecs[1] = Self.timespec(Self.heartbeatNanoseconds)
+        connectLimit.initialize(to: Self.timespec(UInt64(seconds * 1e9)))
+        heartbeatInterval.initialize(to: Self.timespec(Self.heartbeatNanoseconds))
+        wakeUpDelay.initialize(to: __kernel_timespec())
     }
 
     deinit {
         address.deallocate()
-        timespecs.deallocate()
+        connectLimit.deallocate()
+        heartbeatInterval.deallocate()
+        wakeUpDelay.deallocate()
         completions.deallocate()
     }
 
     /// Runs `client` until it is finished, passing its counters to `publish` at every heartbeat.
     mutating func drive<Client: LoadClient & ~Copyable>(_ client: inout Client, publish: (LoadCounters) -> Void) {
         client.start(on: &self)
-        ring.timeout(timespecs + 1, userData: Self.heartbeat)
+        ring.timeout(heartbeatInterval, userData: Self.heartbeat)
         while !client.isFinished {
             ring.submitAndWait(1)
             let count = ring.reapCompletions(into: completions, capacity: Self.completionBatch)
@@ -62,7 +66,7 @@ struct ClientRing: ~Copyable {
                 let completion = completions[index]
                 if let buffer = completion.bufferID { buffers.recycle(buffer) }
                 if completion.userData == Self.heartbeat {
-                    ring.timeout(timespecs + 1, userData: Self.heartbeat)
+                    ring.timeout(heartbeatInterval, userData: Self.heartbeat)
                     client.heartbeat(monotonicNanoseconds(), on: &self)
                     publish(client.result.counters)
                 } else {
@@ -81,7 +85,7 @@ struct ClientRing: ~Copyable {
         guard fd >= 0 else { return fd }
         ring.connect(
             fd, to: UnsafeRawPointer(address).assumingMemoryBound(to: sockaddr.self), length: addressLength,
-            timeout: timespecs, userData: userData, timeoutUserData: timeoutUserData)
+            timeout: connectLimit, userData: userData, timeoutUserData: timeoutUserData)
         return fd
     }
 
@@ -97,8 +101,8 @@ struct ClientRing: ~Copyable {
 
     /// Asks for one completion with `wakeUp` after `nanoseconds`; at most one may be pending.
     mutating func wake(after nanoseconds: UInt64) {
-        timespecs[2] = Self.timespec(nanoseconds)
-        ring.timeout(timespecs + 2, userData: Self.wakeUp)
+        wakeUpDelay.pointee = Self.timespec(nanoseconds)
+        ring.timeout(wakeUpDelay, userData: Self.wakeUp)
     }
 
     private static func timespec(_ nanoseconds: UInt64) -> __kernel_timespec {

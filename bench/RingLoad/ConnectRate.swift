@@ -97,9 +97,10 @@ struct ConnectRateClient: LoadClient, ~Copyable {
             result.bytesReceived += Int(completion.result)
             table[slot].received += Int(completion.result)
             guard table[slot].received >= size else { return table.receive(slot, on: &ring) }
+            let startedAt = table[slot].startedAt
             table.close(slot)
             let now = monotonicNanoseconds()
-            _ = result.latency.record(now - table[slot].startedAt)
+            _ = result.latency.record(now - startedAt)
             result.requests += 1
             open(slot, now: now, on: &ring)
         default:

@@ -36,7 +36,7 @@ struct LoadReport {
         case .stream:
             lines.append("  bytes      \(result.bytesSent) sent, \(result.bytesReceived) received in \(seconds) s")
         case .idle:
-            lines.append("  connections \(result.requests) opened, run of \(seconds) s")
+            lines.append("  connections \(result.requests) opened, \(seconds) s in all")
         }
         if description.mode != .idle {
             lines.append("  throughput \(format(megabytesPerSecond, 2)) MB/s (both directions)")

@@ -54,7 +54,7 @@ final class LoadRun: Sendable {
 
     /// Runs one client per thread, made by `makeClient(thread)`, until each is finished; then reports.
     func execute<Client: LoadClient & ~Copyable>(
-        afterStart: () -> Void = {}, _ makeClient: @escaping @Sendable (Int) throws -> Client
+        afterStart: () -> Void = {}, _ makeClient: @escaping @Sendable (Int) -> Client
     ) throws {
         let progress = quiet ? nil : ProgressPrinter(mode: description.mode, startedAt: startedAt) { [self] in totals }
         let threads = (0..<description.threads).map { thread in
@@ -62,7 +62,7 @@ final class LoadRun: Sendable {
                 var result = LoadResult()
                 do {
                     var ring = try ClientRing(target: target, connectTimeout: timeout)
-                    var client = try makeClient(thread)
+                    var client = makeClient(thread)
                     ring.drive(&client) { counters in shared.withLock { $0.live[thread] = counters } }
                     result = client.result
                 } catch {

@@ -50,6 +50,7 @@ struct StreamCommand: ParsableCommand {
 /// reads back, one receive, until the deadline closes them all.
 struct StreamClient: LoadClient, ~Copyable {
     private(set) var result = LoadResult()
+    /// Each connection's state is whether it is connected.
     private var table: ConnectionTable<Bool>
     private let chunk: Int
     private let readsBack: Bool
