@@ -58,3 +58,16 @@ release: deps
 validate-deploy: debug
 	docker/validate.sh
 	docker/seccomp-check.sh
+
+# RingProxy beside HAProxy and nginx (stream), one worker each on CPU 1, load on CPU 0: `make bench` (3 rounds,
+# about 10 minutes) or `make bench-quick` (1 short round); writes bench/results/<date>.{md,json,svg} and
+# latest.svg. Installs haproxy, nginx and libnginx-mod-stream when missing. BENCH_VARIANTS=sqpoll,zerocopy adds
+# RingProxy variants; BENCH_ARGS="--netns" adds the rr cells across two network namespaces.
+.PHONY: bench bench-quick
+BENCH_ARGS ?=
+
+bench: build
+	python3 bench/harness/run.py --bin $(RELEASE_BIN) --rounds 3 $(BENCH_ARGS)
+
+bench-quick: build
+	python3 bench/harness/run.py --bin $(RELEASE_BIN) --quick $(BENCH_ARGS)
