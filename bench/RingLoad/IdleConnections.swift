@@ -30,10 +30,9 @@ struct IdleCommand: ParsableCommand {
         let (connections, timeout) = (connections, client.timeout)
         try run.execute(afterStart: {
             let opened = run.waitUntilSettled()
-            let report = LoadReport(description: run.description, elapsed: 0, result: opened)
             print(opened.requests == connections
                 ? "idle: \(connections) connections open"
-                : "idle: \(opened.requests) of \(connections) connections open (\(report.failureSummary))")
+                : "idle: \(opened.requests) of \(connections) connections open (\(opened.failureSummary))")
             flushOutput()
             if opened.requests > 0 { waitForStopSignal(atMost: hold) }
             run.requestStop()

@@ -36,7 +36,7 @@ struct LoadReport {
         case .stream:
             lines.append("  bytes      \(result.bytesSent) sent, \(result.bytesReceived) received in \(seconds) s")
         case .idle:
-            lines.append("  connections \(result.requests) opened, \(seconds) s in all")
+            lines.append("  connected  \(result.requests) (run of \(seconds) s)")
         }
         if description.mode != .idle {
             lines.append("  throughput \(format(megabytesPerSecond, 2)) MB/s (both directions)")
@@ -45,13 +45,8 @@ struct LoadReport {
             let values = Self.percentiles.map { "\($0.0) \(format(latencyMilliseconds($0.1), 3))" }.joined(separator: "  ")
             lines.append("  latency ms \(values)  max \(format(maxLatencyMilliseconds, 3))")
         }
-        lines.append("  errors     \(result.errorCount)" + (result.errorCount > 0 ? " (\(failureSummary))" : ""))
+        lines.append("  errors     \(result.errorCount)" + (result.errorCount > 0 ? " (\(result.failureSummary))" : ""))
         return lines.joined(separator: "\n")
-    }
-
-    /// "kind: count, ..." sorted by kind.
-    var failureSummary: String {
-        result.failures.map { ("\($0.key)", $0.value) }.sorted { $0.0 < $1.0 }.map { "\($0.0): \($0.1)" }.joined(separator: ", ")
     }
 }
 

@@ -38,6 +38,11 @@ struct LoadResult: Sendable {
 
     var errorCount: Int { failures.values.reduce(0, +) }
 
+    /// "kind: count, ..." sorted by kind.
+    var failureSummary: String {
+        failures.map { ("\($0.key)", $0.value) }.sorted { $0.0 < $1.0 }.map { "\($0.0): \($0.1)" }.joined(separator: ", ")
+    }
+
     var counters: LoadCounters {
         LoadCounters(requests: requests, bytes: bytesSent + bytesReceived, errors: errorCount)
     }

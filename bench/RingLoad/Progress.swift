@@ -18,7 +18,7 @@ final class ProgressPrinter: @unchecked Sendable {
             case .rr: "\(format(rate, 0)) req/s, \(format(megabytes, 2)) MB/s"
             case .stream: "\(format(megabytes, 2)) MB/s"
             case .connect: "\(format(rate, 0)) conn/s"
-            case .idle: "\(current.requests) connections opened"
+            case .idle: "\(current.requests) connected"
             }
             printError("\(mode.rawValue) \(format(Double(now - startedAt) / 1e9, 0)) s: \(measure), \(current.errors) errors")
             previous = (current, now)
