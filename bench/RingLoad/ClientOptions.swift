@@ -38,7 +38,7 @@ struct RunLength: ParsableArguments {
     @Option(help: "Seconds to run.")
     var duration: Double?
 
-    @Option(help: "Requests to make in all (with --duration too, the run ends at whichever comes first).")
+    @Option(help: "Requests (for connect: connections) to make in all; with --duration too, the run ends at whichever comes first.")
     var requests: Int?
 
     func validate() throws {

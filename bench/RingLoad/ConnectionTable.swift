@@ -94,8 +94,8 @@ struct ConnectionTable<State>: ~Copyable {
     mutating func abortStalled(where isWaiting: (State) -> Bool) -> Int {
         beat += 1
         var aborted = 0
-        for slot in 0..<count where entries[slot].isOpen && beat - entries[slot].lastProgress > timeoutBeats {
-            guard isWaiting(entries[slot].state) else { continue }
+        for slot in 0..<count where entries[slot].isOpen && beat - entries[slot].lastProgress > timeoutBeats
+            && isWaiting(entries[slot].state) {
             abort(slot)
             aborted += 1
         }
