@@ -192,6 +192,23 @@ def measure_idle(ctx, proxy, cell, sample):
         sample["error"] = "no proxy process to measure"
         sample["unsupported"] = True
         return sample
+    # A proxy that has carried load keeps the memory it grew (allocator caches, pools), so a later round
+    # would see no growth at all: each sample starts a fresh instance of the proxy and stops it after.
+    fresh = proxy.fresh()
+    if not fresh.start(ctx, ctx.backends):
+        if fresh.proc:
+            ctx.children.stop(fresh.proc)
+        sample["error"] = f"fresh {proxy.name} did not start: {fresh.error}"
+        return sample
+    try:
+        time.sleep(0.5)
+        return hold_idle(ctx, fresh, cell, sample, count)
+    finally:
+        ctx.children.stop(fresh.proc)
+
+
+def hold_idle(ctx, proxy, cell, sample, count):
+    """Open `count` idle connections through a started proxy and read its RSS before and with them."""
     host, port = proxy.frontends[cell.backend]
     rss_pids = proxy.rss_pids()
     before = sum(v for v in (rss_kib(p) for p in rss_pids) if v)
@@ -202,6 +219,8 @@ def measure_idle(ctx, proxy, cell, sample):
         argv = [ctx.ringload.path, "idle", "--target", f"{host}:{port}", "--connections", str(count)]
         if ctx.ringload.supports("idle", "--hold"):
             argv += ["--hold", "300"]
+        if ctx.ringload.supports("idle", "--timeout"):
+            argv += ["--timeout", "30"]
         proc = ctx.children.start(ctx.client_cmd(argv, ctx.load_cpu), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         line = wait_line(proc, "connections open", timeout=120)
         if not line:
@@ -226,7 +245,6 @@ def measure_idle(ctx, proxy, cell, sample):
     user1, sys1 = cpu_of(proxy.cpu_pids())
     alive = proxy.alive()
     holder()
-    time.sleep(1.0)  # let the proxy close them all before the next measurement
     sample.update({"connections": count, "setup_s": round(setup, 3), "rss_kib_before": before, "rss_kib_after": after,
                    "kib_per_connection": round((after - before) / count, 3),
                    "cpu_user_s": round(user1 - user0, 3), "cpu_sys_s": round(sys1 - sys0, 3)})

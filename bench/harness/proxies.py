@@ -4,6 +4,7 @@ Each proxy gets one worker thread, is started pinned to the proxy CPU (taskset),
 per backend (echo, sink). `start` returns the frontend address of each backend; `cpu_pids` are the processes
 whose CPU time is charged to it, `rss_pids` those whose memory is reported (nginx: the worker).
 """
+import copy
 import os
 import shutil
 import subprocess
@@ -55,6 +56,12 @@ class Proxy:
 
     def settle(self):
         return True
+
+    def fresh(self):
+        """A new, not yet started instance with the same settings (for measurements that need a clean process)."""
+        other = copy.copy(self)
+        other.proc, other.error, other.frontends = None, None, {}
+        return other
 
     def cpu_pids(self):
         return [self.proc.pid] if self.proc else []
@@ -157,7 +164,7 @@ class Nginx(Proxy):
                 f"events {{ worker_connections {ctx.nofile - 100}; }}", "stream {"]
         for name, (host, port) in backends.items():
             fhost, fport = self.frontends[name]
-            conf += ["    server {", f"        listen {fhost}:{fport};", f"        proxy_pass {host}:{port};",
+            conf += ["    server {", f"        listen {fhost}:{fport} backlog=65535;", f"        proxy_pass {host}:{port};",
                      "        proxy_timeout 1h;", "    }"]
         conf.append("}")
         path = os.path.join(prefix, "nginx.conf")

@@ -118,7 +118,9 @@ def markdown(meta, cells, proxies, summary):
                       "95 %), so for them this is a closed-loop figure; rerun with a lower `--rate`."]
     for cell in [c for c in cells if c.mode == "idle"]:
         lines += ["", f"## Memory: {cell.title}", "",
-                  "RSS (VmRSS) of the proxy (nginx: its worker) before the connections and while they are held.", "",
+                  "RSS (VmRSS) of a freshly started proxy (nginx: its worker) before the connections and while they "
+                  "are held; a new instance for each sample, since a proxy that has carried load keeps what it grew. "
+                  "User-space memory only: the kernel's socket memory is not in RSS (it is the same for every proxy).", "",
                   "| proxy | RSS before MiB | RSS with connections MiB | KiB per idle connection | vs HAProxy |",
                   "|---|---:|---:|---:|---:|"]
         if not_measured(lines, cell, [p for p in proxies if p != "direct"], summary, 5, with_cell=False):

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """`make bench`: RingProxy beside HAProxy, nginx (stream) and a direct connection, on this machine.
 
-    python3 bench/harness/run.py [--bin DIR] [--rounds 3] [--duration 5] [--quick]
+    python3 bench/harness/run.py [--bin DIR] [--rounds 3] [--duration 5] [--quick] [--no-netns]
 
 Starts the bundled backends (ringload echo-server and sink-server) and every proxy with one worker thread
 pinned to CPU 1, then runs each cell (ringload on CPU 0) for every proxy, interleaved over rounds, and writes
@@ -43,6 +43,7 @@ class Context:
         self.load_cpu = load_cpu
         self.ringload = cellmod.RingLoad(os.path.join(bin_dir, "ringload"))
         self.backend_pids = {}
+        self.backends = {}
         self.nofile = 20000
         self.listen_host = "127.0.0.1"
         self.backend_host = "127.0.0.1"
@@ -82,6 +83,7 @@ def start_backends(ctx):
             raise SystemExit(f"{mode} did not start")
         ctx.backend_pids[name] = proc.pid
         backends[name] = (ctx.backend_host, port)
+    ctx.backends = backends
     return backends
 
 
@@ -163,7 +165,8 @@ def main():
     parser.add_argument("--variants", default=os.environ.get("BENCH_VARIANTS", ""),
                         help="extra RingProxy variants: sqpoll,zerocopy (or BENCH_VARIANTS)")
     parser.add_argument("--cells", help="only these cells (comma-separated names)")
-    parser.add_argument("--netns", action="store_true", help="also run the rr cells across two network namespaces")
+    parser.add_argument("--netns", action=argparse.BooleanOptionalAction, default=True,
+                        help="also run the rr cells across two network namespaces joined by a veth pair (root)")
     parser.add_argument("--no-install", action="store_true", help="do not apt-get install haproxy/nginx")
     parser.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
     parser.add_argument("--warmup", type=float, default=None, help="seconds of unrecorded load per proxy first")
