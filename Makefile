@@ -60,9 +60,9 @@ validate-deploy: debug
 	docker/seccomp-check.sh
 
 # RingProxy beside HAProxy and nginx (stream), one worker each on CPU 1, load on CPU 0: `make bench` (3 rounds,
-# about 10 minutes) or `make bench-quick` (1 short round); writes bench/results/<date>.{md,json,svg} and
-# latest.svg. Installs haproxy, nginx and libnginx-mod-stream when missing. BENCH_VARIANTS=sqpoll,zerocopy adds
-# RingProxy variants; BENCH_ARGS="--netns" adds the rr cells across two network namespaces.
+# about 12 minutes) or `make bench-quick` (1 short round, about 2 minutes). Writes bench/results/<date>.{md,json,svg}
+# and latest.svg; installs haproxy, nginx and libnginx-mod-stream when missing. The rr cells run again across two
+# network namespaces (BENCH_ARGS=--no-netns skips them); BENCH_VARIANTS=sqpoll,zerocopy adds RingProxy variants.
 .PHONY: bench bench-quick
 BENCH_ARGS ?=
 
