@@ -72,7 +72,7 @@ def run(ctx, args, cells, log, start_backends, start_proxies, run_rounds, warm_u
 def markdown(meta, cells, proxies, summary):
     """The rr rows of the namespace run."""
     lines = ["## Across a veth pair (two network namespaces)", "", f"{meta.get('netns', '')}", "",
-             "| cell | proxy | rate | vs HAProxy | proxy CPU % | CPU-µs/req | p50 ms | p99 ms |",
+             "| cell | proxy | rate | vs HAProxy (rate; open loop: CPU-µs/req) | proxy CPU % | CPU-µs/req | p50 ms | p99 ms |",
              "|---|---|---:|---:|---:|---:|---:|---:|"]
     for cell in cells:
         for proxy in proxies:

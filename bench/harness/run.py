@@ -170,7 +170,10 @@ def main():
     parser.add_argument("--no-install", action="store_true", help="do not apt-get install haproxy/nginx")
     parser.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
     parser.add_argument("--warmup", type=float, default=None, help="seconds of unrecorded load per proxy first")
+    parser.add_argument("--report", metavar="JSON", help="only redo the .md and .svg of a results .json")
     args = parser.parse_args()
+    if args.report:
+        return rewrite_report(args.report)
     if args.quick:
         args.rounds, args.duration = 1, min(args.duration, 2.0)
     args.command = "make bench-quick" if args.quick else "make bench" if args.rounds == 3 else \
@@ -239,6 +242,30 @@ def main():
         if samples:
             meta["elapsed_s"] = round(time.monotonic() - started, 1)
             write_results(args, meta, cells, proxies, samples, complete)
+
+
+def rewrite_report(path):
+    """Redo <name>.md and <name>.svg (and latest.svg for a complete full run) from <name>.json."""
+    with open(path) as f:
+        data = json.load(f)
+    cells = [cellmod.Cell(**{k: v for k, v in c.items() if k != "short"}, short=c.get("short")) for c in data["cells"]]
+    names, meta, samples = data["proxies"], data["meta"], data["samples"]
+    summary = report.summarize([s for s in samples if not s.get("network")], cells, names)
+    text = report.markdown(meta, cells, names, summary)
+    if any(s.get("network") for s in samples):
+        ns_cells = [c for c in cells if c.netns and c.mode == "rr"]
+        text += "\n" + netnsmod.markdown(meta, ns_cells, names,
+                                         report.summarize([s for s in samples if s.get("network")], ns_cells, names))
+    base = path[:-len(".json")]
+    chart = svg.chart(meta, cells, names, summary)
+    with open(base + ".md", "w") as f:
+        f.write(text)
+    with open(base + ".svg", "w") as f:
+        f.write(chart)
+    if data.get("complete") and "-quick" not in base and "-partial" not in base:
+        with open(os.path.join(os.path.dirname(base), "latest.svg"), "w") as f:
+            f.write(chart)
+    print(text)
 
 
 def write_results(args, meta, cells, proxies, samples, complete):

@@ -25,8 +25,9 @@ def short_number(v):
     return f"{v:.2f}"
 
 
-def panel(x0, y0, title, subtitle, bars, proxies):
-    """bars: [(label, proxy, median, min, max)]; returns SVG elements for one panel."""
+def panel(x0, y0, title, subtitle, bars, proxies, groups=False):
+    """bars: [(label, proxy, median, min, max)]; returns SVG elements for one panel. With groups, runs of bars
+    of the same proxy get its name below their labels."""
     out = [f'<g transform="translate({x0},{y0})">',
            f'<text x="{PANEL_W / 2}" y="16" text-anchor="middle" font-weight="bold">{escape(title)}</text>',
            f'<text x="{PANEL_W / 2}" y="30" text-anchor="middle" fill="#555" font-size="10">{escape(subtitle)}</text>']
@@ -55,6 +56,16 @@ def panel(x0, y0, title, subtitle, bars, proxies):
             out.append(f'<text x="{cx:.1f}" y="{bottom - h - 3 - (0 if high <= median else height * (high - median) / peak):.1f}" '
                        f'text-anchor="middle" font-size="9">{short_number(median)}</text>')
         out.append(f'<text x="{cx:.1f}" y="{bottom + 12}" text-anchor="middle" font-size="9">{escape(label)}</text>')
+    if groups:
+        i = 0
+        while i < len(bars):
+            j = i
+            while j < len(bars) and bars[j][1] == bars[i][1]:
+                j += 1
+            cx = left + (i + j) / 2 * slot
+            out.append(f'<text x="{cx:.1f}" y="{bottom + 24}" text-anchor="middle" font-size="9" fill="#444">'
+                       f'{escape(bars[i][1].replace("ringproxy-", "rp-"))}</text>')
+            i = j
     out.append("</g>")
     return out
 
@@ -77,7 +88,7 @@ def chart(meta, cells, proxies, summary):
                          stat["min"] if stat else 0, stat["max"] if stat else 0))
         note = {"requests_per_s": "higher is better", "mb_per_s": "higher is better",
                 "cpu_us_per_request": "lower is better", "kib_per_connection": "lower is better"}.get(key, "")
-        panels.append((cell.short, f"{cell.unit}, {note}", bars))
+        panels.append((cell.short, f"{cell.unit}, {note}", bars, False))
     if "rr-100" in summary:
         bars = []
         for p in proxies:
@@ -85,7 +96,7 @@ def chart(meta, cells, proxies, summary):
                 stat = summary["rr-100"][p].get(q)
                 bars.append((q[:3], p, stat["median"] if stat else None, stat["min"] if stat else 0,
                              stat["max"] if stat else 0))
-        panels.append(("rr-100 latency", "ms, p50 and p99 per proxy, lower is better", bars))
+        panels.append(("rr 100 conns: latency", "ms, p50 and p99, lower is better", bars, True))
     rows = (len(panels) + COLS - 1) // COLS
     width, height = COLS * PANEL_W + 20, rows * PANEL_H + 90
     body = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
@@ -100,8 +111,8 @@ def chart(meta, cells, proxies, summary):
         body.append(f'<rect x="{lx}" y="46" width="10" height="10" fill="{color(p, proxies)}"/>'
                     f'<text x="{lx + 14}" y="55">{escape(p)}</text>')
         lx += 24 + 7 * len(p)
-    for i, (title, subtitle, bars) in enumerate(panels):
+    for i, (title, subtitle, bars, grouped) in enumerate(panels):
         x0, y0 = 10 + (i % COLS) * PANEL_W, 66 + (i // COLS) * PANEL_H
-        body += panel(x0, y0, title, subtitle, bars, proxies)
+        body += panel(x0, y0, title, subtitle, bars, proxies, grouped)
     body.append("</svg>")
     return "\n".join(body) + "\n"
