@@ -17,6 +17,10 @@ public enum ConfigFile {
     /// The settings of `text`. Only a syntax error throws: a bad value is kept in `settings.problems`, so
     /// validation can report it together with every other error.
     public static func parse(_ text: String, file: String? = nil) throws(ConfigError) -> ProxySettings {
+        if let line = headerThatAbortsTheParser(text) {
+            let issue = ConfigIssue(SettingSource(key: "syntax", line: line), "invalid TOML: a table header's name must start with a letter, digit, '_', '-' or a quote")
+            throw ConfigError(file: file, issues: [issue])
+        }
         let table: TOMLTable
         do {
             table = try TOMLTable(string: text)
@@ -30,6 +34,33 @@ public enum ConfigFile {
         var settings = reader.settings(from: table)
         settings.problems = reader.issues
         return settings
+    }
+
+    /// The line of a table header that toml++ 3.4 (inside TOMLKit 0.6) cannot parse: when the first character
+    /// after `[` or `[[` (and spaces) can start no key, its parser fails an assertion and aborts the process
+    /// (`[{a]`, `[`+newline, `[[ [x]]`; found by `make fuzz`). Such a file is invalid TOML anyway; a line inside
+    /// a multi-line string or array that looks like one is rejected too, which no valid config needs.
+    static func headerThatAbortsTheParser(_ text: String) -> Int? {
+        // Split on scalars: as Characters, "\r\n" is one and would not split on "\n".
+        for (offset, line) in text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            var rest = line.drop(while: isTOMLSpace)
+            guard rest.first == "[" else { continue }
+            rest = rest.dropFirst().drop(while: isTOMLSpace)
+            if rest.first == "[" { rest = rest.dropFirst().drop(while: isTOMLSpace) }
+            guard let first = rest.first else { return offset + 1 }
+            let startsAKey = ("a"..."z").contains(first) || ("A"..."Z").contains(first) || ("0"..."9").contains(first)
+                || ["_", "-", "\"", "'", "]"].contains(first)
+            if !startsAKey { return offset + 1 }
+        }
+        return nil
+    }
+
+    /// toml++'s horizontal whitespace.
+    private static func isTOMLSpace(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.value {
+        case 0x09, 0x20, 0xA0, 0x1680, 0x180E, 0x2000...0x200B, 0x202F, 0x205F...0x2060, 0x3000, 0xFEFF: true
+        default: false
+        }
     }
 
     private static func readText(path: String) -> String? {
