@@ -40,7 +40,7 @@ def destroy(*namespaces):
         ip("netns", "del", ns, check=False)  # removes the veth end inside it, and so the pair
 
 
-def run(ctx, args, cells, log, start_backends, start_proxies, run_rounds, warm_up, meta):
+def run(ctx, args, cells, log, start_backends, start_proxies, run_rounds, warm_up, meta, samples):
     """The rr cells for every proxy with the load in one namespace and proxies + backends in the other."""
     if os.geteuid() != 0:
         log("--netns needs root (ip netns add); skipped")
@@ -63,7 +63,7 @@ def run(ctx, args, cells, log, start_backends, start_proxies, run_rounds, warm_u
         backends = start_backends(ctx)
         start_proxies(ctx, proxies, backends)
         warm_up(ctx, proxies, args.warmup)
-        return run_rounds(ctx, proxies, cells, args.rounds, args.duration, tag="netns")
+        return run_rounds(ctx, proxies, cells, args.rounds, args.duration, tag="netns", samples=samples)
     finally:
         ctx.children.stop_all()
         destroy(client, server)

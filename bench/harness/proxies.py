@@ -50,7 +50,9 @@ class Proxy:
         self.proc = ctx.children.start(ctx.server_cmd(argv, ctx.proxy_cpu), stdout=log, stderr=subprocess.STDOUT)
         for host, port in self.frontends.values():
             if not wait_port(host, port, timeout=15, proc=self.proc, netns=ctx.client_ns):
-                self.error = f"{self.name} did not open {host}:{port}: " + tail(log.name)
+                status = self.proc.poll()
+                self.error = (f"{self.name} did not open {host}:{port}"
+                              + (f" (exited with status {status})" if status is not None else "") + ": " + tail(log.name))
                 return False
         return self.settle()
 

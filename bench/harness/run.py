@@ -107,9 +107,10 @@ def machine_info(proxies, args, ctx, network, nofile):
             "ringload_modes": sorted(ctx.ringload.modes), "notes": []}
 
 
-def run_rounds(ctx, proxies, cells, rounds, duration, tag=""):
-    """Every cell for every running proxy, `rounds` times, rotating the proxies' order; the samples."""
-    samples = []
+def run_rounds(ctx, proxies, cells, rounds, duration, tag="", samples=None):
+    """Every cell for every running proxy, `rounds` times, rotating the proxies' order; appends each sample
+    to `samples` as it is taken (so an interrupted run keeps them) and returns the list."""
+    samples = [] if samples is None else samples
     for r in range(rounds):
         for ci, cell in enumerate(cells):
             shift = (r + ci) % len(proxies)
@@ -189,6 +190,7 @@ def main():
     children = Children()
     atexit.register(children.stop_all)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored
     if not args.no_install:
         proxymod.ensure_packages(log)
     nofile = raise_fd_limit(200000)
@@ -231,11 +233,11 @@ def main():
         backends = start_backends(ctx)
         start_proxies(ctx, proxies, backends)
         warm_up(ctx, proxies, args.warmup)
-        samples += run_rounds(ctx, proxies, cells, args.rounds, args.duration)
+        run_rounds(ctx, proxies, cells, args.rounds, args.duration, samples=samples)
         if args.netns:
             children.stop_all()
-            samples += netnsmod.run(ctx, args, [c for c in cells if c.netns and c.mode == "rr"], log,
-                                    start_backends, start_proxies, run_rounds, warm_up, meta)
+            netnsmod.run(ctx, args, [c for c in cells if c.netns and c.mode == "rr"], log,
+                         start_backends, start_proxies, run_rounds, warm_up, meta, samples)
         complete = True
     finally:
         children.stop_all()
