@@ -210,7 +210,10 @@ struct Worker: ~Copyable {
     /// Feeds one event to a tunnel and carries out what it decides.
     mutating func handle(_ slot: UInt32, _ event: TunnelEvent) {
         var actions = TunnelActions()
-        table[slot].pointee.tunnel.handle(event, links: bufferLinks, into: &actions)
+        // The pointer first: Swift 6.3's ThreadSanitizer instrumentation of the one-expression form emits
+        // invalid IR ("Invalid bitcast", a compiler crash under `make test-tsan`).
+        let connection = table[slot]
+        connection.pointee.tunnel.handle(event, links: bufferLinks, into: &actions)
         for index in 0..<actions.count { perform(actions[index], slot) }
     }
 
