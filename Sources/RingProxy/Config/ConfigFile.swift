@@ -21,6 +21,9 @@ public enum ConfigFile {
             let issue = ConfigIssue(SettingSource(key: "syntax", line: line), "invalid TOML: a table header's name must start with a letter, digit, '_', '-' or a quote")
             throw ConfigError(file: file, issues: [issue])
         }
+        if let line = braceThatAbortsTheParser(text) {
+            throw ConfigError(file: file, issues: [ConfigIssue(SettingSource(key: "syntax", line: line), "invalid TOML: '}' where a value was expected")])
+        }
         let table: TOMLTable
         do {
             table = try TOMLTable(string: text)
@@ -51,6 +54,53 @@ public enum ConfigFile {
             let startsAKey = ("a"..."z").contains(first) || ("A"..."Z").contains(first) || ("0"..."9").contains(first)
                 || ["_", "-", "\"", "'", "]"].contains(first)
             if !startsAKey { return offset + 1 }
+        }
+        return nil
+    }
+
+    /// The line of a `}` right after `[` or `,` (comments and whitespace aside, strings skipped), which is
+    /// invalid TOML everywhere: inside an array (`[0,}1]`, `[}`) toml++ 3.4 fails an assertion on it and
+    /// aborts the process (found by `make fuzz`).
+    static func braceThatAbortsTheParser(_ text: String) -> Int? {
+        let scalars = Array(text.unicodeScalars)
+        var line = 1
+        var previous: Unicode.Scalar = "\n"
+        var index = 0
+        func starts(_ quote: String, at position: Int) -> Bool {
+            let q = Array(quote.unicodeScalars)
+            return position + q.count <= scalars.count && Array(scalars[position..<position + q.count]) == q
+        }
+        while index < scalars.count {
+            let scalar = scalars[index]
+            switch scalar {
+            case "\n":
+                line += 1
+                index += 1
+            case "#":
+                while index < scalars.count, scalars[index] != "\n" { index += 1 }
+            case "\"", "'":
+                let fence = starts(String(repeating: String(scalar), count: 3), at: index) ? 3 : 1
+                let escapes = scalar == "\""
+                index += fence
+                while index < scalars.count {
+                    if escapes, scalars[index] == "\\" { index += 2; continue }
+                    if fence == 1, scalars[index] == "\n" { break }
+                    if scalars[index] == "\n" { line += 1 }
+                    if scalars[index] == scalar, fence == 1 || starts(String(repeating: String(scalar), count: 3), at: index) {
+                        index += fence
+                        break
+                    }
+                    index += 1
+                }
+                previous = scalar
+            case "}":
+                if previous == "[" || previous == "," { return line }
+                previous = scalar
+                index += 1
+            default:
+                if !isTOMLSpace(scalar), scalar != "\r" { previous = scalar }
+                index += 1
+            }
         }
         return nil
     }
