@@ -67,3 +67,15 @@ let package = Package(
         ),
     ]
 )
+
+// `make fuzz` sets RINGPROXY_FUZZ=1 to add the config loader's libFuzzer target (Tests/Fuzz). It has no
+// `main` of its own (libFuzzer's is linked in by `--sanitize=fuzzer`), so ordinary builds never see it.
+if Context.environment["RINGPROXY_FUZZ"] != nil {
+    package.products.append(.executable(name: "config-fuzz", targets: ["ConfigFuzz"]))
+    package.targets.append(.executableTarget(
+        name: "ConfigFuzz",
+        dependencies: ["RingProxy"],
+        path: "Tests/Fuzz/ConfigFuzz",
+        swiftSettings: [.unsafeFlags(["-parse-as-library"])]
+    ))
+}
