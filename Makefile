@@ -67,13 +67,18 @@ validate-deploy: debug
 
 ASAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1
 LSAN_ENV = LSAN_OPTIONS=suppressions=$(CURDIR)/Tests/lsan-suppressions.txt:print_suppressions=0
-TSAN_ENV = TSAN_OPTIONS=halt_on_error=0:second_deadlock_stack=1:suppressions=$(CURDIR)/Tests/tsan-suppressions.txt
+# report_thread_leaks=0: test helpers (Support/Background, Support/ConnectionLoop, BackendTableTests) start
+# threads they never join; that is not a race, and the proxy joins its own workers.
+TSAN_ENV = TSAN_OPTIONS=halt_on_error=0:second_deadlock_stack=1:report_thread_leaks=0:suppressions=$(CURDIR)/Tests/tsan-suppressions.txt
+# Skipped under TSan only: a throughput deadline (20 000 connects in 10 s) that TSan's 5-15x slowdown misses
+# by construction (15 283 in 10 s here); make test and make test-asan run it.
+TSAN_SKIP = --skip FaultTests.testStormOfTwentyThousandConnectsInTenSeconds
 
 test-asan: deps
 	$(ASAN_ENV) $(LSAN_ENV) $(SWIFT) test -c debug --sanitize=address --scratch-path .build-asan
 
 test-tsan: deps
-	$(TSAN_ENV) $(SWIFT) test -c debug --sanitize=thread --scratch-path .build-tsan
+	$(TSAN_ENV) $(SWIFT) test -c debug --sanitize=thread --scratch-path .build-tsan $(TSAN_SKIP)
 
 test-sanitize: test-asan test-tsan
 
