@@ -104,7 +104,10 @@ def machine_info(proxies, args, ctx, network, nofile):
             "versions": versions, "git": git.stdout.strip() or "unknown", "proxy_cpu": ctx.proxy_cpu,
             "load_cpu": ctx.load_cpu, "rounds": args.rounds, "duration_s": args.duration, "network": network,
             "nofile": nofile, "command": args.command, "rate": args.rate, "idle_connections": args.idle,
-            "ringload_modes": sorted(ctx.ringload.modes), "notes": []}
+            "ringload_modes": sorted(ctx.ringload.modes), "notes": [],
+            "binaries": {tool: datetime.datetime.fromtimestamp(os.path.getmtime(os.path.join(ctx.bin, tool)),
+                                                               datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+                         for tool in ("ringproxy", "ringload")}}
 
 
 def run_rounds(ctx, proxies, cells, rounds, duration, tag="", samples=None):
