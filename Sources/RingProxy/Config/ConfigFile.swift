@@ -21,8 +21,8 @@ public enum ConfigFile {
             let issue = ConfigIssue(SettingSource(key: "syntax", line: line), "invalid TOML: a table header's name must start with a letter, digit, '_', '-' or a quote")
             throw ConfigError(file: file, issues: [issue])
         }
-        if let line = braceThatAbortsTheParser(text) {
-            throw ConfigError(file: file, issues: [ConfigIssue(SettingSource(key: "syntax", line: line), "invalid TOML: '}' where a value was expected")])
+        if let (line, message) = valueThatAbortsTheParser(text) {
+            throw ConfigError(file: file, issues: [ConfigIssue(SettingSource(key: "syntax", line: line), "invalid TOML: \(message)")])
         }
         let table: TOMLTable
         do {
@@ -58,10 +58,11 @@ public enum ConfigFile {
         return nil
     }
 
-    /// The line of a `}` right after `[` or `,` (comments and whitespace aside, strings skipped), which is
-    /// invalid TOML everywhere: inside an array (`[0,}1]`, `[}`) toml++ 3.4 fails an assertion on it and
-    /// aborts the process (found by `make fuzz`).
-    static func braceThatAbortsTheParser(_ text: String) -> Int? {
+    /// The line (and what is wrong) of a value toml++ 3.4 fails an assertion on and aborts the process, both
+    /// found by `make fuzz`, both invalid TOML everywhere (strings and comments are skipped):
+    /// - a `}` right after `[` or `,`, comments and whitespace aside (`[0,}1]`, `[}`);
+    /// - a date followed by `T` and no digit (`1979-05-27Ta0:00:00`).
+    static func valueThatAbortsTheParser(_ text: String) -> (Int, String)? {
         let scalars = Array(text.unicodeScalars)
         var line = 1
         var previous: Unicode.Scalar = "\n"
@@ -69,6 +70,23 @@ public enum ConfigFile {
         func starts(_ quote: String, at position: Int) -> Bool {
             let q = Array(quote.unicodeScalars)
             return position + q.count <= scalars.count && Array(scalars[position..<position + q.count]) == q
+        }
+        func isDigit(_ position: Int) -> Bool { position < scalars.count && ("0"..."9").contains(scalars[position]) }
+        /// `YYYY-MM-DD` then `T` or `t` and no digit, the date not part of a longer bare word.
+        func dateWithoutTime(at start: Int) -> Bool {
+            if start > 0, ("a"..."z").contains(scalars[start - 1]) || ("A"..."Z").contains(scalars[start - 1])
+                || ("0"..."9").contains(scalars[start - 1]) || scalars[start - 1] == "_" || scalars[start - 1] == "-" { return false }
+            let shape = Array("dddd-dd-ddT".unicodeScalars)
+            guard start + shape.count <= scalars.count else { return false }
+            for (offset, expected) in shape.enumerated() {
+                let actual = scalars[start + offset]
+                switch expected {
+                case "d": if !isDigit(start + offset) { return false }
+                case "T": if actual != "T" && actual != "t" { return false }
+                default: if actual != expected { return false }
+                }
+            }
+            return !isDigit(start + shape.count)
         }
         while index < scalars.count {
             let scalar = scalars[index]
@@ -94,9 +112,11 @@ public enum ConfigFile {
                 }
                 previous = scalar
             case "}":
-                if previous == "[" || previous == "," { return line }
+                if previous == "[" || previous == "," { return (line, "'}' where a value was expected") }
                 previous = scalar
                 index += 1
+            case "0"..."9" where dateWithoutTime(at: index):
+                return (line, "a date and 'T' must be followed by a time")
             default:
                 if !isTOMLSpace(scalar), scalar != "\r" { previous = scalar }
                 index += 1
