@@ -13,6 +13,7 @@ import datetime
 import json
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -247,6 +248,10 @@ def main():
         if samples:
             meta["elapsed_s"] = round(time.monotonic() - started, 1)
             write_results(args, meta, cells, proxies, samples, complete)
+        if complete and all(s.get("ok") or s.get("unsupported") for s in samples):
+            shutil.rmtree(tmpdir, ignore_errors=True)
+        else:
+            log(f"configurations and proxy logs kept in {tmpdir}")
 
 
 def rewrite_report(path):
