@@ -70,15 +70,15 @@ LSAN_ENV = LSAN_OPTIONS=suppressions=$(CURDIR)/Tests/lsan-suppressions.txt:print
 # report_thread_leaks=0: test helpers (Support/Background, Support/ConnectionLoop, BackendTableTests) start
 # threads they never join; that is not a race, and the proxy joins its own workers.
 TSAN_ENV = TSAN_OPTIONS=halt_on_error=0:second_deadlock_stack=1:report_thread_leaks=0:suppressions=$(CURDIR)/Tests/tsan-suppressions.txt
-# Skipped under TSan only: a throughput deadline (20 000 connects in 10 s) that TSan's 5-15x slowdown misses
-# by construction (15 283 in 10 s here); make test and make test-asan run it.
-TSAN_SKIP = --skip FaultTests.testStormOfTwentyThousandConnectsInTenSeconds
+# Skipped under the sanitizers: a throughput deadline (20 000 connects in 10 s) that their slowdown misses
+# (here 15 998 under ASan and 15 283 under TSan in 10 s on 2 busy CPUs; ASan passed it once); make test runs it.
+SANITIZE_SKIP = --skip FaultTests.testStormOfTwentyThousandConnectsInTenSeconds
 
 test-asan: deps
-	$(ASAN_ENV) $(LSAN_ENV) $(SWIFT) test -c debug --sanitize=address --scratch-path .build-asan
+	$(ASAN_ENV) $(LSAN_ENV) $(SWIFT) test -c debug --sanitize=address --scratch-path .build-asan $(SANITIZE_SKIP)
 
 test-tsan: deps
-	$(TSAN_ENV) $(SWIFT) test -c debug --sanitize=thread --scratch-path .build-tsan $(TSAN_SKIP)
+	$(TSAN_ENV) $(SWIFT) test -c debug --sanitize=thread --scratch-path .build-tsan $(SANITIZE_SKIP)
 
 test-sanitize: test-asan test-tsan
 

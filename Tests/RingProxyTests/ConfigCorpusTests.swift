@@ -39,7 +39,8 @@ final class ConfigCorpusTests: XCTestCase {
     }
 
     /// Found by `make fuzz`: toml++ 3.4 (inside TOMLKit) aborted the process on a table header whose name
-    /// starts with a character no key starts with, and on a `}` where an array expects a value. These are
+    /// starts with a character no key starts with, on a `}` where an array expects a value, and on a date
+    /// followed by `T` and no time. These are
     /// syntax errors on their line (exit 2), not an abort.
     func testInputsThatAbortedTheTOMLParserAreSyntaxErrors() {
         let cases: [(String, Int)] = [
@@ -57,7 +58,8 @@ final class ConfigCorpusTests: XCTestCase {
                 XCTAssertEqual(issues.first?.source.line, line, text.debugDescription)
             }
         }
-        for (text, line) in [("cpus = [0,}1, 3]\n", 1), ("a = 1\nb = [\n  # c\n  }\n", 4), ("b = [1, 2, }\n", 1)] {
+        for (text, line) in [("cpus = [0,}1, 3]\n", 1), ("a = 1\nb = [\n  # c\n  }\n", 4), ("b = [1, 2, }\n", 1),
+                             ("a = 1\nwhen = 1979-05-27Ta0:00:00\n", 2), ("w = [1979-05-27t:0:00:00]\n", 1)] {
             XCTAssertThrowsError(try ConfigFile.parse(text, file: "f.toml"), text.debugDescription) { error in
                 XCTAssertEqual((error as? ConfigError)?.issues.map(\.source.line), [line], text.debugDescription)
             }
@@ -66,5 +68,6 @@ final class ConfigCorpusTests: XCTestCase {
         XCTAssertNoThrow(try ConfigFile.parse("[ \"health\" ]\nrise = 2\n", file: "f.toml"), "a quoted header")
         XCTAssertNoThrow(try ConfigFile.parse("cpus = [\n  0,\n  1,\n]\n[[backends]]\nhost = \"h\"\n", file: "f.toml"))
         XCTAssertNoThrow(try ConfigFile.parse("a = \"[,}\"\nb = \'[}\'\nc = \"\"\"\nx[,}\n\"\"\"\nd = [{}, {e = 1}]\n", file: "f.toml"), "in strings")
+        XCTAssertNoThrow(try ConfigFile.parse("a = 1979-05-27T07:32:00Z\nb = 1979-05-27 # c\nc = \"1979-05-27Tx\"\n", file: "f.toml"), "dates")
     }
 }
