@@ -19,7 +19,7 @@ public final class AdminServer: Sendable {
     private let exporter: MetricsExporter
     private let draining = Atomic<Bool>(false)
     private let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-    private let channel = Mutex<Channel?>(nil)
+    private let channel = Locked<Channel?>(nil)
 
     public init(proxy: Proxy, address: SocketAddress) {
         self.proxy = proxy

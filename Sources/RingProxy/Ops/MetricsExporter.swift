@@ -1,6 +1,5 @@
 import CoreMetrics
 import Prometheus
-import Synchronization
 
 /// `GET /metrics`: the proxy's live counters in Prometheus text format, through swift-metrics counters and
 /// gauges backed by a swift-prometheus registry of the exporter's own (no global bootstrap, so several
@@ -12,7 +11,7 @@ import Synchronization
 final class MetricsExporter: Sendable {
     private let proxy: Proxy
     private let registry = PrometheusCollectorRegistry()
-    private let state: Mutex<Series>
+    private let state: Locked<Series>
 
     /// The metrics made so far, by name and labels, with what each counter last reported.
     struct Series {
@@ -23,7 +22,7 @@ final class MetricsExporter: Sendable {
 
     init(proxy: Proxy) {
         self.proxy = proxy
-        state = Mutex(Series())
+        state = Locked(Series())
     }
 
     /// The exposition of every metric as of now.

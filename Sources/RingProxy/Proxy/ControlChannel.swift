@@ -19,13 +19,13 @@ public final class ControlChannel: @unchecked Sendable {
     }
 
     let eventFD: Int32
-    private let state: Mutex<(plan: RuntimePlan, phase: Phase)>
+    private let state: Locked<(plan: RuntimePlan, phase: Phase)>
     private let applied = Atomic<Int>(-1)
 
     init(plan: RuntimePlan) throws(RingError) {
         eventFD = eventfd(0, Int32(EFD_CLOEXEC))
         guard eventFD >= 0 else { throw RingError(operation: "eventfd", errno: errno) }
-        state = Mutex((plan, .running))
+        state = Locked((plan, .running))
     }
 
     deinit { Glibc.close(eventFD) }

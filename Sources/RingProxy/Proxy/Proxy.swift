@@ -15,8 +15,8 @@ public final class Proxy: @unchecked Sendable {
     public let startedAt = monotonicMilliseconds()
     private let logger: Logger
     private let registry: BackendRegistry
-    private let current: Mutex<RuntimePlan?> = Mutex(nil)
-    private let stats = Mutex(ProcessStats())
+    private let current: Locked<RuntimePlan?> = Locked(nil)
+    private let stats = Locked(ProcessStats())
     private var channels: [ControlChannel] = []
     private var threads: [pthread_t] = []
     private let running = ThreadCount()
@@ -59,7 +59,7 @@ public final class Proxy: @unchecked Sendable {
         let plan: RuntimePlan
         do { plan = try makePlan(config, generation: 1, previous: nil) } catch { throw .listen(error) }
         current.withLock { $0 = plan }
-        let outcomes = Mutex<[Result<String, RingError>?]>(Array(repeating: nil, count: config.threads))
+        let outcomes = Locked<[Result<String, RingError>?]>(Array(repeating: nil, count: config.threads))
         let latch = Latch(count: config.threads)
         let burst = Self.acceptBurst()
         for index in 0..<config.threads {

@@ -1,9 +1,8 @@
 @testable import RingProxy
-import Synchronization
 
 /// Work on a thread of its own, whose result the test waits for.
 final class Background<Value: Sendable>: @unchecked Sendable {
-    private let result = Mutex<Value?>(nil)
+    private let result = Locked<Value?>(nil)
     private let finished = Latch(count: 1)
 
     init(_ work: @escaping @Sendable () -> Value) {

@@ -8,7 +8,7 @@ import Synchronization
 final class ConnectionLoop: @unchecked Sendable {
     private let stopping = Atomic<Bool>(false)
     private let finished = Latch(count: 1)
-    private let record = Mutex<(attempts: Int, failures: [String], answers: [String: Int])>((0, [], [:]))
+    private let record = Locked<(attempts: Int, failures: [String], answers: [String: Int])>((0, [], [:]))
 
     init(_ address: SocketAddress) {
         _ = WorkerThread.start(name: "connection-loop", cpu: nil) { [self] in
