@@ -51,13 +51,16 @@ final class ConfigTests: XCTestCase {
             [[listeners.backends]]
             host = "::1"
             port = 6379
+            [[listeners.backends]]
+            host = "[::1]"
+            port = 6380
             """)
         XCTAssertEqual(config.listeners.map(\.name), ["web", "cache"])
         XCTAssertEqual(config.listeners.map(\.balance), [.roundRobin, .sourceHash], "a listener inherits the top-level balance")
         XCTAssertEqual(config.listeners.map(\.sendProxy), [.v2, nil])
         XCTAssertEqual(config.listeners[0].backends.map(\.weight), [3, 1])
         XCTAssertEqual(config.listeners[0].backends.map(\.maxConnections), [100, 0])
-        XCTAssertEqual(config.listeners[1].backends[0].name, "[::1]:6379")
+        XCTAssertEqual(config.listeners[1].backends.map(\.name), ["[::1]:6379", "[::1]:6380"], "an IPv6 host may come with or without brackets")
         XCTAssertEqual(config.listeners[1].address.port, 6380)
         XCTAssertEqual(config.health.failThreshold, 5)
         XCTAssertEqual(config.health.failTimeout, .seconds(30))
@@ -127,6 +130,11 @@ final class ConfigTests: XCTestCase {
             "config error: test.toml:18: listeners[1].backends[1]: duplicate backend 127.0.0.1:9000 (already listed as listeners[1].backends[0])",
             "config error: test.toml:21: listeners[1].backends[1].max_connections: expected a connection limit (0 = none) from 0 to 10000000, got -1",
         ])
+    }
+
+    func testWindowsLineEndsKeepLineNumbers() {
+        let problems = errors("host = \"127.0.0.1\"\r\nport = 8080\r\n\r\n[[backends]]\r\nhost = \"127.0.0.1\"\r\nport = 70000\r\n")
+        XCTAssertEqual(problems, ["config error: test.toml:6: backends[0].port: expected a port from 1 to 65535, got 70000"])
     }
 
     func testListenerWithoutBackendsOrAddressIsAnError() {

@@ -109,7 +109,7 @@ struct ConfigValidation {
                 continue
             }
             seen[address] = spec.source.key
-            let name = address.family == 10 && !host.value.hasPrefix("[") && host.value.contains(":")
+            let name = !host.value.hasPrefix("[") && host.value.contains(":")
                 ? "[\(host.value)]:\(port.value)" : "\(host.value):\(port.value)"
             backends.append(ProxyConfig.Backend(name: name, address: address, weight: weight, maxConnections: limit))
         }

@@ -11,10 +11,12 @@ struct SourceLines {
     private var entries: [Entry] = []
     private var headers: [String: [Int]] = [:]
 
+    /// Splits on `isNewline` rather than on "\n": Swift reads "\r\n" as one Character, so a file saved with
+    /// Windows line ends would otherwise be one long line.
     init(_ text: String) {
         var table = ""
         var counts: [String: Int] = [:]
-        for (offset, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (offset, raw) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
             let line = raw.trimmingCharacters(in: " ")
             if line.hasPrefix("[[") && line.hasSuffix("]]") {
                 table = line.dropFirst(2).dropLast(2).trimmingCharacters(in: " ")

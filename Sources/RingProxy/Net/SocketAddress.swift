@@ -64,8 +64,10 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
         return (String(host), port)
     }
 
-    /// Resolves `host` (a name or a numeric address) with getaddrinfo, preferring IPv4.
+    /// Resolves `host` (a name or a numeric address, IPv6 with or without brackets) with getaddrinfo,
+    /// preferring IPv4.
     public static func resolve(host: String, port: UInt16) throws(AddressError) -> SocketAddress {
+        let host = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
         if let numeric = SocketAddress(numericHost: host, port: port) { return numeric }
         var hints = addrinfo()
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
