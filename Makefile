@@ -3,7 +3,7 @@ SHELL := /bin/bash
 SWIFT ?= swift
 RELEASE_BIN = $(shell $(SWIFT) build -c release --show-bin-path)
 
-.PHONY: all deps build debug run demo test bench-picks soak clean
+.PHONY: all deps build debug run demo test bench-picks profile soak clean
 
 all: build
 
@@ -29,6 +29,11 @@ run: build
 # Proxy + bundled echo backend + a short ringload run, direct and through the proxy.
 demo: build
 	bench/demo.sh $(RELEASE_BIN)
+
+# Where the proxy's CPU goes under rr load: CPU-µs and io_uring_enter calls per request, perf's hottest
+# user-space symbols. make profile PROFILE_ARGS="1000 10" (connections, seconds)
+profile: build
+	bench/profile.sh $(RELEASE_BIN) $(PROFILE_ARGS)
 
 # ns per backend pick for each balancing algorithm (bench/results/pick-cost.md has the last run).
 bench-picks: deps
