@@ -174,6 +174,45 @@ final class FaultTests: XCTestCase {
         print("RLIMIT_NOFILE 256, 1000 clients: \(outcome.verified) verified; warnings:\n\(warnings.joined(separator: "\n"))")
     }
 
+    func testRunningOutOfDescriptorsPausesAcceptAndEveryWaitingClientIsServed() throws {
+        let backend = try TestServer(.echo)
+        let port = try deadAddress().port
+        let proxy = try BuiltBinary("ringproxy").start([
+            "--listen", "127.0.0.1:\(port)", "--backend", "127.0.0.1:\(backend.port)", "--threads", "1", "--no-pin",
+        ])
+        let address = SocketAddress(numericHost: "127.0.0.1", port: port)!
+        XCTAssertTrue(eventually(5) { (try? TestClient(address)) != nil })
+        var holders: [TestClient] = []
+        for _ in 0..<50 {
+            let client = try TestClient(address)
+            try client.send("h")
+            XCTAssertEqual(try client.receive(exactly: 1), Array("h".utf8))
+            holders.append(client)
+        }
+        // The open-files limit is lowered under the running proxy to what it holds now plus three: the
+        // admission cap it derived from the limit at start no longer protects it, so accept and socket() fail
+        // with EMFILE, as when something else in the process (or the system, ENFILE) takes the descriptors.
+        let original = try openFilesLimit(of: proxy.pid)
+        try setOpenFilesLimit(of: proxy.pid, to: try openDescriptors(of: proxy.pid) + 3)
+        let waiting = Background { ConcurrentEcho(address: address, connections: 40, bytes: 4096, timeoutSeconds: 30).run() }
+        usleep(1_500_000)
+        XCTAssertLessThanOrEqual(backend.openCount, 52, "at most the three spare descriptors were used")
+        // Descriptors come back (the limit is restored and the holders leave): every waiting client is served.
+        try setOpenFilesLimit(of: proxy.pid, to: original)
+        holders.removeAll()
+        let outcome = waiting.wait()
+        XCTAssertEqual(outcome.failures.prefix(3), [], "\(outcome.failures.count) failed")
+        XCTAssertEqual(outcome.verified, 40)
+        try assertStillServes(address)
+        proxy.signal(SIGTERM)
+        let stopped = proxy.finish()
+        XCTAssertEqual(stopped.status, 0, stopped.stderr)
+        XCTAssertTrue(stopped.stderr.contains("EMFILE"), "the exhaustion was logged:\n\(stopped.stderr)")
+        let warnings = stopped.stderr.split(separator: "\n").filter { $0.contains("warning") }
+        XCTAssertLessThan(warnings.count, 10, "few, rate-limited warnings:\n\(stopped.stderr)")
+        print("EMFILE under load: 40 of 40 waiting clients served once descriptors came back; warnings:\n\(warnings.joined(separator: "\n"))")
+    }
+
     func testTinyBufferRingIsSlowerButNeverWrong() throws {
         let backend = try TestServer(.echo)
         let proxy = try ProxyHarness(backend) { settings in
@@ -202,6 +241,23 @@ final class FaultTests: XCTestCase {
         XCTAssertEqual(outcome.failures, [])
         XCTAssertEqual(outcome.verified, 200)
     }
+}
+
+/// The soft open-files limit of a process, from /proc.
+func openFilesLimit(of pid: Int32) throws -> Int {
+    let limits = try String(contentsOfFile: "/proc/\(pid)/limits", encoding: .utf8)
+    guard let line = limits.split(separator: "\n").first(where: { $0.hasPrefix("Max open files") }),
+          let soft = Int(line.split(separator: " ")[3]) else {
+        throw TestFailure("no open-files limit for \(pid)")
+    }
+    return soft
+}
+
+/// Sets the soft open-files limit of a running process, with util-linux's prlimit (Glibc's prlimit(2)
+/// wrapper needs _GNU_SOURCE, which Swift's Glibc module does not import it under).
+func setOpenFilesLimit(of pid: Int32, to soft: Int) throws {
+    let outcome = try BuiltBinary.shell("prlimit --pid \(pid) --nofile=\(soft):").finish()
+    guard outcome.status == 0 else { throw TestFailure("prlimit failed: \(outcome.stderr)") }
 }
 
 /// Resident memory of a process, from /proc.
