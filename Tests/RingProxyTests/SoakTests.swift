@@ -33,6 +33,12 @@ final class SoakTests: XCTestCase {
         let start = (rss: try residentKiB(of: pid), fds: try openDescriptors(of: pid))
 
         let until = monotonicMilliseconds() + Int64(seconds) * 1000
+        // A second sample a tenth of the way in, once every worker's pool and table have been touched: from
+        // there on, the memory must stay flat.
+        let settled = Background { () -> (rss: Int, fds: Int) in
+            usleep(UInt32(seconds) * 100_000)
+            return ((try? residentKiB(of: pid)) ?? -1, (try? openDescriptors(of: pid)) ?? -1)
+        }
         let integrity = Background {
             var check = ConcurrentEcho(address: address, connections: 32)
             check.sizes = 1...(16 << 20)
@@ -59,6 +65,7 @@ final class SoakTests: XCTestCase {
         let requests = try BuiltBinary("ringload").run(
             ["rr", "--target", "\(address)", "--connections", "50", "--duration", "\(seconds)"], timeout: TimeInterval(seconds + 60))
         let checked = integrity.wait()
+        let middle = settled.wait()
         let churned = churn.wait()
         XCTAssertTrue(eventually(10) { (try? HTTPGet(admin, "/metrics"))?.metric("ringproxy_worker_active_connections{worker=\"0\"}") == 0 })
         XCTAssertTrue(eventually(5) { (try? openDescriptors(of: pid)) == start.fds }, "no descriptor leaks")
@@ -72,13 +79,15 @@ final class SoakTests: XCTestCase {
               integrity: \(checked.verified) streams, \(checked.bytesChecked) bytes checked, \(checked.failures.count) failed
               churn: \(churned.connections) connections, \(churned.failures.count) failed
               ringload rr: \(requests.stdout.split(separator: "\n").dropFirst().first ?? "?") \(rrErrors.trimmingCharacters(in: .whitespaces))
-              proxy RSS \(start.rss) KiB -> \(end.rss) KiB, open descriptors \(start.fds) -> \(end.fds)
+              proxy RSS \(start.rss) KiB -> \(middle.rss) KiB after \(seconds / 10) s -> \(end.rss) KiB at the end
+              open descriptors \(start.fds) -> \(middle.fds) under load -> \(end.fds) once idle
             """)
         XCTAssertEqual(checked.failures.prefix(5), [])
         XCTAssertEqual(churned.failures.prefix(5), [])
         XCTAssertEqual(requests.status, 0, requests.stderr)
         XCTAssertTrue(rrErrors.hasSuffix(" 0"), rrErrors)
         XCTAssertLessThan(end.rss, start.rss + 4096, "no memory growth beyond the other worker's 2 MiB pool")
+        XCTAssertLessThan(end.rss, middle.rss + 1024, "no memory growth once the load has settled")
         XCTAssertEqual(stopped.status, 0, stopped.stderr)
     }
 }
