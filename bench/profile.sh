@@ -59,15 +59,14 @@ print(f"rr 64 B, {connections} connections: {requests} requests, {load['requests
       f"p50 {load['latency_ms']['p50']:.3f} ms, p99 {load['latency_ms']['p99']:.3f} ms")
 print(f"proxy CPU per request: {per(user + system):.2f} µs (user {per(user):.2f}, system {per(system):.2f}; "
       f"user share {100 * user / max(1, user + system):.1f} %)")
-print(f"io_uring_enter per request: {enters / requests:.3f}; SQEs per request: {sqes / requests:.2f} "
-      f"(these counters include the last second of the run, after perf stopped)")
+print(f"io_uring_enter per request: {enters / requests:.3f}; SQEs per request: {sqes / requests:.2f}")
 EOF
 
-perf report -i "$work/perf.data" --no-children --sort dso -q --stdio 2>/dev/null | grep -v '^$' | head -8 \
+perf report -i "$work/perf.data" -g none --no-children --sort dso -q --stdio 2>/dev/null | grep -v '^$' | head -8 \
   | sed 's/^/  samples by object: /'
 echo "hottest user-space symbols (share of all proxy samples):"
-perf report -i "$work/perf.data" --no-children --sort sym -q --stdio 2>/dev/null \
+perf report -i "$work/perf.data" -g none --no-children --sort sym -q --stdio 2>/dev/null \
   | grep -v '\[k\]' | grep '%' | head -12 | sed 's/^/  /'
-hot=$(perf report -i "$work/perf.data" --no-children --sort sym -q --stdio 2>/dev/null \
-  | grep -E 'malloc|swift_retain|swift_release|swift_beginAccess|swift_allocObject' | head -5 || true)
-echo "allocation / ARC / exclusivity symbols: ${hot:-none sampled}"
+hot=$(perf report -i "$work/perf.data" -g none --no-children --sort sym -q --stdio 2>/dev/null \
+  | grep '\[\.\]' | grep -E 'malloc|free|swift_retain|swift_release|swift_beginAccess|swift_allocObject' | head -5 || true)
+echo "user-space allocation / ARC / exclusivity symbols: ${hot:-none sampled}"
