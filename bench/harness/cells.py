@@ -61,7 +61,7 @@ class RingLoad:
         for mode in ("rr", "stream", "connect", "idle", "echo-server", "sink-server"):
             if re.search(rf"^ {{2}}{re.escape(mode)}(\s|$)", top, re.M):
                 self.modes.add(mode)
-        for mode in ("rr", "stream", "connect", "idle"):
+        for mode in ("rr", "stream", "connect", "idle", "echo-server", "sink-server"):
             if mode in self.modes:
                 self.options[mode] = self._help([mode])
 
@@ -76,6 +76,23 @@ class RingLoad:
         if mode not in self.modes:
             return False
         return all(opt in self.options.get(mode, "") for opt in options)
+
+    def thread_args(self, mode, threads, connections=None):
+        """["--threads", N] for a mode that takes it when threads > 1 (at most `connections`: ringload wants
+        every client thread to have a connection), else []."""
+        if connections is not None:
+            threads = min(threads, connections)
+        if threads > 1 and self.supports(mode, "--threads"):
+            return ["--threads", str(threads)]
+        return []
+
+
+def client_connections(args):
+    """The connections (or concurrency) a cell's ringload arguments ask for, or None."""
+    for flag in ("--connections", "--concurrency"):
+        if flag in args:
+            return int(args[args.index(flag) + 1])
+    return None
 
 
 def parse_text_report(text):
@@ -112,6 +129,7 @@ def measure(ctx, proxy, cell, duration, round_index):
         return measure_idle(ctx, proxy, cell, sample)
     host, port = proxy.frontends[cell.backend]
     argv = [ctx.ringload.path, cell.mode, "--target", f"{host}:{port}"] + cell.args + ["--duration", f"{duration:g}"]
+    argv += ctx.ringload.thread_args(cell.mode, len(ctx.load_cpus), client_connections(cell.args))
     json_path = os.path.join(ctx.tmpdir, f"load-{cell.name}-{proxy.name}-{round_index}.json")
     use_json = ctx.ringload.supports(cell.mode, "--json")
     if use_json:
@@ -122,10 +140,10 @@ def measure(ctx, proxy, cell, duration, round_index):
     backend_pid = ctx.backend_pids.get(cell.backend)
     user0, sys0 = cpu_of(pids)
     bu0, bs0 = cpu_of([backend_pid])
-    busy0, total0 = cpu_busy(ctx.proxy_cpu)
+    busy0, total0 = cpu_busy(ctx.proxy_cpus)
     started = time.monotonic()
     with RSSSampler(proxy.rss_pids()) as rss:
-        proc = ctx.children.start(ctx.client_cmd(argv, ctx.load_cpu), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        proc = ctx.children.start(ctx.client_cmd(argv, ctx.load_cpus), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         try:
             out, _ = proc.communicate(timeout=duration + 60)
         except subprocess.TimeoutExpired:
@@ -136,9 +154,10 @@ def measure(ctx, proxy, cell, duration, round_index):
     wall = time.monotonic() - started
     user1, sys1 = cpu_of(pids)
     bu1, bs1 = cpu_of([backend_pid])
-    busy1, total1 = cpu_busy(ctx.proxy_cpu)
+    busy1, total1 = cpu_busy(ctx.proxy_cpus)
     if total1 > total0:
-        # How busy the proxy's CPU was, and how much of that was not the proxy (other work on the machine).
+        # How busy the proxy's CPUs were, and how much of that was not the proxy (other work on the machine),
+        # as a share of those CPUs' time.
         sample["proxy_cpu_busy_percent"] = round(100 * (busy1 - busy0) / (total1 - total0), 1)
         sample["foreign_on_proxy_cpu_percent"] = round(max(0.0, 100 * ((busy1 - busy0) - (user1 - user0) - (sys1 - sys0))
                                                           / (total1 - total0)), 1)
@@ -217,11 +236,12 @@ def hold_idle(ctx, proxy, cell, sample, count):
     holder = None
     if ctx.ringload.supports("idle"):
         argv = [ctx.ringload.path, "idle", "--target", f"{host}:{port}", "--connections", str(count)]
+        argv += ctx.ringload.thread_args("idle", len(ctx.load_cpus), count)
         if ctx.ringload.supports("idle", "--hold"):
             argv += ["--hold", "300"]
         if ctx.ringload.supports("idle", "--timeout"):
             argv += ["--timeout", "30"]
-        proc = ctx.children.start(ctx.client_cmd(argv, ctx.load_cpu), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        proc = ctx.children.start(ctx.client_cmd(argv, ctx.load_cpus), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         line = wait_line(proc, "connections open", timeout=120)
         if not line:
             ctx.children.stop(proc)

@@ -141,15 +141,67 @@ def cpu_of(pids):
     return user, system
 
 
-def cpu_busy(cpu):
-    """(busy, total) seconds of one CPU since boot, from /proc/stat (busy: all but idle and iowait)."""
+def cpu_busy(cpus):
+    """(busy, total) seconds of a set of CPUs since boot, summed over their /proc/stat lines (busy: all but
+    idle and iowait). `cpus` is a list of CPU numbers (a single int is taken as a list of one)."""
+    wanted = {f"cpu{c}" for c in ([cpus] if isinstance(cpus, int) else cpus)}
+    busy = total = 0
     with open("/proc/stat") as f:
         for line in f:
-            if line.startswith(f"cpu{cpu} "):
-                ticks = [int(v) for v in line.split()[1:9]]
-                total = sum(ticks)
-                return (total - ticks[3] - ticks[4]) / CLOCK_TICKS, total / CLOCK_TICKS
-    return 0.0, 0.0
+            fields = line.split()
+            if fields and fields[0] in wanted:
+                ticks = [int(v) for v in fields[1:9]]
+                total += sum(ticks)
+                busy += sum(ticks) - ticks[3] - ticks[4]
+    return busy / CLOCK_TICKS, total / CLOCK_TICKS
+
+
+def parse_cpu_list(text):
+    """CPU numbers of a taskset-style list ("2-9", "0,2-3"), sorted and without repeats; ValueError if malformed."""
+    cpus = set()
+    for part in text.replace(" ", "").split(","):
+        if not part:
+            raise ValueError(f"empty item in CPU list {text!r}")
+        lo, dash, hi = part.partition("-")
+        if not lo.isdigit() or (dash and not hi.isdigit()):
+            raise ValueError(f"bad CPU list item {part!r} in {text!r} (want e.g. 2-9 or 0,2-3)")
+        first, last = int(lo), int(hi) if dash else int(lo)
+        if last < first:
+            raise ValueError(f"bad CPU range {part!r} in {text!r}")
+        cpus.update(range(first, last + 1))
+    return sorted(cpus)
+
+
+def format_cpu_list(cpus):
+    """The shortest taskset-style text for CPU numbers: [0, 2, 3, 4] -> "0,2-4"."""
+    cpus = sorted(set([cpus] if isinstance(cpus, int) else cpus))
+    parts = []
+    i = 0
+    while i < len(cpus):
+        j = i
+        while j + 1 < len(cpus) and cpus[j + 1] == cpus[j] + 1:
+            j += 1
+        parts.append(str(cpus[i]) if i == j else f"{cpus[i]}-{cpus[j]}" if j > i + 1 else f"{cpus[i]},{cpus[j]}")
+        i = j + 1
+    return ",".join(parts)
+
+
+def describe_cpus(cpus):
+    """"CPU 1" or "CPUs 2-9" for report text."""
+    cpus = [cpus] if isinstance(cpus, int) else list(cpus)
+    return f"CPU {cpus[0]}" if len(cpus) == 1 else f"CPUs {format_cpu_list(cpus)}"
+
+
+def meta_cpus(meta):
+    """(proxy_cpus, load_cpus, threads) of a results' meta; old results have single "proxy_cpu"/"load_cpu"
+    and one worker thread."""
+    proxy = meta.get("proxy_cpus")
+    load = meta.get("load_cpus")
+    if proxy is None:
+        proxy = [meta["proxy_cpu"]] if meta.get("proxy_cpu") is not None else []
+    if load is None:
+        load = [meta["load_cpu"]] if meta.get("load_cpu") is not None else []
+    return list(proxy), list(load), int(meta.get("threads") or 1)
 
 
 def rss_kib(pid):

@@ -1,6 +1,7 @@
 """The proxies under test: RingProxy (and opt-in variants), HAProxy, nginx stream, and "direct".
 
-Each proxy gets one worker thread, is started pinned to the proxy CPU (taskset), and forwards one listener
+Each proxy gets `ctx.threads` workers (threads; nginx: worker processes), is started pinned to the proxy
+CPUs (taskset), and forwards one listener
 per backend (echo, sink). `start` returns the frontend address of each backend; `cpu_pids` are the processes
 whose CPU time is charged to it, `rss_pids` those whose memory is reported (nginx: the worker).
 """
@@ -47,7 +48,7 @@ class Proxy:
         self.frontends = {name: (ctx.listen_host, free_port_for(ctx)) for name in backends}
         argv = self.argv(ctx, backends)
         log = open(os.path.join(ctx.tmpdir, f"{self.name}.log"), "wb")
-        self.proc = ctx.children.start(ctx.server_cmd(argv, ctx.proxy_cpu), stdout=log, stderr=subprocess.STDOUT)
+        self.proc = ctx.children.start(ctx.server_cmd(argv, ctx.proxy_cpus), stdout=log, stderr=subprocess.STDOUT)
         for host, port in self.frontends.values():
             if not wait_port(host, port, timeout=15, proc=self.proc, netns=ctx.client_ns):
                 status = self.proc.poll()
@@ -92,7 +93,8 @@ class Direct(Proxy):
 
 
 class RingProxy(Proxy):
-    """RingProxy with one worker thread; `extra` adds configuration keys (sqpoll, zerocopy)."""
+    """RingProxy with `ctx.threads` worker threads, left unpinned inside the taskset; `extra` adds
+    configuration keys (sqpoll, zerocopy)."""
 
     def __init__(self, name="ringproxy", extra=None):
         super().__init__()
@@ -106,7 +108,7 @@ class RingProxy(Proxy):
         return "this tree"
 
     def argv(self, ctx, backends):
-        lines = ["threads = 1", "pin = false", 'log_level = "warning"', f"max_connections = {ctx.nofile}"]
+        lines = [f"threads = {ctx.threads}", "pin = false", 'log_level = "warning"', f"max_connections = {ctx.nofile}"]
         lines += [f"{key} = {value}" for key, value in self.extra.items()]
         for name, (host, port) in backends.items():
             fhost, fport = self.frontends[name]
@@ -119,7 +121,7 @@ class RingProxy(Proxy):
 
 
 class HAProxy(Proxy):
-    """HAProxy in TCP mode, nbthread 1, in the foreground (-db)."""
+    """HAProxy in TCP mode, nbthread `ctx.threads`, in the foreground (-db)."""
 
     name = "haproxy"
     binary = "haproxy"
@@ -129,7 +131,7 @@ class HAProxy(Proxy):
 
     def argv(self, ctx, backends):
         maxconn = max(1000, (ctx.nofile - 200) // 2)  # HAProxy wants 2 descriptors per connection up front
-        conf = ["global", "    nbthread 1", f"    maxconn {maxconn}", "",
+        conf = ["global", f"    nbthread {ctx.threads}", f"    maxconn {maxconn}", "",
                 "defaults", "    mode tcp", f"    maxconn {maxconn}", "    timeout connect 5s",
                 "    timeout client 1h", "    timeout server 1h", ""]
         for name, (host, port) in backends.items():
@@ -143,7 +145,8 @@ class HAProxy(Proxy):
 
 
 class Nginx(Proxy):
-    """nginx's stream module, one worker process, run by us in the foreground (never the system service)."""
+    """nginx's stream module, `ctx.threads` worker processes, run by us in the foreground (never the system
+    service)."""
 
     name = "nginx"
     binary = "nginx"
@@ -161,7 +164,8 @@ class Nginx(Proxy):
     def argv(self, ctx, backends):
         prefix = os.path.join(ctx.tmpdir, "nginx")
         os.makedirs(prefix, exist_ok=True)
-        conf = [f"load_module {NGINX_STREAM_MODULE};", "worker_processes 1;", f"worker_rlimit_nofile {ctx.nofile};",
+        conf = [f"load_module {NGINX_STREAM_MODULE};", f"worker_processes {ctx.threads};",
+                f"worker_rlimit_nofile {ctx.nofile};",
                 f"pid {prefix}/nginx.pid;", f"error_log {prefix}/error.log warn;",
                 f"events {{ worker_connections {ctx.nofile - 100}; }}", "stream {"]
         for name, (host, port) in backends.items():

@@ -1,6 +1,8 @@
 """Medians over rounds and the Markdown report."""
 import statistics
 
+from procs import describe_cpus, meta_cpus
+
 SUMMARY_KEYS = ["requests_per_s", "mb_per_s", "cpu_us_per_request", "cpu_s_per_gb", "cpu_percent", "user_percent",
                 "p50_ms", "p99_ms", "rss_kib_peak", "kib_per_connection", "rss_kib_before", "rss_kib_after",
                 "backend_cpu_s", "foreign_on_proxy_cpu_percent"]
@@ -55,19 +57,22 @@ def ratio(entry, base, key):
 def markdown(meta, cells, proxies, summary):
     """The report: how it was run, the throughput/latency table, the fixed-rate table and idle memory."""
     lines = [f"# RingProxy beside HAProxy and nginx — {meta['date']}", ""]
+    proxy_cpus, load_cpus, threads = meta_cpus(meta)
     lines += [f"- Machine: {meta['cpu_model']}, {meta['nproc']} CPUs, Linux {meta['kernel']}",
               f"- Proxies: RingProxy ({meta['git']}), {meta['versions'].get('haproxy') or 'HAProxy n/a'}, "
-              f"{meta['versions'].get('nginx') or 'nginx n/a'}; each with ONE worker thread",
-              f"- Pinning: every proxy on CPU {meta['proxy_cpu']} (taskset), backends and ringload on CPU "
-              f"{meta['load_cpu']}; RLIMIT_NOFILE {meta['nofile']}",
+              f"{meta['versions'].get('nginx') or 'nginx n/a'}; {workers_text(threads)}",
+              f"- Pinning: {pinning_text(proxy_cpus, load_cpus)}; RLIMIT_NOFILE {meta['nofile']}",
               f"- Network: {meta['network']}",
               f"- {meta['rounds']} round(s) of {meta['duration_s']:g} s per cell, proxies interleaved in rotating "
               "order; medians, (min–max) over rounds when more than one",
               f"- Reproduce: `{meta['command']}`", ""]
     base_name = "haproxy"
     lines += ["## Closed loop: peak rates", "",
-              "Proxy CPU is the proxy process's utime+stime over the run (/proc/PID/stat); nginx counts master "
-              "+ worker. `vs HAProxy` is the rate's ratio to HAProxy's.", "",
+              ("Proxy CPU is the proxy process's utime+stime over the run (/proc/PID/stat); nginx counts master "
+               "+ worker. " if threads == 1 else
+               f"Proxy CPU is the proxy process's utime+stime over the run (/proc/PID/stat), all {threads} workers "
+               f"together, so up to {threads * 100} %; nginx counts master + workers. ")
+              + "`vs HAProxy` is the rate's ratio to HAProxy's.", "",
               "| cell | proxy | rate | vs HAProxy | proxy CPU % | proxy CPU per unit | user % | p50 ms | p99 ms "
               "| proxy RSS MiB |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for cell in cells:
@@ -118,7 +123,8 @@ def markdown(meta, cells, proxies, summary):
                       "95 %), so for them this is a closed-loop figure; rerun with a lower `--rate`."]
     for cell in [c for c in cells if c.mode == "idle"]:
         lines += ["", f"## Memory: {cell.title}", "",
-                  "RSS (VmRSS) of a freshly started proxy (nginx: its worker) before the connections and while they "
+                  f"RSS (VmRSS) of a freshly started proxy (nginx: its worker{'s' if threads > 1 else ''}) before the "
+                  "connections and while they "
                   "are held; a new instance for each sample, since a proxy that has carried load keeps what it grew. "
                   "User-space memory only: the kernel's socket memory is not in RSS (it is the same for every proxy).", "",
                   "| proxy | RSS before MiB | RSS with connections MiB | KiB per idle connection | vs HAProxy |",
@@ -139,6 +145,21 @@ def markdown(meta, cells, proxies, summary):
     if meta.get("notes"):
         lines += ["", "## Notes", ""] + [f"- {n}" for n in meta["notes"]]
     return "\n".join(lines) + "\n"
+
+
+def workers_text(threads):
+    """How many workers every proxy ran, for the report's header."""
+    if threads == 1:
+        return "each with ONE worker thread"
+    return (f"each with {threads} worker threads (RingProxy threads = {threads}, HAProxy nbthread {threads}, "
+            f"nginx worker_processes {threads})")
+
+
+def pinning_text(proxy_cpus, load_cpus):
+    """Where the proxies and the load ran (the wording of the one-CPU-each runs is kept as it was)."""
+    if len(proxy_cpus) == 1 and len(load_cpus) == 1:
+        return f"every proxy on CPU {proxy_cpus[0]} (taskset), backends and ringload on CPU {load_cpus[0]}"
+    return f"proxies on {describe_cpus(proxy_cpus)} (taskset), load and backends on {describe_cpus(load_cpus)}"
 
 
 def short(errors):

@@ -2,9 +2,11 @@
 """`make bench`: RingProxy beside HAProxy, nginx (stream) and a direct connection, on this machine.
 
     python3 bench/harness/run.py [--bin DIR] [--rounds 3] [--duration 5] [--quick] [--no-netns]
+                                 [--threads N] [--proxy-cpus LIST] [--load-cpus LIST]
 
-Starts the bundled backends (ringload echo-server and sink-server) and every proxy with one worker thread
-pinned to CPU 1, then runs each cell (ringload on CPU 0) for every proxy, interleaved over rounds, and writes
+Starts the bundled backends (ringload echo-server and sink-server) and every proxy with --threads workers
+(default 1) pinned to the proxy CPUs (default: the last N CPUs of this process's affinity set), then runs each
+cell (ringload on the load CPUs: the rest) for every proxy, interleaved over rounds, and writes
 bench/results/<date>.{json,md,svg} and latest.svg. Every child is tracked and stopped at the end, Ctrl-C too.
 """
 import argparse
@@ -28,7 +30,8 @@ import netns as netnsmod  # noqa: E402
 import proxies as proxymod  # noqa: E402
 import report  # noqa: E402
 import svg  # noqa: E402
-from procs import Children, free_port, raise_fd_limit, wait_line  # noqa: E402
+from procs import (Children, describe_cpus, format_cpu_list, free_port, parse_cpu_list,  # noqa: E402
+                   raise_fd_limit, wait_line)
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -36,12 +39,13 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 class Context:
     """What every cell and proxy needs: binaries, temp folder, children, CPUs and where things run."""
 
-    def __init__(self, bin_dir, tmpdir, children, proxy_cpu, load_cpu):
+    def __init__(self, bin_dir, tmpdir, children, proxy_cpus, load_cpus, threads=1):
         self.bin = bin_dir
         self.tmpdir = tmpdir
         self.children = children
-        self.proxy_cpu = proxy_cpu
-        self.load_cpu = load_cpu
+        self.proxy_cpus = list(proxy_cpus)  # every proxy runs pinned to this set (taskset)
+        self.load_cpus = list(load_cpus)  # ringload, the backends and the harness itself
+        self.threads = threads  # worker threads (nginx: worker processes) of every proxy
         self.ringload = cellmod.RingLoad(os.path.join(bin_dir, "ringload"))
         self.backend_pids = {}
         self.backends = {}
@@ -56,13 +60,13 @@ class Context:
         self._port += 1
         return self._port
 
-    def server_cmd(self, argv, cpu):
-        """argv pinned to cpu, inside the server namespace when there is one."""
-        pinned = ["taskset", "-c", str(cpu)] + argv
+    def server_cmd(self, argv, cpus):
+        """argv pinned to the CPU list cpus, inside the server namespace when there is one."""
+        pinned = ["taskset", "-c", format_cpu_list(cpus)] + argv
         return (["ip", "netns", "exec", self.server_ns] + pinned) if self.server_ns else pinned
 
-    def client_cmd(self, argv, cpu):
-        pinned = ["taskset", "-c", str(cpu)] + argv
+    def client_cmd(self, argv, cpus):
+        pinned = ["taskset", "-c", format_cpu_list(cpus)] + argv
         return (["ip", "netns", "exec", self.client_ns] + pinned) if self.client_ns else pinned
 
 
@@ -71,7 +75,8 @@ def log(*args):
 
 
 def start_backends(ctx):
-    """ringload echo-server and sink-server on the load CPU; {name: (host, port)}."""
+    """ringload echo-server and sink-server on the load CPUs (one thread per load CPU where they take
+    --threads); {name: (host, port)}."""
     backends = {}
     kinds = [("echo", "echo-server")]
     if "sink-server" in ctx.ringload.modes:
@@ -79,7 +84,8 @@ def start_backends(ctx):
     for name, mode in kinds:
         port = ctx.next_port() if ctx.server_ns else free_port(ctx.backend_host)
         argv = [ctx.ringload.path, mode, "--listen", f"{ctx.backend_host}:{port}"]
-        proc = ctx.children.start(ctx.server_cmd(argv, ctx.load_cpu), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        argv += ctx.ringload.thread_args(mode, len(ctx.load_cpus))
+        proc = ctx.children.start(ctx.server_cmd(argv, ctx.load_cpus), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         if not wait_line(proc, "listening on", timeout=15):
             raise SystemExit(f"{mode} did not start")
         ctx.backend_pids[name] = proc.pid
@@ -102,8 +108,9 @@ def machine_info(proxies, args, ctx, network, nofile):
     versions = {p.name: p.version() for p in proxies if p.name in ("haproxy", "nginx")}
     return {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "kernel": platform.release(), "cpu_model": cpu_model, "nproc": os.cpu_count(),
-            "versions": versions, "git": git.stdout.strip() or "unknown", "proxy_cpu": ctx.proxy_cpu,
-            "load_cpu": ctx.load_cpu, "rounds": args.rounds, "duration_s": args.duration, "network": network,
+            "versions": versions, "git": git.stdout.strip() or "unknown", "proxy_cpus": ctx.proxy_cpus,
+            "load_cpus": ctx.load_cpus, "threads": ctx.threads,
+            "rounds": args.rounds, "duration_s": args.duration, "network": network,
             "nofile": nofile, "command": args.command, "rate": args.rate, "idle_connections": args.idle,
             "ringload_modes": sorted(ctx.ringload.modes), "notes": [],
             "binaries": {tool: datetime.datetime.fromtimestamp(os.path.getmtime(os.path.join(ctx.bin, tool)),
@@ -157,6 +164,53 @@ def start_proxies(ctx, proxies, backends):
             log(f"could not start {proxy.name}: {proxy.error}")
 
 
+def choose_cpus(parser, args, affinity):
+    """(proxy_cpus, load_cpus, notes) from --threads, --proxy-cpus and --load-cpus within `affinity` (this
+    process's CPUs); a bad list ends the run with exit status 2.
+
+    Defaults: the proxies get the last N CPUs of the set (N = --threads, at most all but one), the load and the
+    backends the rest; with one CPU they share it. When only one list is given, the other one gets the rest of
+    the set (or shares the given one when nothing is left)."""
+    if args.threads < 1:
+        parser.error(f"--threads must be at least 1 (got {args.threads})")
+    cpus = sorted(affinity)
+    given = {}
+    for flag, text in (("--proxy-cpus", args.proxy_cpus), ("--load-cpus", args.load_cpus)):
+        if text is None:
+            continue
+        try:
+            chosen = parse_cpu_list(text)
+        except ValueError as e:
+            parser.error(f"{flag}: {e}")
+        outside = [c for c in chosen if c not in affinity]
+        if outside:
+            parser.error(f"{flag} {text}: CPU {format_cpu_list(outside)} not in this process's affinity set "
+                         f"({format_cpu_list(cpus)})")
+        given[flag] = chosen
+    proxy, load = given.get("--proxy-cpus"), given.get("--load-cpus")
+    if proxy is None and load is None:
+        if len(cpus) >= 2:
+            n = min(args.threads, len(cpus) - 1)
+            proxy, load = cpus[-n:], cpus[:-n]
+        else:
+            proxy = load = cpus
+    elif proxy is None:
+        rest = [c for c in cpus if c not in load]
+        proxy = rest[-min(args.threads, len(rest)):] if rest else load
+    elif load is None:
+        load = [c for c in cpus if c not in proxy] or proxy
+    notes = []
+    shared = sorted(set(proxy) & set(load))
+    if len(cpus) < 2:
+        notes.append("only one CPU: proxies share it with the load")
+    elif shared:
+        notes.append(f"The proxies share {describe_cpus(shared)} with the load and the backends: their rates "
+                     "and CPU figures include that contention")
+    if args.threads > len(proxy):
+        notes.append(f"{args.threads} worker threads per proxy on {len(proxy)} CPU(s): workers share CPUs")
+    return proxy, load, notes
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bin", help="folder with ringproxy and ringload (default: swift's release bin path)")
@@ -170,19 +224,38 @@ def main():
     parser.add_argument("--variants", default=os.environ.get("BENCH_VARIANTS", ""),
                         help="extra RingProxy variants: sqpoll,zerocopy (or BENCH_VARIANTS)")
     parser.add_argument("--cells", help="only these cells (comma-separated names)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="worker threads of every proxy: RingProxy threads, HAProxy nbthread, nginx "
+                             "worker_processes (default 1)")
+    parser.add_argument("--proxy-cpus", metavar="LIST",
+                        help="CPUs of the proxies, taskset-style (2-9, 0,2-3); default: the last --threads CPUs "
+                             "of this process's affinity set (all but one at most)")
+    parser.add_argument("--load-cpus", metavar="LIST",
+                        help="CPUs of ringload, the backends and the harness; default: the CPUs the proxies do not "
+                             "have (with one CPU, the same one). ringload and the backends get one thread per CPU")
     parser.add_argument("--netns", action=argparse.BooleanOptionalAction, default=True,
                         help="also run the rr cells across two network namespaces joined by a veth pair (root)")
     parser.add_argument("--no-install", action="store_true", help="do not apt-get install haproxy/nginx")
-    parser.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
+    parser.add_argument("--out", help="folder for the results (default bench/results; with --report, the "
+                                      "json's own folder)")
     parser.add_argument("--warmup", type=float, default=None, help="seconds of unrecorded load per proxy first")
     parser.add_argument("--report", metavar="JSON", help="only redo the .md and .svg of a results .json")
     args = parser.parse_args()
     if args.report:
-        return rewrite_report(args.report)
+        return rewrite_report(args.report, args.out)
+    args.out = args.out or os.path.join(ROOT, "bench", "results")
+    affinity = os.sched_getaffinity(0)
+    proxy_cpus, load_cpus, cpu_notes = choose_cpus(parser, args, affinity)
     if args.quick:
         args.rounds, args.duration = 1, min(args.duration, 2.0)
     args.command = "make bench-quick" if args.quick else "make bench" if args.rounds == 3 else \
         f"python3 bench/harness/run.py --rounds {args.rounds} --duration {args.duration:g}"
+    placement = ([f"--threads {args.threads}"] if args.threads != 1 else []) \
+        + ([f"--proxy-cpus {args.proxy_cpus}"] if args.proxy_cpus else []) \
+        + ([f"--load-cpus {args.load_cpus}"] if args.load_cpus else [])
+    if placement:
+        args.command += (f" BENCH_ARGS='{' '.join(placement)}'" if args.command.startswith("make")
+                         else " " + " ".join(placement))
     if args.warmup is None:
         args.warmup = 0.5 if args.quick else 1.0
     bin_dir = args.bin or subprocess.run(["swift", "build", "-c", "release", "--show-bin-path"], cwd=ROOT,
@@ -198,14 +271,11 @@ def main():
     if not args.no_install:
         proxymod.ensure_packages(log)
     nofile = raise_fd_limit(200000)
-    ncpu = len(os.sched_getaffinity(0))
-    cpus = sorted(os.sched_getaffinity(0))
-    load_cpu, proxy_cpu = (cpus[0], cpus[1]) if ncpu >= 2 else (cpus[0], cpus[0])
-    os.sched_setaffinity(0, {load_cpu})  # the harness's own polling stays off the proxy's CPU
+    os.sched_setaffinity(0, set(load_cpus))  # the harness's own polling stays off the proxies' CPUs
 
     started = time.monotonic()
     tmpdir = tempfile.mkdtemp(prefix="ringproxy-bench-")
-    ctx = Context(os.path.abspath(bin_dir), tmpdir, children, proxy_cpu, load_cpu)
+    ctx = Context(os.path.abspath(bin_dir), tmpdir, children, proxy_cpus, load_cpus, args.threads)
     variants = [v for v in args.variants.split(",") if v]
     proxies = proxymod.build([p for p in args.proxies.split(",") if p], variants)
     ctx.nofile = nofile
@@ -226,10 +296,12 @@ def main():
     meta["notes"] += notes
     with open("/proc/loadavg") as f:
         meta["loadavg_start"] = f.read().split()[:3]
-    if ncpu < 2:
-        meta["notes"].append("only one CPU: proxies share it with the load")
+    meta["notes"] += cpu_notes
+    for note in cpu_notes:
+        log(note)
     log(f"ringload modes here: {', '.join(sorted(ctx.ringload.modes))}; temp {tmpdir}")
-    log(f"proxies pinned to CPU {proxy_cpu}, backends and load on CPU {load_cpu}; RLIMIT_NOFILE {nofile}")
+    log(f"proxies ({args.threads} worker thread(s) each) pinned to {describe_cpus(proxy_cpus)}, backends and load "
+        f"on {describe_cpus(load_cpus)}; RLIMIT_NOFILE {nofile}")
 
     samples = []
     complete = False
@@ -254,8 +326,9 @@ def main():
             log(f"configurations and proxy logs kept in {tmpdir}")
 
 
-def rewrite_report(path):
-    """Redo <name>.md and <name>.svg (and latest.svg for a complete full run) from <name>.json."""
+def rewrite_report(path, out_dir=None):
+    """Redo <name>.md and <name>.svg (and latest.svg for a complete full run) from <name>.json, next to it or
+    in out_dir."""
     with open(path) as f:
         data = json.load(f)
     cells = [cellmod.Cell(**{k: v for k, v in c.items() if k != "short"}, short=c.get("short")) for c in data["cells"]]
@@ -266,7 +339,10 @@ def rewrite_report(path):
         ns_cells = [c for c in cells if c.netns and c.mode == "rr"]
         text += "\n" + netnsmod.markdown(meta, ns_cells, names,
                                          report.summarize([s for s in samples if s.get("network")], ns_cells, names))
-    base = path[:-len(".json")]
+    base = path[:-len(".json")] if path.endswith(".json") else path
+    if out_dir:
+        os.makedirs(out_dir, exist_ok=True)
+        base = os.path.join(out_dir, os.path.basename(base))
     chart = svg.chart(meta, cells, names, summary)
     with open(base + ".md", "w") as f:
         f.write(text)
@@ -283,8 +359,10 @@ def write_results(args, meta, cells, proxies, samples, complete):
     foreign = sorted(s["foreign_on_proxy_cpu_percent"] for s in samples if s.get("foreign_on_proxy_cpu_percent") is not None)
     if foreign:
         meta["foreign_on_proxy_cpu_percent"] = {"median": foreign[len(foreign) // 2], "max": foreign[-1]}
-        meta["notes"].append(f"Work other than the proxy on CPU {meta['proxy_cpu']} during the measurements: median "
-                             f"{foreign[len(foreign) // 2]}% of that CPU, at most {foreign[-1]}% (0 on a quiet machine; "
+        cpus = meta["proxy_cpus"]
+        meta["notes"].append(f"Work other than the proxy on {describe_cpus(cpus)} during the measurements: median "
+                             f"{foreign[len(foreign) // 2]}% of {'that CPU' if len(cpus) == 1 else 'those CPUs'}, "
+                             f"at most {foreign[-1]}% (0 on a quiet machine; "
                              "more makes the proxies' numbers noisier, latency tails first)")
     with open("/proc/loadavg") as f:
         meta["loadavg_end"] = f.read().split()[:3]

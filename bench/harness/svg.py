@@ -1,6 +1,8 @@
 """A hand-written SVG chart of a run: one small panel of bars per cell, and rr-100 latency."""
 from xml.sax.saxutils import escape
 
+from procs import describe_cpus, meta_cpus
+
 COLORS = {"ringproxy": "#d9480f", "haproxy": "#1c7ed6", "nginx": "#2f9e44", "direct": "#868e96"}
 EXTRA = ["#ae3ec9", "#f08c00", "#0c8599", "#5f3dc4"]
 PANEL_W, PANEL_H, COLS = 250, 210, 4
@@ -70,6 +72,17 @@ def panel(x0, y0, title, subtitle, bars, proxies, groups=False):
     return out
 
 
+def headline(meta):
+    """The chart's title: workers per proxy and where the proxies and the load ran."""
+    proxy_cpus, load_cpus, threads = meta_cpus(meta)
+    if threads == 1 and len(proxy_cpus) == 1 and len(load_cpus) == 1:
+        return (f"RingProxy, HAProxy, nginx: one worker each, pinned to CPU {proxy_cpus[0]}; "
+                f"load and backends on CPU {load_cpus[0]}")
+    workers = "one worker thread each" if threads == 1 else f"{threads} worker threads each"
+    return (f"RingProxy, HAProxy, nginx: {workers}, proxies on {describe_cpus(proxy_cpus)}; "
+            f"load and backends on {describe_cpus(load_cpus)}")
+
+
 def chart(meta, cells, proxies, summary):
     """The SVG document (a string)."""
     panels = []
@@ -102,8 +115,7 @@ def chart(meta, cells, proxies, summary):
     body = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
             'font-family="Helvetica, Arial, sans-serif" font-size="11">',
             f'<rect width="{width}" height="{height}" fill="white"/>',
-            f'<text x="10" y="20" font-size="14" font-weight="bold">RingProxy, HAProxy, nginx: one worker each, '
-            f'pinned to CPU {meta["proxy_cpu"]}; load and backends on CPU {meta["load_cpu"]}</text>',
+            f'<text x="10" y="20" font-size="14" font-weight="bold">{escape(headline(meta))}</text>',
             f'<text x="10" y="36" fill="#555">{escape(meta["date"])} · {escape(meta["cpu_model"])} · Linux '
             f'{escape(meta["kernel"])} · {meta["rounds"]} round(s) × {meta["duration_s"]:g} s, medians, whiskers min–max</text>']
     lx = 10
