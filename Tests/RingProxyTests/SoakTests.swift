@@ -36,7 +36,7 @@ final class SoakTests: XCTestCase {
         // A second sample a tenth of the way in, once every worker's pool and table have been touched: from
         // there on, the memory must stay flat.
         let settled = Background { () -> (rss: Int, fds: Int) in
-            usleep(UInt32(seconds) * 100_000)
+            sleep(UInt32(max(1, seconds / 10)))
             return ((try? residentKiB(of: pid)) ?? -1, (try? openDescriptors(of: pid)) ?? -1)
         }
         let integrity = Background {
