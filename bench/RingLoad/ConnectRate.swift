@@ -86,7 +86,7 @@ struct ConnectRateClient: LoadClient, ~Copyable {
             guard completion.result > 0 else { return fail(slot, .send(errno: -completion.result), on: &ring) }
             table.madeProgress(slot)
             result.bytesSent += Int(completion.result)
-            table[slot].sent += Int(completion.result)
+            table.update(slot) { $0.sent += Int(completion.result) }
             if table[slot].sent < size { table.send(slot, bytes: bytes, length: size - table[slot].sent, on: &ring) }
         case .recv:
             if completion.result == -ENOBUFS { return table.receive(slot, on: &ring) }
@@ -95,7 +95,7 @@ struct ConnectRateClient: LoadClient, ~Copyable {
             }
             table.madeProgress(slot)
             result.bytesReceived += Int(completion.result)
-            table[slot].received += Int(completion.result)
+            table.update(slot) { $0.received += Int(completion.result) }
             guard table[slot].received >= size else { return table.receive(slot, on: &ring) }
             let startedAt = table[slot].startedAt
             table.close(slot)

@@ -36,6 +36,11 @@ struct ConnectionTable<State>: ~Copyable {
         nonmutating set { entries[slot].state = newValue }
     }
 
+    /// Changes a slot's state in place. Use it rather than assigning through the subscript
+    /// (`table[slot].sent += n`): Swift 6.3.1's ThreadSanitizer instrumentation of that form emits invalid IR
+    /// and the compiler aborts, so `make test-tsan` could not build ringload.
+    func update(_ slot: Int, _ change: (inout State) -> Void) { change(&entries[slot].state) }
+
     func isOpen(_ slot: Int) -> Bool { entries[slot].isOpen }
 
     /// The slot `completion` belongs to, or nil when that connection has since been closed.

@@ -71,7 +71,7 @@ struct RequestResponseClient: LoadClient, ~Copyable {
         case .connect:
             connecting -= 1
             if completion.result == 0 {
-                table[slot].isConnected = true
+                table.update(slot) { $0.isConnected = true }
                 table.madeProgress(slot)
                 let now = monotonicNanoseconds()
                 issue(slot, now: now, on: &ring)
@@ -87,8 +87,10 @@ struct RequestResponseClient: LoadClient, ~Copyable {
             guard completion.result > 0 else { return fail(slot, .send(errno: -completion.result)) }
             table.madeProgress(slot)
             result.bytesSent += Int(completion.result)
-            table[slot].unsent -= Int(completion.result)
-            table[slot].isSending = false
+            table.update(slot) {
+                $0.unsent -= Int(completion.result)
+                $0.isSending = false
+            }
             sendUnsent(slot, on: &ring)
         case .recv:
             if completion.result == -ENOBUFS { return table.receive(slot, on: &ring) }
@@ -140,7 +142,7 @@ struct RequestResponseClient: LoadClient, ~Copyable {
 
     private mutating func sendUnsent(_ slot: Int, on ring: inout ClientRing) {
         guard table[slot].unsent > 0, !table[slot].isSending else { return }
-        table[slot].isSending = true
+        table.update(slot) { $0.isSending = true }
         table.send(slot, bytes: requestBytes, length: table[slot].unsent, on: &ring)
     }
 
