@@ -75,8 +75,8 @@ LSAN_ENV = LSAN_OPTIONS=suppressions=$(CURDIR)/Tests/lsan-suppressions.txt:print
 # report_thread_leaks=0: test helpers (Support/Background, Support/ConnectionLoop, BackendTableTests) start
 # threads they never join; that is not a race, and the proxy joins its own workers.
 TSAN_ENV = TSAN_OPTIONS=halt_on_error=0:second_deadlock_stack=1:report_thread_leaks=0:suppressions=$(CURDIR)/Tests/tsan-suppressions.txt
-# Skipped under the sanitizers: a throughput deadline (20 000 connects in 10 s) that their slowdown misses
-# (here 15 998 under ASan and 15 283 under TSan in 10 s on 2 busy CPUs; ASan passed it once); make test runs it.
+# Skipped under the sanitizers: a throughput deadline (20 000 connects in 10 s). Here it takes about 2.6 s
+# plain but 4.8 s under TSan, too thin a margin for CI on a shared machine; make test runs it.
 SANITIZE_SKIP = --skip FaultTests.testStormOfTwentyThousandConnectsInTenSeconds
 
 test-asan: deps
