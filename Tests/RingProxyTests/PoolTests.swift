@@ -58,7 +58,8 @@ final class PoolTests: XCTestCase {
         XCTAssertEqual(proxy.total(.connectFailures), 0, "clients never met the stopped backend")
         let back = try TestServer(.banner("flaky"), port: port)
         XCTAssertTrue(eventually(3) { health.state == .up }, "two passed checks bring it up")
-        XCTAssertGreaterThanOrEqual(back.acceptedCount, 2)
+        // The checks' handshakes complete in the kernel before the server's thread accepts them.
+        XCTAssertTrue(eventually(3) { back.acceptedCount >= 2 }, "the checks that passed reached the revived backend")
     }
 
     func testAllBackendsDownClosesClientsAtOnceAndTheProxyRecovers() throws {
