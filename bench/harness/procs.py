@@ -143,8 +143,8 @@ def cpu_of(pids):
 
 def cpu_busy(cpus):
     """(busy, total) seconds of a set of CPUs since boot, summed over their /proc/stat lines (busy: all but
-    idle and iowait). `cpus` is a list of CPU numbers (a single int is taken as a list of one)."""
-    wanted = {f"cpu{c}" for c in ([cpus] if isinstance(cpus, int) else cpus)}
+    idle and iowait)."""
+    wanted = {f"cpu{c}" for c in cpus}
     busy = total = 0
     with open("/proc/stat") as f:
         for line in f:
@@ -174,7 +174,7 @@ def parse_cpu_list(text):
 
 def format_cpu_list(cpus):
     """The shortest taskset-style text for CPU numbers: [0, 2, 3, 4] -> "0,2-4"."""
-    cpus = sorted(set([cpus] if isinstance(cpus, int) else cpus))
+    cpus = sorted(set(cpus))
     parts = []
     i = 0
     while i < len(cpus):
@@ -188,7 +188,7 @@ def format_cpu_list(cpus):
 
 def describe_cpus(cpus):
     """"CPU 1" or "CPUs 2-9" for report text."""
-    cpus = [cpus] if isinstance(cpus, int) else list(cpus)
+    cpus = list(cpus)
     return f"CPU {cpus[0]}" if len(cpus) == 1 else f"CPUs {format_cpu_list(cpus)}"
 
 
