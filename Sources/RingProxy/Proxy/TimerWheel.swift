@@ -3,6 +3,10 @@
 ///
 /// Activity only stamps `lastActive` (a store per completion); a connection is looked at when its bucket
 /// comes round, and either reported expired or moved to the bucket of its new deadline.
+///
+/// Every open connection is filed in exactly one bucket, whether or not idle timeouts are on (with them off,
+/// in the farthest bucket, looked at every `bucketCount` ticks): a reload that turns them on or shortens them
+/// re-files everyone, and none is ever left linked to no list.
 struct TimerWheel {
     static let bucketCount: UInt32 = 4096
     private var buckets: [SlotList]
@@ -10,22 +14,25 @@ struct TimerWheel {
     private var due = SlotList(\.wheelLinks)
     /// Ticks since the worker started.
     private(set) var now: UInt32 = 0
-    /// Ticks of inactivity before a connection is closed; nil when idle connections are kept. A reload may
-    /// change it: connections already filed are looked at again when their bucket comes round.
-    var idleTicks: UInt32?
+    /// Ticks of inactivity before a connection is closed; nil when idle connections are kept.
+    private(set) var idleTicks: UInt32?
 
     init(idleTicks: UInt32?) {
         self.idleTicks = idleTicks
         buckets = Array(repeating: SlotList(\.wheelLinks), count: Int(Self.bucketCount))
     }
 
+    private var currentBucket: UInt32 { now % Self.bucketCount }
+
     /// Files `slot` under its deadline (its last activity plus the idle timeout).
     @inline(__always)
     mutating func schedule(_ slot: UInt32, in table: borrowing ConnectionTable) {
-        guard let idleTicks else { return }
-        let deadline = table[slot].pointee.lastActive &+ idleTicks
-        // Beyond the wheel's horizon: park it in the farthest bucket and look again then.
-        let ahead = max(1, min(deadline &- now, Self.bucketCount - 1))
+        let farthest = Self.bucketCount - 1
+        // Beyond the wheel's horizon (or no timeout): park it in the farthest bucket and look again then.
+        // Never the current bucket: `remove` relies on that to tell a slot of `due` from a filed one.
+        // Already past its deadline (a timeout just shortened): the next tick.
+        let idle = now &- table[slot].pointee.lastActive
+        let ahead = idleTicks.map { idle >= $0 ? 1 : max(1, min($0 - idle, farthest)) } ?? farthest
         let bucket = (now &+ ahead) % Self.bucketCount
         table[slot].pointee.wheelBucket = UInt16(bucket)
         buckets[Int(bucket)].insert(slot, in: table)
@@ -34,23 +41,41 @@ struct TimerWheel {
     @inline(__always)
     mutating func remove(_ slot: UInt32, in table: borrowing ConnectionTable) {
         guard table[slot].pointee.wheelLinks.isLinked else { return }
-        buckets[Int(table[slot].pointee.wheelBucket)].remove(slot, in: table)
+        let bucket = UInt32(table[slot].pointee.wheelBucket)
+        if bucket == currentBucket {
+            due.remove(slot, in: table)
+        } else {
+            buckets[Int(bucket)].remove(slot, in: table)
+        }
+    }
+
+    /// A reload's new idle timeout. Turned on or shortened, every connection is filed again under its new
+    /// deadline (its bucket may be far later than that); lengthened or turned off, each is re-filed when its
+    /// bucket comes round.
+    mutating func changeTimeout(to newTicks: UInt32?, in table: borrowing ConnectionTable) {
+        let old = idleTicks
+        idleTicks = newTicks
+        guard let newTicks, old.map({ newTicks < $0 }) ?? true else { return }
+        let filed = buckets
+        buckets = Array(repeating: SlotList(\.wheelLinks), count: Int(Self.bucketCount))
+        for var list in filed {
+            while let slot = list.popFirst(in: table) { schedule(slot, in: table) }
+        }
     }
 
     /// Moves to the next tick; `popExpired` then yields the connections idle for the whole timeout.
     mutating func advance() {
         now &+= 1
-        let bucket = Int(now % Self.bucketCount)
+        let bucket = Int(currentBucket)
         due = buckets[bucket]
         buckets[bucket] = SlotList(\.wheelLinks)
     }
 
     /// The next connection of the current tick's bucket that has been idle for the timeout; the others of
-    /// that bucket are rescheduled on the way.
+    /// that bucket are re-filed on the way, so the bucket is always emptied.
     mutating func popExpired(in table: borrowing ConnectionTable) -> UInt32? {
-        guard let idleTicks else { return nil }
         while let slot = due.popFirst(in: table) {
-            if now &- table[slot].pointee.lastActive >= idleTicks { return slot }
+            if let idleTicks, now &- table[slot].pointee.lastActive >= idleTicks { return slot }
             schedule(slot, in: table)
         }
         return nil

@@ -52,11 +52,7 @@ extension Worker {
         }
         strategies = newPlan.listeners.map { $0.pool.algorithm.makeStrategy(for: $0.pool) }
         connectTimeout.pointee = Self.timespec(newPlan.config.connectTimeout)
-        let wasOff = wheel.idleTicks == nil
-        wheel.idleTicks = Self.idleTicks(newPlan.config.idleTimeout)
-        if wasOff && wheel.idleTicks != nil {
-            for slot in 0..<table.highWater where table[slot].pointee.tunnel.phase != .closed { wheel.schedule(slot, in: table) }
-        }
+        wheel.changeTimeout(to: Self.idleTicks(newPlan.config.idleTimeout), in: table)
         plan = newPlan
     }
 
