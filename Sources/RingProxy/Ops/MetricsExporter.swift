@@ -68,6 +68,7 @@ final class MetricsExporter: Sendable {
     private static let workerCounters: [(String, WorkerCounters.Name)] = [
         ("accepted", .accepted), ("closed", .closed), ("accept_errors", .acceptErrors),
         ("connect_failures", .connectFailures), ("no_backend", .noBackend), ("idle_timeouts", .idleTimeouts),
+        ("client_address_unknown", .clientAddressUnknown),
         ("bytes_upstream", .bytesUpstream), ("bytes_downstream", .bytesDownstream),
         ("sqes_submitted", .submissions), ("cqes_reaped", .completions), ("kernel_enters", .kernelEnters),
         ("buffer_ring_empty", .bufferRingEmpty), ("zero_copy_sends", .zeroCopySends),

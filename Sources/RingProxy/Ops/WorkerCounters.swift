@@ -6,7 +6,7 @@ public final class WorkerCounters: @unchecked Sendable {
     public enum Name: Int, CaseIterable, Sendable {
         case accepted, active, closed
         case connectFailures, noBackend, backendSocketErrors
-        case acceptErrors, acceptOverflows, idleTimeouts
+        case acceptErrors, acceptOverflows, idleTimeouts, clientAddressUnknown
         case bufferRingEmpty, zeroCopySends
         case submissions, completions, kernelEnters, staleCompletions
         case bytesUpstream, bytesDownstream

@@ -95,6 +95,23 @@ extension Worker {
     /// Gives a client accepted on `plan.listeners[route]` a slot and starts its tunnel.
     mutating func admit(client fd: Int32, route: Int) {
         let retries = plan.config.retries
+        let listener = plan.listeners[route]
+        // Only these pools need the client's address: one getpeername per connection, none otherwise.
+        let needsAddress = listener.pool.algorithm == .sourceHash || listener.sendProxy != nil
+        var peer: SocketAddress?
+        var local: SocketAddress?
+        if needsAddress {
+            peer = Socket.peerAddress(of: fd)
+            local = listener.sendProxy == nil ? nil : Socket.localAddress(of: fd)
+            // A client that reset before the accept has no address left. Forwarded without its PROXY header,
+            // its own bytes (a forged header) would be taken for ours; hashed as key 0 it would skew a pool.
+            guard peer != nil, listener.sendProxy == nil || local != nil else {
+                Socket.setAbortiveClose(fd)
+                Glibc.close(fd)
+                counters.add(1, .clientAddressUnknown)
+                return
+            }
+        }
         guard let slot = table.open(client: fd, listener: UInt16(route), tunnel: Tunnel(retries: retries), now: wheel.now) else {
             // Cannot happen while accepts are bounded by free slots; counted and logged if it ever does.
             Glibc.close(fd)
@@ -103,11 +120,9 @@ extension Worker {
                                     metadata: ["max_connections_per_worker": "\(table.capacity)"])
             return
         }
-        let listener = plan.listeners[route]
-        if listener.pool.algorithm == .sourceHash || listener.sendProxy != nil, let peer = Socket.peerAddress(of: fd) {
-            // Only these pools need the client's address: one getpeername per connection, none otherwise.
+        if let peer {
             table[slot].pointee.clientKey = stableHash(peer.addressBytes)
-            if let version = listener.sendProxy, let local = Socket.localAddress(of: fd) {
+            if let version = listener.sendProxy, let local {
                 let length = version.writeHeader(source: peer, destination: local, into: table.header(of: slot))
                 table[slot].pointee.tunnel = Tunnel(retries: retries, proxyHeaderLength: length)
             }

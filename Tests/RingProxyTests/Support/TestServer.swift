@@ -35,9 +35,12 @@ final class TestServer: @unchecked Sendable {
     private let accepted = Atomic<Int>(0)
     private let open = Atomic<Int>(0)
     private let stopped = Atomic<Bool>(false)
+    private let headers = Mutex<[ProxyProtocolHeader.ParseResult]>([])
 
     var acceptedCount: Int { accepted.load(ordering: .relaxed) }
     var openCount: Int { open.load(ordering: .relaxed) }
+    /// What `.proxyProtocol` made of each connection's first bytes (a header or why not), in arrival order.
+    var proxyHeaders: [ProxyProtocolHeader.ParseResult] { headers.withLock { $0 } }
 
     init(_ behavior: Behavior, host: String = "127.0.0.1", port: UInt16 = 0) throws {
         self.behavior = behavior
@@ -173,6 +176,10 @@ final class TestServer: @unchecked Sendable {
             case .header(let header, let length):
                 peer.output += Array("\(header.summary)\n".utf8) + pending[length...]
                 peer.headerBytes = nil
+            }
+            if peer.headerBytes == nil {
+                let result = ProxyProtocolHeader.parse(pending)
+                headers.withLock { $0.append(result) }
             }
         case .resetAfter(let limit):
             peer.output += buffer[0..<count]
