@@ -5,8 +5,10 @@ import Glibc
 public enum Socket {
     /// A listening TCP socket on `address` with `SO_REUSEPORT`, so each worker can own one and the kernel
     /// spreads connections across them (and a second process can take over the address during a restart).
+    /// Non-blocking: accepts go through a ring, and a plain `accept4` (a drain taking the backlog) must
+    /// return `EAGAIN` rather than block when another accept took the connection first.
     public static func listen(on address: SocketAddress, backlog: Int32, incomingCPU: Int32? = nil) throws(SocketError) -> Int32 {
-        let fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard fd >= 0 else { throw SocketError(.listen, address: address, errno: errno) }
         do throws(SocketError) {
             try setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1, address: address)

@@ -163,17 +163,23 @@ extension Worker {
     /// `net.ipv4.tcp_migrate_req=1` the kernel hands even those to another listener of the `SO_REUSEPORT` group.
     mutating func retire(_ listener: ListenerState, takeBacklog: Bool) {
         if listener.pendingAccepts > 0 {
-            // Submitted now: a cancel of an accept waiting for connections takes effect within the submit,
-            // so no accept competes with the backlog loop below, and the socket can be closed after it.
-            ring.cancelAll(on: listener.fd, userData: UserData(.cancel, slot: 0))
+            // By user data, not by descriptor: under `--sqpoll` the kernel thread may read the cancel only after
+            // the close below, and a cancel by a closed descriptor finds nothing, leaving the accept armed on a
+            // socket that then lives on in the ring, taking clients through a drain. Submitted now: without
+            // `--sqpoll` it takes effect within the submit, so no accept competes with the backlog loop below.
+            ring.cancel(acceptUserData(listener, multishot: true), all: true, userData: UserData(.cancel, slot: 0))
+            ring.cancel(acceptUserData(listener, multishot: false), all: true, userData: UserData(.cancel, slot: 0))
             ring.submit()
         }
         if takeBacklog, let route = plan.listeners.firstIndex(where: { $0.id == listener.id }) {
-            var ready = pollfd(fd: listener.fd, events: Int16(POLLIN), revents: 0)
-            while poll(&ready, 1, 0) == 1 {
+            // What waits now, at most a full backlog and never past the free slots: under a steady flood the
+            // backlog refills as fast as it is taken, and the drain must still end.
+            var left = min(acceptBurst, table.capacity - table.active)
+            while left > 0 {
                 let client = curing_accept4(listener.fd, nil, nil, Int32(SOCK_CLOEXEC.rawValue))
-                guard client >= 0 else { break }
+                guard client >= 0 else { break }  // EAGAIN: the backlog is empty
                 admit(client: client, route: route)
+                left -= 1
             }
         }
         Glibc.close(listener.fd)

@@ -98,11 +98,11 @@ extension IORing {
         sqe.pointee.user_data = userData.rawValue
     }
 
-    /// Cancels the operation submitted with `target`.
+    /// Cancels the operation submitted with `target` (with `all`, every one submitted with it).
     @inline(__always)
-    public mutating func cancel(_ target: UserData, userData: UserData) {
+    public mutating func cancel(_ target: UserData, all: Bool = false, userData: UserData) {
         let sqe = nextSubmission()
-        io_uring_prep_cancel64(sqe, target.rawValue, 0)
+        io_uring_prep_cancel64(sqe, target.rawValue, all ? Int32(IORING_ASYNC_CANCEL_ALL) : 0)
         sqe.pointee.flags |= curing_sqe_cqe_skip_success
         sqe.pointee.user_data = userData.rawValue
     }
