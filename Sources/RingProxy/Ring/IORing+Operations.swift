@@ -73,6 +73,7 @@ extension IORing {
         _ fd: Int32, to address: UnsafePointer<sockaddr>, length: socklen_t,
         timeout: UnsafeMutablePointer<__kernel_timespec>, userData: UserData, timeoutUserData: UserData
     ) {
+        reserve(2)
         let connect = nextSubmission()
         io_uring_prep_connect(connect, fd, address, length)
         connect.pointee.flags |= curing_sqe_io_link

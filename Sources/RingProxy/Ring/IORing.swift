@@ -85,6 +85,16 @@ public struct IORing: ~Copyable {
         }
     }
 
+    /// Makes room for `count` entries, flushing the queue to the kernel first when it has less: linked
+    /// entries must reach the kernel in the same submit, or the link is lost (a connect without its timeout).
+    @inline(__always)
+    public mutating func reserve(_ count: UInt32) {
+        guard io_uring_sq_space_left(raw) < count else { return }
+        submit()
+        // SQPOLL: the kernel thread has not consumed entries yet.
+        while io_uring_sq_space_left(raw) < count { _ = io_uring_sqring_wait(raw) }
+    }
+
     /// Submits what is queued without waiting.
     @discardableResult
     public mutating func submit() -> Int32 {
