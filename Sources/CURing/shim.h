@@ -13,6 +13,8 @@
 #include <sys/eventfd.h>
 #include <spawn.h>
 #include <netinet/in.h>
+#include <sys/ioctl.h>
+#include <linux/sockios.h>
 
 // Kernel 6.10+: recv/send a bundle of provided buffers in one operation.
 #ifndef IORING_RECVSEND_BUNDLE
@@ -53,6 +55,13 @@ extern unsigned long curing_pthread_self(void) __asm__("pthread_self");
 extern int curing_spawn_file_actions_addclosefrom(posix_spawn_file_actions_t *actions, int from) __asm__("posix_spawn_file_actions_addclosefrom_np");
 extern int curing_accept4(int fd, struct sockaddr *address, socklen_t *length, int flags) __asm__("accept4");
 extern ssize_t curing_getrandom(void *buffer, size_t length, unsigned int flags) __asm__("getrandom");
+
+// ioctl is variadic, which Swift does not import. The bytes sent on a socket that its peer has not
+// acknowledged yet (SIOCOUTQ), or -1.
+static inline int curing_unacknowledged_bytes(int fd) {
+    int value = 0;
+    return ioctl(fd, SIOCOUTQ, &value) == 0 ? value : -1;
+}
 
 // Atomics on plain machine words in memory Swift did not initialise (the backend table is mapped zeroed and
 // touched lazily, so Synchronization.Atomic, which needs initialised storage, does not fit).

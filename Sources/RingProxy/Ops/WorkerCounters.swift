@@ -7,7 +7,7 @@ public final class WorkerCounters: @unchecked Sendable {
         case accepted, active, closed
         case connectFailures, noBackend, backendSocketErrors
         case acceptErrors, acceptOverflows, idleTimeouts, clientAddressUnknown
-        case bufferRingEmpty, zeroCopySends
+        case bufferRingEmpty, zeroCopySends, resetsDeferred
         case submissions, completions, kernelEnters, staleCompletions
         case bytesUpstream, bytesDownstream
     }

@@ -18,6 +18,9 @@ struct Connection {
     var holdsReservation = false
     /// This connection is the trial of a backend marked down: its connect decides the backend's health.
     var isTrial = false
+    /// Closed for a failure, its reset waits until the surviving peer has acknowledged every byte sent to it
+    /// (in the worker's `lingering` list, through `waitLinks`).
+    var isLingering = false
     var tried = BackendSet()
     /// The hash of the client's IP address, for `source-hash` pools (0 when not needed).
     var clientKey: UInt64 = 0
@@ -29,8 +32,8 @@ struct Connection {
     var bytesDownstream: UInt64 = 0
     var wheelLinks = SlotLinks()
     var wheelBucket: UInt16 = 0
-    /// Links in the one wait list a connection can be on: waiting for a receive buffer (established) or for a
-    /// file descriptor to connect with (connecting).
+    /// Links in the one wait list a connection can be on: waiting for a receive buffer (established), for a
+    /// file descriptor to connect with (connecting), or for its peer to take the last bytes (lingering).
     var waitLinks = SlotLinks()
 
     @inline(__always)

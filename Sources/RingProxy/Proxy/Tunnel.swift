@@ -13,6 +13,9 @@ import Glibc
 /// - backpressure: a direction holding `pauseAt` buffers cancels its receive, and arms it again once no more
 ///   than `resumeAt` are left, so a stalled reader stalls its writer and holds a few buffers, not the stream;
 /// - a buffer goes back to the ring only when no send can still read it;
+/// - errors are per direction: when one side fails (a reset, a failed send to it), what it sent before
+///   still goes to the other side, in full, and only then is the failure passed on as a reset; what was
+///   going to the failed side is dropped;
 /// - the slot is released only when no operation is in flight, so no completion outlives its tunnel.
 public struct Tunnel: Sendable {
     public static let pauseAt: UInt16 = 4
@@ -29,7 +32,8 @@ public struct Tunnel: Sendable {
             case open
             /// The source sent EOF: send what is queued, then shut the destination's write side.
             case draining
-            /// Every byte was sent and the destination was shut down for writing.
+            /// Every byte was sent and the destination was shut down for writing; or the destination failed
+            /// and what was left for it was dropped.
             case finished
         }
         public internal(set) var state = State.open
@@ -51,7 +55,8 @@ public struct Tunnel: Sendable {
     public private(set) var pendingOperations: UInt8 = 0
     public private(set) var connectPending = false
     public private(set) var retriesLeft: UInt8
-    /// Why the tunnel is closing (`.open` until it is), and for an error, its errno.
+    /// Why the tunnel is closing, or will close once what a failed side sent is delivered (`.open` until
+    /// then), and for an error, its errno.
     public private(set) var closeReason = CloseReason.open
     public private(set) var closeError: Int32 = 0
     /// The PROXY protocol header to send to the backend before any payload (0: none), and how much of it went.
@@ -125,6 +130,11 @@ public struct Tunnel: Sendable {
                 if let buffer { actions.append(.recycle(buffer: buffer)) }
                 return finishIfIdle(&actions)
             }
+            guard pipe(direction).state == .open else {
+                // Bytes for a side that failed, landed before the receive's cancel took effect.
+                if let buffer { actions.append(.recycle(buffer: buffer)) }
+                return
+            }
             if result > 0, let buffer {
                 update(direction) { $0.queue.append(buffer, length: UInt32(result), links) }
                 if !pipe(direction).sendPending { sendHead(direction, links, &actions) }
@@ -133,7 +143,7 @@ public struct Tunnel: Sendable {
                 if let buffer { actions.append(.recycle(buffer: buffer)) }
                 update(direction) { $0.state = .draining }
                 let pipe = pipe(direction)
-                if !pipe.sendPending && pipe.queue.isEmpty { finish(direction, &actions) }
+                if !pipe.sendPending && pipe.queue.isEmpty { finish(direction, links, &actions) }
             } else if result == -ENOBUFS {
                 // Every buffer of the ring is in use: wait for one, never fail the connection for it.
                 update(direction) { $0.waitingForBuffers = true }
@@ -144,8 +154,7 @@ public struct Tunnel: Sendable {
                 regulate(direction, &actions)
             } else {
                 if let buffer { actions.append(.recycle(buffer: buffer)) }
-                closeError = -result
-                beginClose(direction.source == .client ? .clientError : .backendError, links, &actions)
+                sideFailed(direction.source, error: -result, sourceEnded: true, links, &actions)
             }
 
         case .sent(let direction, let result):
@@ -160,12 +169,17 @@ public struct Tunnel: Sendable {
                 }
                 return finishIfIdle(&actions)
             }
+            if pipe(direction).state == .finished {
+                // Its destination failed while this send was in flight: nothing more goes there.
+                var pipe = pipe(direction)
+                if !pipe.queue.isEmpty { actions.append(.recycle(buffer: pipe.queue.removeHead(links))) }
+                return update(direction) { $0 = pipe }
+            }
             if result == -EINTR || result == -EAGAIN {
                 return sendHead(direction, links, &actions)
             }
             guard result > 0 else {
-                closeError = -result
-                return beginClose(direction.destination == .client ? .clientError : .backendError, links, &actions)
+                return sideFailed(direction.destination, error: -result, sourceEnded: false, links, &actions)
             }
             var pipe = pipe(direction)
             pipe.headSent += UInt32(result)
@@ -179,7 +193,7 @@ public struct Tunnel: Sendable {
             if !pipe.queue.isEmpty {
                 sendHead(direction, links, &actions)
             } else if pipe.state == .draining {
-                finish(direction, &actions)
+                finish(direction, links, &actions)
             }
             regulate(direction, &actions)
 
@@ -187,11 +201,10 @@ public struct Tunnel: Sendable {
             completeOne()
             upstream.sendPending = false
             sendingHeader = false
-            guard phase == .established else { return finishIfIdle(&actions) }
+            guard phase == .established, upstream.state != .finished else { return finishIfIdle(&actions) }
             let retry = result == -EINTR || result == -EAGAIN
             guard result > 0 || retry else {
-                closeError = -result
-                return beginClose(.backendError, links, &actions)
+                return sideFailed(.backend, error: -result, sourceEnded: false, links, &actions)
             }
             if !retry { headerSent = UInt8(clamping: Int(headerSent) + Int(result)) }
             if headerSent < headerLength {
@@ -203,7 +216,7 @@ public struct Tunnel: Sendable {
             if !upstream.queue.isEmpty {
                 sendHead(.upstream, links, &actions)
             } else if upstream.state == .draining {
-                finish(.upstream, &actions)
+                finish(.upstream, links, &actions)
             }
 
         case .buffersAvailable(let direction):
@@ -255,16 +268,47 @@ public struct Tunnel: Sendable {
     /// The direction's source ended and every byte reached the destination: pass the EOF on. When the
     /// other direction is finished too, the tunnel is done (and both sockets' receive queues are empty,
     /// so the close sends FIN, not RST).
-    private mutating func finish(_ direction: Direction, _ actions: inout TunnelActions) {
+    private mutating func finish(_ direction: Direction, _ links: borrowing BufferLinks, _ actions: inout TunnelActions) {
         update(direction) { $0.state = .finished }
         let other = direction == .upstream ? downstream : upstream
-        if other.state == .finished {
+        if other.state == .finished && closeReason != .open {
+            // The other side failed: everything it sent is delivered, now pass the failure on.
+            beginClose(closeReason, links, &actions)
+        } else if other.state == .finished {
             phase = .closing
             closeReason = .completed
             finishIfIdle(&actions)
         } else {
             actions.append(.shutdownWrite(direction))
         }
+    }
+
+    /// `side` failed: a receive from it ended in an error (`sourceEnded`), or a send to it did. What it sent
+    /// before still goes to the other side; what was going to it is dropped at once. The tunnel closes, passing
+    /// the failure on, when the direction from the failed side has delivered its last byte.
+    private mutating func sideFailed(
+        _ side: Side, error: Int32, sourceEnded: Bool, _ links: borrowing BufferLinks, _ actions: inout TunnelActions
+    ) {
+        if closeError == 0 { closeError = error }
+        let reason: CloseReason = side == .client ? .clientError : .backendError
+        let from: Direction = side == .client ? .upstream : .downstream
+        if sourceEnded && pipe(from).state == .open { update(from) { $0.state = .draining } }
+        let rest = pipe(from)
+        let delivered = rest.state == .finished || (rest.state == .draining && rest.queue.isEmpty && !rest.sendPending)
+        guard !delivered else { return beginClose(reason, links, &actions) }
+        closeReason = reason
+        let toward: Direction = from == .upstream ? .downstream : .upstream
+        var pipe = pipe(toward)
+        let keepHead = pipe.sendPending && !(toward == .upstream && sendingHeader)
+        let unsent = pipe.queue.detach(keepingHead: keepHead, links)
+        if !unsent.isEmpty { actions.append(.recycleChain(first: unsent.head, count: unsent.count)) }
+        pipe.state = .finished
+        pipe.waitingForBuffers = false
+        if pipe.recvArmed && !pipe.recvCancelled {
+            pipe.recvCancelled = true
+            actions.append(.cancelReceive(toward))
+        }
+        update(toward) { $0 = pipe }
     }
 
     /// Stops both directions: gives back every buffer no send can still read, cancels what is in flight, and

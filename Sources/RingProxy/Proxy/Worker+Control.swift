@@ -13,6 +13,7 @@ extension Worker {
         armTick()
         acceptPaused = false
         if !awaitingDescriptor.isEmpty { retryAwaitingDescriptor() }
+        if !lingering.isEmpty { closeLingering() }
         wheel.advance()
         // Each expired slot is handled before the next is looked at, and handling one touches no other.
         while let slot = wheel.popExpired(in: table) {
@@ -67,5 +68,6 @@ extension Worker {
         for slot in 0..<table.highWater where table[slot].pointee.tunnel.phase != .closed {
             handle(slot, .terminate)
         }
+        closeLingering(all: true)
     }
 }

@@ -27,6 +27,8 @@ struct WorkerSetup: Sendable {
 /// (`Worker+Backends`), plans and phases (`Worker+Control`).
 struct Worker: ~Copyable {
     static let tickInterval = Duration.milliseconds(250)
+    /// How long a reset waits for the surviving peer to acknowledge what was sent to it: 10 s.
+    static let lingerTicks: UInt32 = 40
     static let completionBatch = 512
 
     let index: Int
@@ -44,6 +46,9 @@ struct Worker: ~Copyable {
     /// Clients whose backend socket could not be opened for want of a file descriptor (EMFILE, ENFILE); their
     /// connect is tried again once connections have closed.
     var awaitingDescriptor = SlotList(\.waitLinks)
+    /// Tunnels that passed a reset on after delivering what the failed side sent: their close waits until the
+    /// surviving peer has acknowledged every byte, since a close with RST drops what its socket still holds.
+    var lingering = SlotList(\.waitLinks)
     /// Sockets were closed during the last turn: descriptors are free once that turn's closes are submitted.
     var descriptorsFreed = false
     /// The configuration being run. A connection's `listener` is an index into `plan.listeners`, which
@@ -270,16 +275,69 @@ struct Worker: ~Copyable {
         case .cancel(let side):
             ring.cancelAll(on: connection.pointee.fd(side), userData: UserData(.cancel, slot: slot))
         case .close(let abortive):
-            if plan.config.accessLog { logAccess(connection) }
-            closeSocket(connection.pointee.clientFD, abortive: abortive, slot)
-            if connection.pointee.backendFD >= 0 { closeSocket(connection.pointee.backendFD, abortive: abortive, slot) }
+            if abortive, let fd = survivingFD(connection), curing_unacknowledged_bytes(fd) > 0 {
+                return linger(slot)
+            }
+            closeSockets(slot, abortive: abortive)
         case .release:
-            wheel.remove(slot, in: table)
-            starved.remove(slot, in: table)
-            awaitingDescriptor.remove(slot, in: table)
-            releaseBackend(connection)
-            table.free(slot)
-            counters.add(1, .closed)
+            guard !connection.pointee.isLingering else { return }  // the tick releases it once delivered
+            release(slot)
+        }
+    }
+
+    private mutating func closeSockets(_ slot: UInt32, abortive: Bool) {
+        let connection = table[slot]
+        if plan.config.accessLog { logAccess(connection) }
+        closeSocket(connection.pointee.clientFD, abortive: abortive, slot)
+        if connection.pointee.backendFD >= 0 { closeSocket(connection.pointee.backendFD, abortive: abortive, slot) }
+    }
+
+    private mutating func release(_ slot: UInt32) {
+        wheel.remove(slot, in: table)
+        starved.remove(slot, in: table)
+        awaitingDescriptor.remove(slot, in: table)
+        lingering.remove(slot, in: table)
+        releaseBackend(table[slot])
+        table.free(slot)
+        counters.add(1, .closed)
+    }
+
+    // MARK: - Passing a reset on
+
+    /// The socket of the side that did not fail, when the tunnel closes for a failure.
+    private func survivingFD(_ connection: UnsafeMutablePointer<Connection>) -> Int32? {
+        switch connection.pointee.tunnel.closeReason {
+        case .backendError: connection.pointee.clientFD
+        case .clientError: connection.pointee.backendFD >= 0 ? connection.pointee.backendFD : nil
+        default: nil
+        }
+    }
+
+    /// Holds a closed tunnel's sockets until the surviving peer has acknowledged every byte sent to it.
+    private mutating func linger(_ slot: UInt32) {
+        table[slot].pointee.isLingering = true
+        table[slot].pointee.lastActive = wheel.now
+        wheel.remove(slot, in: table)
+        starved.remove(slot, in: table)
+        lingering.insert(slot, in: table)
+        counters.add(1, .resetsDeferred)
+    }
+
+    /// From the tick: closes, with RST, the lingering tunnels whose peer has everything (or that waited
+    /// `lingerTicks`); with `all`, every one (the proxy is stopping).
+    mutating func closeLingering(all: Bool = false) {
+        var waiting = lingering
+        lingering = SlotList(\.waitLinks)
+        while let slot = waiting.popFirst(in: table) {
+            let connection = table[slot]
+            let delivered = survivingFD(connection).map { curing_unacknowledged_bytes($0) <= 0 } ?? true
+            if !all && !delivered && wheel.now &- connection.pointee.lastActive < Self.lingerTicks {
+                lingering.insert(slot, in: table)
+                continue
+            }
+            connection.pointee.isLingering = false
+            closeSockets(slot, abortive: true)
+            release(slot)
         }
     }
 
