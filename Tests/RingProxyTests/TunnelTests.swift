@@ -249,6 +249,10 @@ private struct TunnelModel {
     var nextBuffer: UInt16 = 0
     var released = false
     var sendsInFlight = [Direction: Int]()
+    /// Bytes of each direction's spill, while it has one.
+    var spills = [Direction: UInt32]()
+    /// Directions whose armed receive is single-shot.
+    var oneShot = Set<Direction>()
     var pauses = 0
 
     init(random seed: UInt64) {
@@ -268,6 +272,8 @@ private struct TunnelModel {
                 apply(receiveCompletion(direction), links)
             } else if random.below(40) == 0 {
                 apply(.idleTimeout, links)
+            } else if random.below(3) == 0 {
+                apply(.evict(random.below(2) == 0 ? .upstream : .downstream), links)
             } else {
                 apply(.buffersAvailable(random.below(2) == 0 ? .upstream : .downstream), links)
             }
@@ -276,6 +282,7 @@ private struct TunnelModel {
         settle(links)
         if !released { violations.append("never released (phase \(tunnel.phase), pending \(tunnel.pendingOperations))") }
         if !buffersOut.isEmpty { violations.append("buffers never returned: \(buffersOut.sorted())") }
+        if !spills.isEmpty { violations.append("spills never freed: \(spills)") }
     }
 
     /// Completes everything still in flight, as the kernel would after cancels.
@@ -301,7 +308,7 @@ private struct TunnelModel {
         default:
             nextBuffer &+= 1
             buffersOut.insert(nextBuffer)
-            let armed = random.below(20) > 0
+            let armed = !oneShot.contains(direction) && random.below(20) > 0
             if !armed { receiving[direction] = false }
             return .received(direction, result: Int32(1 + random.below(16384)), buffer: nextBuffer, armed: armed)
         }
@@ -331,10 +338,11 @@ private struct TunnelModel {
                     inFlight.append(.connectCompleted(random.below(5) == 0 ? -ECONNREFUSED : 0))
                     inFlight.append(.connectTimeoutCompleted)
                 }
-            case .recv(let direction, _):
+            case .recv(let direction, _), .recvOnce(let direction):
                 if receiving[direction]! { violations.append("a second receive armed on \(direction)") }
                 receiving[direction] = true
                 cancelAsked[direction] = false
+                if case .recvOnce = action { oneShot.insert(direction) } else { oneShot.remove(direction) }
             case .cancelReceive(let direction):
                 cancelAsked[direction] = true
                 pauses += 1
@@ -355,6 +363,32 @@ private struct TunnelModel {
                 let roll = random.below(10)
                 let result: Int32 = roll == 0 ? -ECONNRESET : roll < 3 ? Int32(1 + random.below(Int(length))) : Int32(length)
                 inFlight.append(.headerSent(result: result))
+            case .cancelSend(let direction):
+                // The send completes cancelled, having sent part of its bytes, or in full all the same.
+                inFlight = inFlight.map { pending in
+                    guard case .sent(direction, let result) = pending, result > 0 else { return pending }
+                    return .sent(direction, result: random.below(3) == 0 ? -ECANCELED : Int32(1 + random.below(Int(result))))
+                }
+            case .spill(let direction, let first, let count, _, let bytes):
+                if spills[direction] != nil { violations.append("a second spill on \(direction)") }
+                if bytes == 0 { violations.append("an empty spill") }
+                spills[direction] = bytes
+                var buffer = first
+                for _ in 0..<count {
+                    let next = links.next[Int(buffer)]
+                    recycle(buffer)
+                    buffer = next
+                }
+            case .sendSpill(let direction, let offset, let length):
+                sendsInFlight[direction, default: 0] += 1
+                if sendsInFlight[direction]! > 1 { violations.append("two sends in flight on \(direction)") }
+                if spills[direction].map({ offset + length != $0 }) ?? true { violations.append("spill send past its spill") }
+                let roll = random.below(10)
+                let result: Int32 = random.below(100) == 0 ? -EPIPE : roll < 3 ? Int32(1 + random.below(Int(length))) : Int32(length)
+                inFlight.append(.sent(direction, result: result))
+            case .freeSpill(let direction):
+                if spills.removeValue(forKey: direction) == nil { violations.append("free of a spill not held on \(direction)") }
+                if sendsInFlight[direction, default: 0] > 0 { violations.append("spill freed while a send is in flight on \(direction)") }
             case .recycle(let buffer):
                 recycle(buffer)
             case .recycleChain(let first, let count):
@@ -394,7 +428,8 @@ private struct TunnelModel {
     func isBeingSent(_ buffer: UInt16) -> Bool {
         Direction.allCases.contains { direction in
             let pipe = tunnel.pipe(direction)
-            return pipe.sendPending && !(direction == .upstream && tunnel.sendingHeader) && !pipe.queue.isEmpty && pipe.queue.head == buffer
+            return pipe.sendPending && pipe.spilled == 0 && !(direction == .upstream && tunnel.sendingHeader)
+                && !pipe.queue.isEmpty && pipe.queue.head == buffer
         }
     }
 }

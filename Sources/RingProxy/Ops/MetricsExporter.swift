@@ -50,6 +50,7 @@ final class MetricsExporter: Sendable {
             for (index, counters) in proxy.counters.enumerated() {
                 let labels = [("worker", "\(index)")]
                 series.gauge("ringproxy_worker_active_connections", labels, counters[.active], factory)
+                series.gauge("ringproxy_worker_spilled_bytes", labels, counters[.spilledBytes], factory)
                 for (name, counter) in Self.workerCounters {
                     series.counter("ringproxy_worker_\(name)_total", labels, counters[counter], factory)
                 }
@@ -72,7 +73,7 @@ final class MetricsExporter: Sendable {
         ("bytes_upstream", .bytesUpstream), ("bytes_downstream", .bytesDownstream),
         ("sqes_submitted", .submissions), ("cqes_reaped", .completions), ("kernel_enters", .kernelEnters),
         ("buffer_ring_empty", .bufferRingEmpty), ("zero_copy_sends", .zeroCopySends),
-        ("resets_deferred", .resetsDeferred),
+        ("resets_deferred", .resetsDeferred), ("spills", .spills),
     ]
 }
 

@@ -12,6 +12,8 @@ import Glibc
 ///   (liburing's proxy example calls this out);
 /// - backpressure: a direction holding `pauseAt` buffers cancels its receive, and arms it again once no more
 ///   than `resumeAt` are left, so a stalled reader stalls its writer and holds a few buffers, not the stream;
+/// - under buffer pressure the worker evicts backed-up directions: their unsent bytes are copied out
+///   (`spill`), their buffers go back to the ring, and they receive again only once the copy is sent;
 /// - a buffer goes back to the ring only when no send can still read it;
 /// - errors are per direction: when one side fails (a reset, a failed send to it), what it sent before
 ///   still goes to the other side, in full, and only then is the failure passed on as a reset; what was
@@ -46,6 +48,16 @@ public struct Tunnel: Sendable {
         public internal(set) var queue = BufferChain()
         /// Bytes of the head buffer already sent (a short send resumes here).
         public internal(set) var headSent: UInt32 = 0
+        /// Bytes copied out of the ring's buffers into memory of the connection's own, sent before anything
+        /// in `queue` (a backed-up direction gives its buffers up under pressure); 0 when none.
+        public internal(set) var spilled: UInt32 = 0
+        /// Of those, the bytes sent.
+        public internal(set) var spillSent: UInt32 = 0
+        /// The send in flight was cancelled so that the queue can be spilled once it completes.
+        public internal(set) var evicting = false
+        /// Spilled once: a slow reader. From then on it receives one buffer at a time (single-shot), so that
+        /// it never again takes more of the pool than `resumeAt + 1` buffers.
+        public internal(set) var careful = false
     }
 
     public private(set) var phase = Phase.connecting
@@ -137,7 +149,7 @@ public struct Tunnel: Sendable {
             }
             if result > 0, let buffer {
                 update(direction) { $0.queue.append(buffer, length: UInt32(result), links) }
-                if !pipe(direction).sendPending { sendHead(direction, links, &actions) }
+                if !pipe(direction).sendPending { sendNext(direction, links, &actions) }
                 regulate(direction, &actions)
             } else if result == 0 {
                 if let buffer { actions.append(.recycle(buffer: buffer)) }
@@ -160,38 +172,55 @@ public struct Tunnel: Sendable {
         case .sent(let direction, let result):
             completeOne()
             update(direction) { $0.sendPending = false }
-            guard phase == .established else {
-                // The head was kept for this send; now nothing reads it.
-                if !pipe(direction).queue.isEmpty {
-                    var pipe = pipe(direction)
-                    actions.append(.recycle(buffer: pipe.queue.removeHead(links)))
-                    update(direction) { $0 = pipe }
-                }
+            guard phase == .established, pipe(direction).state != .finished else {
+                // Closing, or its destination failed while this send was in flight: what it read goes back.
+                releaseInFlight(direction, links, &actions)
                 return finishIfIdle(&actions)
             }
-            if pipe(direction).state == .finished {
-                // Its destination failed while this send was in flight: nothing more goes there.
-                var pipe = pipe(direction)
-                if !pipe.queue.isEmpty { actions.append(.recycle(buffer: pipe.queue.removeHead(links))) }
-                return update(direction) { $0 = pipe }
+            var pipe = pipe(direction)
+            if pipe.evicting {
+                pipe.evicting = false
+                // Cancelled (or done anyway): keep what went, spill the rest.
+                if result > 0 {
+                    pipe.headSent += UInt32(result)
+                } else if result != -ECANCELED && result != -EINTR && result != -EAGAIN {
+                    update(direction) { $0 = pipe }
+                    return sideFailed(direction.destination, error: -result, sourceEnded: false, links, &actions)
+                }
+                if pipe.headSent == pipe.queue.headLength(links) {
+                    actions.append(.recycle(buffer: pipe.queue.removeHead(links)))
+                    pipe.headSent = 0
+                }
+                update(direction) { $0 = pipe }
+                return spillQueue(direction, links, &actions)
             }
             if result == -EINTR || result == -EAGAIN {
-                return sendHead(direction, links, &actions)
+                return sendNext(direction, links, &actions)
             }
             guard result > 0 else {
                 return sideFailed(direction.destination, error: -result, sourceEnded: false, links, &actions)
             }
-            var pipe = pipe(direction)
-            pipe.headSent += UInt32(result)
-            if pipe.headSent < pipe.queue.headLength(links) {
-                update(direction) { $0 = pipe }
-                return sendHead(direction, links, &actions)  // a short send: resume at the first unsent byte
+            if pipe.spilled > 0 {
+                pipe.spillSent += UInt32(result)
+                if pipe.spillSent < pipe.spilled {
+                    update(direction) { $0 = pipe }
+                    return sendNext(direction, links, &actions)
+                }
+                actions.append(.freeSpill(direction))
+                pipe.spilled = 0
+                pipe.spillSent = 0
+            } else {
+                pipe.headSent += UInt32(result)
+                if pipe.headSent < pipe.queue.headLength(links) {
+                    update(direction) { $0 = pipe }
+                    return sendNext(direction, links, &actions)  // a short send: resume at the first unsent byte
+                }
+                actions.append(.recycle(buffer: pipe.queue.removeHead(links)))
+                pipe.headSent = 0
             }
-            actions.append(.recycle(buffer: pipe.queue.removeHead(links)))
-            pipe.headSent = 0
             update(direction) { $0 = pipe }
             if !pipe.queue.isEmpty {
-                sendHead(direction, links, &actions)
+                sendNext(direction, links, &actions)
             } else if pipe.state == .draining {
                 finish(direction, links, &actions)
             }
@@ -214,10 +243,13 @@ public struct Tunnel: Sendable {
                 return actions.append(.sendHeader(offset: UInt32(headerSent), length: UInt32(headerLength - headerSent)))
             }
             if !upstream.queue.isEmpty {
-                sendHead(.upstream, links, &actions)
+                sendNext(.upstream, links, &actions)
             } else if upstream.state == .draining {
                 finish(.upstream, links, &actions)
             }
+
+        case .evict(let direction):
+            evict(direction, links, &actions)
 
         case .buffersAvailable(let direction):
             update(direction) { $0.waitingForBuffers = false }
@@ -243,7 +275,7 @@ public struct Tunnel: Sendable {
                 update(direction) { $0.recvCancelled = true }
                 actions.append(.cancelReceive(direction))
             }
-        } else if pipe.queue.count <= Self.resumeAt {
+        } else if pipe.queue.count <= Self.resumeAt && pipe.spilled == 0 {
             receive(direction, pollFirst: false, &actions)
         }
     }
@@ -254,15 +286,101 @@ public struct Tunnel: Sendable {
             $0.recvCancelled = false
         }
         pendingOperations += 1
-        actions.append(.recv(direction, pollFirst: pollFirst))
+        actions.append(pipe(direction).careful ? .recvOnce(direction) : .recv(direction, pollFirst: pollFirst))
     }
 
-    private mutating func sendHead(_ direction: Direction, _ links: borrowing BufferLinks, _ actions: inout TunnelActions) {
+    /// Sends what comes next: the rest of the spill, or else the rest of the queue's head.
+    private mutating func sendNext(_ direction: Direction, _ links: borrowing BufferLinks, _ actions: inout TunnelActions) {
         let pipe = pipe(direction)
         update(direction) { $0.sendPending = true }
         pendingOperations += 1
-        actions.append(.send(
-            direction, buffer: pipe.queue.head, offset: pipe.headSent, length: pipe.queue.headLength(links) - pipe.headSent))
+        if pipe.spilled > 0 {
+            actions.append(.sendSpill(direction, offset: pipe.spillSent, length: pipe.spilled - pipe.spillSent))
+        } else {
+            actions.append(.send(
+                direction, buffer: pipe.queue.head, offset: pipe.headSent, length: pipe.queue.headLength(links) - pipe.headSent))
+        }
+    }
+
+    /// A send of the queue's head is in flight (not of the PROXY header, not of the spill): the head must
+    /// stay until it completes.
+    private func headInFlight(_ direction: Direction) -> Bool {
+        let pipe = pipe(direction)
+        return pipe.sendPending && pipe.spilled == 0 && !(direction == .upstream && sendingHeader)
+    }
+
+    // MARK: - Buffer pressure
+
+    /// The worker is short of buffers and this direction is backed up: stop receiving, take the send in
+    /// flight back (its completion says how much went), then spill what is left.
+    private mutating func evict(_ direction: Direction, _ links: borrowing BufferLinks, _ actions: inout TunnelActions) {
+        var pipe = pipe(direction)
+        guard phase == .established, pipe.state != .finished, pipe.spilled == 0, !pipe.evicting, !pipe.queue.isEmpty,
+              !pipe.sendPending || headInFlight(direction) else { return }
+        if pipe.recvArmed && !pipe.recvCancelled {
+            pipe.recvCancelled = true
+            actions.append(.cancelReceive(direction))
+        }
+        if pipe.sendPending {
+            pipe.evicting = true
+            actions.append(.cancelSend(direction))
+        }
+        update(direction) { $0 = pipe }
+        if !pipe.sendPending { spillQueue(direction, links, &actions) }
+    }
+
+    /// Copies the queue's unsent bytes out, gives its buffers back, and sends the copy.
+    private mutating func spillQueue(_ direction: Direction, _ links: borrowing BufferLinks, _ actions: inout TunnelActions) {
+        var pipe = pipe(direction)
+        guard !pipe.queue.isEmpty else {
+            if pipe.state == .draining { return finish(direction, links, &actions) }
+            return regulate(direction, &actions)
+        }
+        var bytes: UInt32 = 0
+        var buffer = pipe.queue.head
+        for _ in 0..<pipe.queue.count {
+            bytes += links.length[Int(buffer)]
+            buffer = links.next[Int(buffer)]
+        }
+        bytes -= pipe.headSent
+        let chain = pipe.queue.detach(keepingHead: false, links)
+        actions.append(.spill(direction, first: chain.head, count: chain.count, skip: pipe.headSent, bytes: bytes))
+        pipe.spilled = bytes
+        pipe.spillSent = 0
+        pipe.headSent = 0
+        pipe.careful = true
+        update(direction) { $0 = pipe }
+        sendNext(direction, links, &actions)
+    }
+
+    /// A send ended on a direction that sends no more: gives back what it read (the head, or the spill).
+    private mutating func releaseInFlight(_ direction: Direction, _ links: borrowing BufferLinks, _ actions: inout TunnelActions) {
+        var pipe = pipe(direction)
+        if pipe.spilled > 0 {
+            actions.append(.freeSpill(direction))
+            pipe.spilled = 0
+            pipe.spillSent = 0
+        } else if !pipe.queue.isEmpty {
+            actions.append(.recycle(buffer: pipe.queue.removeHead(links)))
+        }
+        pipe.evicting = false
+        update(direction) { $0 = pipe }
+    }
+
+    /// Gives back what a direction that sends no more holds: every buffer but a head being sent, and its
+    /// spill unless a send of it is in flight (those go when that send completes).
+    private mutating func dropUnsent(_ direction: Direction, _ links: borrowing BufferLinks, _ actions: inout TunnelActions) {
+        let keepHead = headInFlight(direction)
+        var pipe = pipe(direction)
+        pipe.waitingForBuffers = false
+        let unsent = pipe.queue.detach(keepingHead: keepHead, links)
+        if !unsent.isEmpty { actions.append(.recycleChain(first: unsent.head, count: unsent.count)) }
+        if pipe.spilled > 0 && !pipe.sendPending {
+            actions.append(.freeSpill(direction))
+            pipe.spilled = 0
+            pipe.spillSent = 0
+        }
+        update(direction) { $0 = pipe }
     }
 
     /// The direction's source ended and every byte reached the destination: pass the EOF on. When the
@@ -298,12 +416,9 @@ public struct Tunnel: Sendable {
         guard !delivered else { return beginClose(reason, links, &actions) }
         closeReason = reason
         let toward: Direction = from == .upstream ? .downstream : .upstream
+        dropUnsent(toward, links, &actions)
         var pipe = pipe(toward)
-        let keepHead = pipe.sendPending && !(toward == .upstream && sendingHeader)
-        let unsent = pipe.queue.detach(keepingHead: keepHead, links)
-        if !unsent.isEmpty { actions.append(.recycleChain(first: unsent.head, count: unsent.count)) }
         pipe.state = .finished
-        pipe.waitingForBuffers = false
         if pipe.recvArmed && !pipe.recvCancelled {
             pipe.recvCancelled = true
             actions.append(.cancelReceive(toward))
@@ -317,16 +432,7 @@ public struct Tunnel: Sendable {
         guard phase != .closing && phase != .closed else { return }
         phase = .closing
         closeReason = reason
-        for direction in Direction.allCases {
-            var pipe = pipe(direction)
-            pipe.waitingForBuffers = false
-            // The head of a direction with a send in flight stays until that send completes (unless what is
-            // in flight is the PROXY header, which is not in the queue).
-            let keepHead = pipe.sendPending && !(direction == .upstream && sendingHeader)
-            let unsent = pipe.queue.detach(keepingHead: keepHead, links)
-            if !unsent.isEmpty { actions.append(.recycleChain(first: unsent.head, count: unsent.count)) }
-            update(direction) { $0 = pipe }
-        }
+        for direction in Direction.allCases { dropUnsent(direction, links, &actions) }
         if upstream.recvArmed || downstream.sendPending { actions.append(.cancel(.client)) }
         if downstream.recvArmed || upstream.sendPending || connectPending { actions.append(.cancel(.backend)) }
         finishIfIdle(&actions)

@@ -33,6 +33,8 @@ public enum TunnelEvent: Sendable, Equatable {
     case sent(Direction, result: Int32)
     /// The send of (part of) the PROXY protocol header finished: the bytes sent, or a negated errno.
     case headerSent(result: Int32)
+    /// The worker is short of receive buffers and this direction is backed up: give its buffers up.
+    case evict(Direction)
     /// The buffer ring has buffers again, for a direction that was waiting for one.
     case buffersAvailable(Direction)
     /// Nothing moved for the idle timeout.
@@ -54,11 +56,23 @@ public enum TunnelAction: Sendable, Equatable {
     case closeBackend
     /// A multishot `IORING_OP_RECV` with `IOSQE_BUFFER_SELECT` on the direction's source socket.
     case recv(Direction, pollFirst: Bool)
+    /// A single-shot `IORING_OP_RECV` with `IOSQE_BUFFER_SELECT`: one buffer at most (a direction that had to
+    /// spill receives this way).
+    case recvOnce(Direction)
     /// Cancel the direction's multishot receive (backpressure); its last completion says `-ECANCELED`.
     case cancelReceive(Direction)
     /// `IORING_OP_SEND` of `length` bytes of provided buffer `buffer`, starting at `offset`, on the
     /// direction's destination socket.
     case send(Direction, buffer: UInt16, offset: UInt32, length: UInt32)
+    /// `IORING_OP_ASYNC_CANCEL` of the direction's send in flight (its completion reports what went).
+    case cancelSend(Direction)
+    /// Copy `bytes` bytes out of the chain of `count` buffers from `first` (skipping `skip` bytes of the first)
+    /// into memory of the connection's own, and give the buffers back.
+    case spill(Direction, first: UInt16, count: UInt16, skip: UInt32, bytes: UInt32)
+    /// `IORING_OP_SEND` of `length` bytes of the direction's spill, from `offset`.
+    case sendSpill(Direction, offset: UInt32, length: UInt32)
+    /// The spill was sent (or is no longer needed): free it.
+    case freeSpill(Direction)
     /// `IORING_OP_SEND` of `length` bytes of the PROXY protocol header, from `offset`, to the backend.
     case sendHeader(offset: UInt32, length: UInt32)
     /// Give a provided buffer back to the ring.

@@ -14,6 +14,8 @@ extension Worker {
         acceptPaused = false
         if !awaitingDescriptor.isEmpty { retryAwaitingDescriptor() }
         if !lingering.isEmpty { closeLingering() }
+        // Buffers may have come back without a receive of the starved ones' own noticing.
+        if !starved.isEmpty { wakeStarved() }
         wheel.advance()
         // Each expired slot is handled before the next is looked at, and handling one touches no other.
         while let slot = wheel.popExpired(in: table) {

@@ -49,6 +49,16 @@ struct Worker: ~Copyable {
     /// Tunnels that passed a reset on after delivering what the failed side sent: their close waits until the
     /// surviving peer has acknowledged every byte, since a close with RST drops what its socket still holds.
     var lingering = SlotList(\.waitLinks)
+    /// The spills of backed-up directions (see `Worker+Pressure`), by `spillKey`: only under buffer pressure.
+    var spills: [UInt32: Spill] = [:]
+    /// Receive buffers out beyond which backed-up directions give theirs up: three quarters of the pool.
+    let pressureMark: Int
+    /// When the last pressure scan ran (tick and loop turn), and whether a receive found the ring empty
+    /// in this turn.
+    var pressureScanTick = UInt32.max
+    var pressureScanTurn: UInt32 = 0
+    var turn: UInt32 = 0
+    var starvedThisTurn = false
     /// Sockets were closed during the last turn: descriptors are free once that turn's closes are submitted.
     var descriptorsFreed = false
     /// The configuration being run. A connection's `listener` is an index into `plan.listeners`, which
@@ -88,6 +98,7 @@ struct Worker: ~Copyable {
         }
         lentBuffers = ZeroCopyLedger(buffers: config.buffersPerWorker)
         bufferLinks = BufferLinks(buffers: config.buffersPerWorker)
+        pressureMark = config.buffersPerWorker * 3 / 4
         index = setup.index
         table = ConnectionTable(capacity: setup.connectionCapacity)
         wheel = TimerWheel(idleTicks: Self.idleTicks(config.idleTimeout))
@@ -130,7 +141,10 @@ struct Worker: ~Copyable {
             ring.submitAndWait(1)
             if descriptorsFreed { retryAwaitingDescriptor() }
             let count = ring.reapCompletions(into: completions, capacity: Self.completionBatch)
+            turn &+= 1
+            starvedThisTurn = false
             for index in 0..<count { dispatch(completions[index]) }
+            relievePressure()
             if buffers.publish() > 0 { wakeStarved() }
             armAccepts()
             publishCounters(completions: count)
@@ -174,6 +188,7 @@ struct Worker: ~Copyable {
 
     private mutating func tunnelCompleted(_ kind: OperationKind, _ completion: Completion) {
         let slot = completion.userData.slot
+        if completion.bufferID != nil { buffers.taken() }
         guard table.isLive(slot, generation: completion.userData.generation) else {
             // Cannot happen while every operation is counted, but a buffer must never leak.
             if let buffer = completion.bufferID { buffers.recycle(buffer) }
@@ -239,6 +254,10 @@ struct Worker: ~Copyable {
             ring.recvMultishot(
                 from: connection.pointee.fd(direction.source), bufferGroup: buffers.group, pollFirst: pollFirst,
                 userData: userData(.recv, slot, direction))
+        case .recvOnce(let direction):
+            ring.recv(
+                from: connection.pointee.fd(direction.source), bufferGroup: buffers.group, pollFirst: false,
+                userData: userData(.recv, slot, direction))
         case .send(let direction, let buffer, let offset, let length):
             let fd = connection.pointee.fd(direction.destination)
             let bytes = buffers.bytes(of: buffer) + Int(offset)
@@ -251,6 +270,16 @@ struct Worker: ~Copyable {
             } else {
                 ring.send(to: fd, bytes: bytes, length: length, userData: userData(.send, slot, direction))
             }
+        case .cancelSend(let direction):
+            ring.cancel(userData(.send, slot, direction), userData: UserData(.cancel, slot: slot))
+        case .spill(let direction, let first, let count, let skip, let bytes):
+            spill(slot, direction, first: first, count: count, skip: skip, bytes: bytes)
+        case .sendSpill(let direction, let offset, let length):
+            ring.send(
+                to: connection.pointee.fd(direction.destination), bytes: spillBytes(slot, direction) + Int(offset),
+                length: length, userData: userData(.send, slot, direction))
+        case .freeSpill(let direction):
+            freeSpill(slot, direction)
         case .sendHeader(let offset, let length):
             ring.send(
                 to: connection.pointee.backendFD, bytes: table.header(of: slot) + Int(offset), length: length,
@@ -271,6 +300,7 @@ struct Worker: ~Copyable {
             _ = Glibc.shutdown(connection.pointee.fd(direction.destination), Int32(SHUT_WR))
         case .waitForBuffers:
             starved.insert(slot, in: table)
+            starvedThisTurn = true
             counters.add(1, .bufferRingEmpty)
         case .cancel(let side):
             ring.cancelAll(on: connection.pointee.fd(side), userData: UserData(.cancel, slot: slot))
@@ -297,6 +327,11 @@ struct Worker: ~Copyable {
         starved.remove(slot, in: table)
         awaitingDescriptor.remove(slot, in: table)
         lingering.remove(slot, in: table)
+        if !spills.isEmpty {
+            // The tunnel frees its spills before it releases; this only keeps a mistake from leaking.
+            freeSpill(slot, .upstream)
+            freeSpill(slot, .downstream)
+        }
         releaseBackend(table[slot])
         table.free(slot)
         counters.add(1, .closed)
@@ -343,7 +378,7 @@ struct Worker: ~Copyable {
 
     /// Returns a buffer to the ring, unless a zero-copy send still lends it to the kernel.
     @inline(__always)
-    private mutating func giveBack(_ buffer: UInt16) {
+    mutating func giveBack(_ buffer: UInt16) {
         if zeroCopyThreshold == .max || lentBuffers.release(buffer) { buffers.recycle(buffer) }
     }
 
@@ -371,7 +406,7 @@ struct Worker: ~Copyable {
     }
 
     /// Re-arms the receives that found the buffer ring empty, now that buffers came back.
-    private mutating func wakeStarved() {
+    mutating func wakeStarved() {
         while let slot = starved.popFirst(in: table) {
             handle(slot, .buffersAvailable(.upstream))
             handle(slot, .buffersAvailable(.downstream))

@@ -16,6 +16,8 @@ public struct BufferRing: ~Copyable {
     private let storageBytes: Int
     private let mask: Int32
     private var staged: Int32 = 0
+    /// Buffers the kernel has handed out (reported by `taken()`) and not yet given back.
+    public private(set) var outstanding = 0
 
     /// Registers `count` (a power of two, at most 32768) buffers of `size` bytes as group `group` of `ring`.
     public init(registeringWith ring: borrowing IORing, group: UInt16, count: UInt32, size: UInt32) throws(RingError) {
@@ -51,6 +53,7 @@ public struct BufferRing: ~Copyable {
         io_uring_buf_ring_init(entries)
         for id in 0..<count { recycle(UInt16(id)) }
         publish()
+        outstanding = 0
     }
 
     /// The registration ends with the ring itself; only the memory is ours to release. The kernel keeps
@@ -71,7 +74,12 @@ public struct BufferRing: ~Copyable {
     public mutating func recycle(_ id: UInt16) {
         io_uring_buf_ring_add(entries, bytes(of: id), size, id, mask, staged)
         staged += 1
+        outstanding -= 1
     }
+
+    /// A completion carried one of these buffers.
+    @inline(__always)
+    public mutating func taken() { outstanding += 1 }
 
     /// Makes every staged buffer visible to the kernel. Returns how many were published.
     @inline(__always) @discardableResult

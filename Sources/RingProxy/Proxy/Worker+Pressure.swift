@@ -1,0 +1,71 @@
+import Glibc
+
+/// Buffer pressure: all of a worker's connections share one pool of receive buffers, and a direction whose
+/// reader has stopped keeps what it holds. When more than `pressureMark` buffers are out, backed-up
+/// directions give theirs up: their unsent bytes are copied into memory of their own (a spill, allocated
+/// here and freed once sent), the buffers go back to the ring, and they receive again only once the spill
+/// has gone. Moving connections never copy; a stalled one costs its own memory, not the pool.
+///
+/// Backed up means: holding `Tunnel.pauseAt` buffers, or holding any with a send in flight and no completion
+/// on the connection for a whole tick (a reader that stopped after a short answer).
+extension Worker {
+    /// A direction's spill: the copied bytes, sent from here before anything the direction receives later.
+    struct Spill {
+        let memory: UnsafeMutableRawPointer
+        let bytes: Int
+    }
+
+    /// At most one scan per tick, and one per `starvedScanTurns` loop turns while receives find the ring empty.
+    static let starvedScanTurns: UInt32 = 8
+
+    @inline(__always)
+    static func spillKey(_ slot: UInt32, _ direction: Direction) -> UInt32 { slot << 1 | UInt32(direction.rawValue) }
+
+    /// Evicts the backed-up directions when the pool runs low.
+    mutating func relievePressure() {
+        guard buffers.outstanding >= pressureMark else { return }
+        let newTick = pressureScanTick != wheel.now
+        guard newTick || (starvedThisTurn && turn &- pressureScanTurn >= Self.starvedScanTurns) else { return }
+        pressureScanTick = wheel.now
+        pressureScanTurn = turn
+        for slot in 0..<table.highWater where table[slot].pointee.tunnel.phase == .established {
+            let connection = table[slot]
+            let quiet = wheel.now &- connection.pointee.lastActive >= 1
+            for direction in Direction.allCases {
+                let pipe = connection.pointee.tunnel.pipe(direction)
+                guard !pipe.queue.isEmpty, pipe.queue.count >= Tunnel.pauseAt || (quiet && pipe.sendPending) else { continue }
+                handle(slot, .evict(direction))
+            }
+        }
+    }
+
+    /// Copies the unsent bytes of a chain of buffers into a spill and gives the buffers back.
+    mutating func spill(_ slot: UInt32, _ direction: Direction, first: UInt16, count: UInt16, skip: UInt32, bytes: UInt32) {
+        let memory = UnsafeMutableRawPointer.allocate(byteCount: Int(bytes), alignment: 16)
+        var written = 0
+        var buffer = first
+        for index in 0..<count {
+            let next = bufferLinks.next[Int(buffer)]
+            let offset = index == 0 ? Int(skip) : 0
+            let length = Int(bufferLinks.length[Int(buffer)]) - offset
+            (memory + written).copyMemory(from: buffers.bytes(of: buffer) + offset, byteCount: length)
+            written += length
+            giveBack(buffer)
+            buffer = next
+        }
+        precondition(written == Int(bytes), "a spill's length disagrees with its chain")
+        spills[Self.spillKey(slot, direction)] = Spill(memory: memory, bytes: Int(bytes))
+        counters.add(1, .spills)
+        counters.add(Int(bytes), .spilledBytes)
+    }
+
+    func spillBytes(_ slot: UInt32, _ direction: Direction) -> UnsafeMutableRawPointer {
+        spills[Self.spillKey(slot, direction)]!.memory
+    }
+
+    mutating func freeSpill(_ slot: UInt32, _ direction: Direction) {
+        guard let spill = spills.removeValue(forKey: Self.spillKey(slot, direction)) else { return }
+        spill.memory.deallocate()
+        counters.add(-spill.bytes, .spilledBytes)
+    }
+}
