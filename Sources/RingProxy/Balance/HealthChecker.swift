@@ -167,11 +167,11 @@ private struct HealthCheckLoop: ~Copyable {
         guard let fd = inFlight.removeValue(forKey: completion.userData.rawValue) else { return }
         Glibc.close(fd)
         let index = Int(completion.userData.slot)
-        guard completion.userData.generation == epoch, let checks = plan.config.health.checks else { return }
+        guard completion.userData.generation == epoch, plan.config.health.checks != nil else { return }
         busy.remove(index)
         let target = targets[index]
         let passed = completion.result == 0
-        if let change = table.health(of: target.id).recordCheck(passed: passed, checks: checks, now: monotonicMilliseconds()) {
+        if let change = table.health(of: target.id).recordCheck(passed: passed, policy: plan.config.health, now: monotonicMilliseconds()) {
             let error = passed ? "" : completion.result == -ECANCELED ? "timed out" : Worker.describe(errno: -completion.result)
             logger.info("backend \(change.to)", metadata: [
                 "backend": "\(target.name)", "reason": "\(change.reason)\(error.isEmpty ? "" : ": \(error)")",
