@@ -68,7 +68,7 @@ private struct HealthCheckLoop: ~Copyable {
         self.control = control
         self.table = table
         self.logger = logger
-        plan = control.read().plan
+        plan = control.latest
         interval.initialize(to: __kernel_timespec())
         timeout.initialize(to: __kernel_timespec())
         controlBuffer.initialize(to: 0)
@@ -97,10 +97,11 @@ private struct HealthCheckLoop: ~Copyable {
     private mutating func handle(_ completion: Completion) {
         switch completion.userData.kind {
         case .control:
-            let (newPlan, phase) = control.read()
+            let (plans, phase) = control.take()
             if phase == .terminating { terminating = true; return }
             ring.read(control.eventFD, into: controlBuffer, length: 8, userData: UserData(.control, slot: 0))
-            if newPlan.generation != plan.generation { adopt(newPlan) }
+            // The checker owns nothing a plan hands over: the newest one is all it needs.
+            if let newPlan = plans.last, newPlan.generation != plan.generation { adopt(newPlan) }
             control.acknowledge(plan.generation)
         case .tick:
             armTick()

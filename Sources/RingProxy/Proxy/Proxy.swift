@@ -83,6 +83,7 @@ public final class Proxy: @unchecked Sendable {
                     outcomes.withLock { $0[index] = .success(worker.ringDescription) }
                     latch.arrive()
                     worker.run()
+                    worker.stopTakingPlans()
                 } catch {
                     for listener in setup.plan.listeners { Glibc.close(listener.sockets[setup.index]) }
                     outcomes.withLock { $0[index] = .failure(error) }
@@ -136,6 +137,13 @@ public final class Proxy: @unchecked Sendable {
         }
     }
 
+    /// Closes the sockets `plan` bound for `worker`, a worker that has exited (it drained) and adopts no plan.
+    private func closeUnadopted(_ plan: RuntimePlan, since previous: RuntimePlan, worker: Int) {
+        for listener in plan.listeners where !previous.listeners.contains(where: { $0.id == listener.id }) {
+            Glibc.close(listener.sockets[worker])
+        }
+    }
+
     // MARK: - Reload
 
     /// Applies `newConfig` to new connections without dropping any: pools, weights, balancing, health and
@@ -156,9 +164,12 @@ public final class Proxy: @unchecked Sendable {
             throw error
         }
         current.withLock { $0 = next }
-        for channel in channels { channel.publish(next) }
+        var taking: [Int] = []
+        for (index, channel) in channels.enumerated() {
+            if channel.publish(next) { taking.append(index) } else { closeUnadopted(next, since: running, worker: index) }
+        }
         var lagging: [Int] = []
-        for (index, channel) in channels.enumerated() where !channel.waitUntilApplied(next.generation, timeout: .seconds(5)) {
+        for index in taking where !channels[index].waitUntilApplied(next.generation, timeout: .seconds(5)) {
             lagging.append(index)
         }
         if lagging.isEmpty == false {
