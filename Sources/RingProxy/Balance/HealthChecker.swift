@@ -123,8 +123,11 @@ private struct HealthCheckLoop: ~Copyable {
                 seen.insert(member.id).inserted ? Target(id: member.id, name: "\(listener.name)/\(member.name)", address: member.address) : nil
             }
         }
-        // Checks of the old plan still in flight point at the old addresses until they complete; they were
-        // submitted already, and the kernel copied their addresses then.
+        // Connects of the old plan prepared in this loop turn (a round started by a tick reaped in the same
+        // batch as this plan) still point at the old addresses: submitting them now, on this ring without a
+        // polling thread, makes the kernel copy those addresses before they are freed. Older checks in flight
+        // were submitted, and copied, already.
+        ring.submit()
         addresses.deallocate()
         addresses = .allocate(capacity: max(1, targets.count))
         for (index, target) in targets.enumerated() {
