@@ -116,11 +116,13 @@ public final class Proxy: @unchecked Sendable {
     /// Connections each worker admits: `max_connections` shared out, and no more than the open-files limit
     /// allows. Each client takes two descriptors (its socket and its backend's), so a limit that is reached
     /// by accepting would leave accepted clients unable to reach a backend; capping admission keeps them
-    /// waiting in the backlog instead (as HAProxy derives maxconn from `ulimit -n`).
+    /// waiting in the backlog instead (as HAProxy derives maxconn from `ulimit -n`). The admin endpoint's
+    /// connections are reserved too: a scrape storm must not take the descriptors of admitted clients.
     private func connectionCapacity(_ config: ProxyConfig) -> Int {
         let descriptors = SystemInfo.raiseOpenFileLimit()
         let backends = config.listeners.reduce(0) { $0 + $1.backends.count }
-        let reserve = 64 + config.threads * (config.listeners.count + 8) + backends
+        let admin = config.admin == nil ? 0 : AdminLimits.standard.descriptors
+        let reserve = 64 + config.threads * (config.listeners.count + 8) + backends + admin
         let allowed = max(config.threads, (descriptors - reserve) / 2)
         guard allowed < config.maxConnections else { return config.connectionsPerWorker }
         logger.warning("max_connections lowered to what the open-files limit allows (two descriptors per client)", metadata: [
@@ -200,6 +202,7 @@ public final class Proxy: @unchecked Sendable {
         case "sqpoll": config.sqpoll = old.sqpoll
         case "max_connections": config.maxConnections = old.maxConnections
         case "admin": config.admin = old.admin
+        case "admin_token_file": config.adminToken = old.adminToken
         case "log_level": config.logLevel = old.logLevel
         case "log_format": config.logFormat = old.logFormat
         default: break
