@@ -143,10 +143,11 @@ final class ControlPlaneHardeningTests: XCTestCase {
 
     // MARK: - Addresses the kernel reads after a reload
 
-    /// The system-level guard. Without a sanitizer a freed address is read only when a reload lands in the very
-    /// loop turn of a connect, so this rarely fails on a build that has the bug (it passed three runs of one);
-    /// under `make test-sanitize` AddressSanitizer reports any such read. The two tests after it hold a turn
-    /// open to make the read certain.
+    /// The system-level guard. A freed address is read only when a reload lands in the very loop turn of a
+    /// connect, so this rarely fails on a build that has the bug (it passed three runs of one). Nor would
+    /// AddressSanitizer see it: the kernel does the reading, and ASan's quarantine leaves the freed bytes as
+    /// they were. The two tests after it hold a turn open, and glibc's free overwrites the address, to make
+    /// the failure certain.
     func testReloadsInATightLoopWhileClientsConnectAndChecksRunNeverConnectToAFreedAddress() throws {
         let servers = try (0..<4).map { try TestServer(.banner("s\($0)")) }
         func backends(_ round: Int) -> [BackendSpec] {
