@@ -29,6 +29,12 @@ fi
 
 echo "== ringproxy --check on the shipped configuration and the ConfigMap's"
 "$bin/ringproxy" --config docker/ringproxy.toml --check
+# The ConfigMap's backends and admin token (the Secret the Deployment mounts) exist only in the cluster:
+# stand-ins replace them, the token at the path the file names.
+od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$work/admin-token"
+"$tools/bin/python" -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["data"]["ringproxy.toml"])' \
+  docker/k8s/configmap.yaml | sed "s#/etc/ringproxy-admin/token#$work/admin-token#" >"$work/configmap.toml"
+"$bin/ringproxy" --config "$work/configmap.toml" --backend 127.0.0.1:9000 --check
 
 echo "== $("$tools/bin/hadolint" --version)"
 "$tools/bin/hadolint" --no-color docker/Dockerfile

@@ -81,6 +81,9 @@ struct RingProxyCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Serve /metrics, /healthz and /backends here (port, or host:port; host defaults to 127.0.0.1).", valueName: "address"))
     var admin: String?
 
+    @Option(help: ArgumentHelp("A file holding the bearer token the admin endpoint requires (all but /healthz); needed when --admin is not loopback.", valueName: "file"))
+    var adminTokenFile: String?
+
     @Option(help: ArgumentHelp("On SIGTERM/SIGINT, let connections finish this long (default 30s).", valueName: "duration"))
     var drainTimeout: String?
 
@@ -133,7 +136,7 @@ struct RingProxyCommand: ParsableCommand {
         var admin: AdminServer?
         if let address = config.admin {
             do {
-                let server = AdminServer(proxy: proxy, address: address)
+                let server = AdminServer(proxy: proxy, address: address, token: config.adminToken)
                 let bound = try server.start()
                 logger.info("admin endpoint listening", metadata: ["address": "\(bound)", "paths": "/metrics /healthz /backends"])
                 admin = server
@@ -183,6 +186,7 @@ struct RingProxyCommand: ParsableCommand {
         settings.balance = balance.map { Setting($0, source("balance")) }
         settings.sendProxy = sendProxy.map { Setting($0, source("send-proxy")) }
         settings.admin = admin.map { Setting($0, source("admin")) }
+        settings.adminTokenFile = adminTokenFile.map { Setting($0, source("admin-token-file")) }
         settings.logFormat = logFormat.map { Setting($0, source("log-format")) }
         settings.accessLog = accessLog.map { Setting($0, source("access-log")) }
         if let bufferSize {
@@ -221,7 +225,8 @@ struct RingProxyCommand: ParsableCommand {
         lines.append("  \(config.threads) workers, ring \(config.ringSize), \(config.buffersPerWorker) x \(config.bufferSize) B buffers per worker, max \(config.maxConnections) connections")
         let checks = config.health.checks.map { "checks every \($0.interval) (timeout \($0.timeout), rise \($0.rise), fall \($0.fall))" } ?? "no active checks"
         lines.append("  health: down after \(config.health.failThreshold) connect failures for \(config.health.failTimeout); \(checks)")
-        lines.append("  admin \(config.admin.map { "\($0)" } ?? "off"), drain timeout \(config.drainTimeout)")
+        let admin = config.admin.map { "\($0)" + (config.adminToken.map { " (bearer \($0))" } ?? "") } ?? "off"
+        lines.append("  admin \(admin), drain timeout \(config.drainTimeout)")
         return lines.joined(separator: "\n")
     }
 

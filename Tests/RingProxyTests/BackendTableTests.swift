@@ -96,13 +96,13 @@ final class BackendTableTests: XCTestCase {
         let checks = HealthChecks(interval: .seconds(1), timeout: .seconds(1), rise: 2, fall: 3)
         let policy = HealthPolicy(failThreshold: 3, failTimeout: .seconds(1), checks: checks)
         let health = table.health(of: BackendID(0))
-        XCTAssertNil(health.recordCheck(passed: false, checks: checks, now: 0))
-        XCTAssertNil(health.recordCheck(passed: false, checks: checks, now: 0))
-        XCTAssertEqual(health.recordCheck(passed: false, checks: checks, now: 0),
+        XCTAssertNil(health.recordCheck(passed: false, policy: policy, now: 0))
+        XCTAssertNil(health.recordCheck(passed: false, policy: policy, now: 0))
+        XCTAssertEqual(health.recordCheck(passed: false, policy: policy, now: 0),
                        HealthTransition(to: .down, reason: "3 consecutive health checks failed"))
         XCTAssertFalse(health.isAvailable(now: .max - 1, policy: policy), "with checks, only checks bring it back")
-        XCTAssertNil(health.recordCheck(passed: true, checks: checks, now: 0))
-        XCTAssertEqual(health.recordCheck(passed: true, checks: checks, now: 0),
+        XCTAssertNil(health.recordCheck(passed: true, policy: policy, now: 0))
+        XCTAssertEqual(health.recordCheck(passed: true, policy: policy, now: 0),
                        HealthTransition(to: .up, reason: "2 consecutive health checks passed"))
         XCTAssertTrue(health.isAvailable(now: 0, policy: policy))
     }

@@ -112,7 +112,7 @@ public struct BackendHealth: @unchecked Sendable {
             return HealthTransition(to: .down, reason: "trial connection failed")
         }
         guard policy.failThreshold > 0, failures >= policy.failThreshold,
-              markDown(from: .up, until: policy.checks == nil ? now + policy.failTimeout.milliseconds : .max, now: now)
+              markDown(from: .up, until: now + policy.failTimeout.milliseconds, now: now)
         else { return nil }
         return HealthTransition(to: .down, reason: "\(failures) consecutive connect failures")
     }
@@ -130,7 +130,8 @@ public struct BackendHealth: @unchecked Sendable {
     }
 
     /// The outcome of one active check. Returns the transition when it changed the state.
-    public func recordCheck(passed: Bool, checks: HealthChecks, now: Int64) -> HealthTransition? {
+    public func recordCheck(passed: Bool, policy: HealthPolicy, now: Int64) -> HealthTransition? {
+        guard let checks = policy.checks else { return nil }
         if passed {
             curing_store_relaxed(word(.checkFailures), 0)
             let passes = curing_fetch_add(word(.checkSuccesses), 1) + 1
@@ -141,7 +142,9 @@ public struct BackendHealth: @unchecked Sendable {
         }
         curing_store_relaxed(word(.checkSuccesses), 0)
         let failures = curing_fetch_add(word(.checkFailures), 1) + 1
-        guard failures >= checks.fall, markDown(from: .up, until: .max, now: now) else { return nil }
+        // While checks run, only they bring the backend back and the deadline is not read; it is finite all
+        // the same, so that a reload turning checks off leaves the backend to passive health's trial.
+        guard failures >= checks.fall, markDown(from: .up, until: now + policy.failTimeout.milliseconds, now: now) else { return nil }
         return HealthTransition(to: .down, reason: "\(failures) consecutive health checks failed")
     }
 

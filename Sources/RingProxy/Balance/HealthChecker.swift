@@ -68,7 +68,7 @@ private struct HealthCheckLoop: ~Copyable {
         self.control = control
         self.table = table
         self.logger = logger
-        plan = control.read().plan
+        plan = control.latest
         interval.initialize(to: __kernel_timespec())
         timeout.initialize(to: __kernel_timespec())
         controlBuffer.initialize(to: 0)
@@ -97,10 +97,11 @@ private struct HealthCheckLoop: ~Copyable {
     private mutating func handle(_ completion: Completion) {
         switch completion.userData.kind {
         case .control:
-            let (newPlan, phase) = control.read()
+            let (plans, phase) = control.take()
             if phase == .terminating { terminating = true; return }
             ring.read(control.eventFD, into: controlBuffer, length: 8, userData: UserData(.control, slot: 0))
-            if newPlan.generation != plan.generation { adopt(newPlan) }
+            // The checker owns nothing a plan hands over: the newest one is all it needs.
+            if let newPlan = plans.last, newPlan.generation != plan.generation { adopt(newPlan) }
             control.acknowledge(plan.generation)
         case .tick:
             armTick()
@@ -122,8 +123,11 @@ private struct HealthCheckLoop: ~Copyable {
                 seen.insert(member.id).inserted ? Target(id: member.id, name: "\(listener.name)/\(member.name)", address: member.address) : nil
             }
         }
-        // Checks of the old plan still in flight point at the old addresses until they complete; they were
-        // submitted already, and the kernel copied their addresses then.
+        // Connects of the old plan prepared in this loop turn (a round started by a tick reaped in the same
+        // batch as this plan) still point at the old addresses: submitting them now, on this ring without a
+        // polling thread, makes the kernel copy those addresses before they are freed. Older checks in flight
+        // were submitted, and copied, already.
+        ring.submit()
         addresses.deallocate()
         addresses = .allocate(capacity: max(1, targets.count))
         for (index, target) in targets.enumerated() {
@@ -167,11 +171,11 @@ private struct HealthCheckLoop: ~Copyable {
         guard let fd = inFlight.removeValue(forKey: completion.userData.rawValue) else { return }
         Glibc.close(fd)
         let index = Int(completion.userData.slot)
-        guard completion.userData.generation == epoch, let checks = plan.config.health.checks else { return }
+        guard completion.userData.generation == epoch, plan.config.health.checks != nil else { return }
         busy.remove(index)
         let target = targets[index]
         let passed = completion.result == 0
-        if let change = table.health(of: target.id).recordCheck(passed: passed, checks: checks, now: monotonicMilliseconds()) {
+        if let change = table.health(of: target.id).recordCheck(passed: passed, policy: plan.config.health, now: monotonicMilliseconds()) {
             let error = passed ? "" : completion.result == -ECANCELED ? "timed out" : Worker.describe(errno: -completion.result)
             logger.info("backend \(change.to)", metadata: [
                 "backend": "\(target.name)", "reason": "\(change.reason)\(error.isEmpty ? "" : ": \(error)")",

@@ -162,7 +162,7 @@ public enum ConfigFile {
             "host", "port", "backends", "listeners", "balance", "send_proxy", "health",
             "threads", "pin", "cpus", "ring_size", "buffer_size", "buffers", "sqpoll", "zerocopy",
             "connect_timeout", "retries", "idle_timeout", "max_connections",
-            "admin", "drain_timeout", "report_interval", "log_level", "log_format", "access_log",
+            "admin", "admin_token_file", "drain_timeout", "report_interval", "log_level", "log_format", "access_log",
         ]
         static let listenerKeys: Set<String> = ["name", "bind", "host", "port", "balance", "send_proxy", "backends"]
         static let backendKeys: Set<String> = ["host", "port", "weight", "max_connections"]
@@ -193,6 +193,7 @@ public enum ConfigFile {
                 case "idle_timeout": settings.idleTimeout = duration(value, source)
                 case "max_connections": settings.maxConnections = integer(value, source)
                 case "admin": settings.admin = address(value, source)
+                case "admin_token_file": settings.adminTokenFile = string(value, source)
                 case "drain_timeout": settings.drainTimeout = duration(value, source)
                 case "report_interval": settings.reportInterval = duration(value, source)
                 case "log_level": settings.logLevel = string(value, source)

@@ -145,6 +145,24 @@ struct ConfigValidation {
         return hostPort(setting, defaultHost: "127.0.0.1", allowPortZero: true)
     }
 
+    /// The token in `file`, required when the admin endpoint listens beyond loopback: anyone who can reach it
+    /// could otherwise read the topology (`/backends`) and the traffic figures.
+    mutating func adminToken(_ file: Setting<String>?, protecting admin: SocketAddress?, addressSetting: Setting<String>?) -> AdminToken? {
+        guard let file else {
+            if let admin, let addressSetting, !admin.isLoopback {
+                fail(addressSetting.source, "the admin endpoint on \(admin) is reachable beyond this machine: set admin_token_file "
+                     + "(--admin-token-file) to a file holding a bearer token, or listen on 127.0.0.1")
+            }
+            return nil
+        }
+        do {
+            return try AdminToken(file: file.value)
+        } catch {
+            fail(file.source, "\(error)")
+            return nil
+        }
+    }
+
     mutating func resolve(_ host: String, port: Int, source: SettingSource, allowPortZero: Bool) -> SocketAddress? {
         resolve(host, port: port, hostSource: source, portSource: source, allowPortZero: allowPortZero)
     }

@@ -38,6 +38,8 @@ public struct ProxyConfig: Sendable, Equatable {
     public var health: HealthPolicy
     /// Where the admin endpoint (metrics, health, backends) listens; nil when it is off.
     public var admin: SocketAddress?
+    /// The bearer token the admin endpoint requires (`admin_token_file`), and the file it came from; nil: none.
+    public var adminToken: AdminToken?
     public var drainTimeout: Duration
     /// nil: no periodic summary line.
     public var reportInterval: Duration?
@@ -56,7 +58,8 @@ public struct ProxyConfig: Sendable, Equatable {
         [("threads", "\(threads)"), ("pin", "\(pin)"), ("cpus", workerCPUs.map(String.init).joined(separator: ",")),
          ("ring_size", "\(ringSize)"), ("buffer_size", "\(bufferSize)"), ("buffers", "\(buffersPerWorker)"),
          ("sqpoll", "\(sqpoll)"), ("max_connections", "\(maxConnections)"),
-         ("admin", admin.map { "\($0)" } ?? "off"), ("log_level", logLevel.rawValue), ("log_format", logFormat.rawValue)]
+         ("admin", admin.map { "\($0)" } ?? "off"), ("admin_token_file", adminToken?.file ?? "none"),
+         ("log_level", logLevel.rawValue), ("log_format", logFormat.rawValue)]
     }
 
     public enum Limits {
@@ -93,6 +96,8 @@ public struct ProxyConfig: Sendable, Equatable {
         let listeners = check.listeners(settings)
         let threads = check.range(settings.threads, Limits.threads, what: "a thread count") ?? max(1, allowedCPUs.count)
         let cpuList = settings.cpus.flatMap { check.cpus($0, allowed: allowedCPUs) }
+        let admin = settings.admin.flatMap { check.adminAddress($0) }
+        let adminToken = check.adminToken(settings.adminTokenFile, protecting: admin, addressSetting: settings.admin)
         let config = ProxyConfig(
             listeners: listeners,
             threads: threads,
@@ -111,7 +116,8 @@ public struct ProxyConfig: Sendable, Equatable {
             idleTimeout: settings.idleTimeout.map { $0.value == .zero ? nil : $0.value } ?? defaultIdleTimeout,
             maxConnections: check.range(settings.maxConnections, Limits.maxConnections, what: "a connection limit") ?? defaultMaxConnections,
             health: check.health(settings.health),
-            admin: settings.admin.flatMap { check.adminAddress($0) },
+            admin: admin,
+            adminToken: adminToken,
             drainTimeout: settings.drainTimeout?.value ?? defaultDrainTimeout,
             reportInterval: settings.reportInterval.flatMap { $0.value == .zero ? nil : $0.value },
             logLevel: check.logLevel(settings.logLevel) ?? .info,

@@ -28,6 +28,8 @@ public struct ProxySettings: Sendable, Equatable {
     public var maxConnections: Setting<Int>?
 
     public var admin: Setting<String>?
+    /// A file holding the bearer token the admin endpoint requires (all but `/healthz`).
+    public var adminTokenFile: Setting<String>?
     public var drainTimeout: Setting<Duration>?
     public var reportInterval: Setting<Duration>?
     public var logLevel: Setting<String>?
@@ -49,7 +51,7 @@ public struct ProxySettings: Sendable, Equatable {
         take(\.balance); take(\.sendProxy)
         take(\.threads); take(\.pin); take(\.cpus); take(\.ringSize); take(\.bufferSize); take(\.buffers)
         take(\.sqpoll); take(\.zerocopy); take(\.connectTimeout); take(\.retries); take(\.idleTimeout)
-        take(\.maxConnections); take(\.admin); take(\.drainTimeout); take(\.reportInterval)
+        take(\.maxConnections); take(\.admin); take(\.adminTokenFile); take(\.drainTimeout); take(\.reportInterval)
         take(\.logLevel); take(\.logFormat); take(\.accessLog)
         merged.health = health.overridden(by: other.health)
         merged.problems = problems + other.problems

@@ -11,20 +11,28 @@ import Synchronization
 /// - `GET /healthz`: 200 `ok`, or 503 `draining` once a drain has begun (load balancers stop sending);
 /// - `GET /backends`: the live table as JSON: each listener's pool, each backend's weight, health and load.
 ///
+/// With a token (`admin_token_file`, required beyond loopback), every path but `/healthz` (which probes call)
+/// needs `Authorization: Bearer <token>`, else 401. `AdminLimits` bounds the connections and their idle time.
+///
 /// SwiftNIO rather than a lighter server library: FlyingFox, tried first, links FoundationNetworking and so
 /// libcurl, which the static release build (`make release`) cannot link.
 public final class AdminServer: Sendable {
     private let proxy: Proxy
     private let address: SocketAddress
+    let token: AdminToken?
+    let limits: AdminLimits
+    let counters = AdminCounters()
     private let exporter: MetricsExporter
     private let draining = Atomic<Bool>(false)
     private let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     private let channel = Locked<Channel?>(nil)
 
-    public init(proxy: Proxy, address: SocketAddress) {
+    public init(proxy: Proxy, address: SocketAddress, token: AdminToken? = nil, limits: AdminLimits = .standard) {
         self.proxy = proxy
         self.address = address
-        exporter = MetricsExporter(proxy: proxy)
+        self.token = token
+        self.limits = limits
+        exporter = MetricsExporter(proxy: proxy, admin: counters)
     }
 
     /// Starts serving; returns the address it listens on (a port 0 becomes the kernel's choice), or throws
@@ -34,7 +42,14 @@ public final class AdminServer: Sendable {
             .serverChannelOption(.backlog, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { [self] channel in
-                channel.eventLoop.makeCompletedFuture {
+                // A failed initializer makes NIO close the connection at once.
+                guard counters.admit(limit: limits.maxConnections) else {
+                    return channel.eventLoop.makeFailedFuture(AdminConnectionRefused())
+                }
+                channel.closeFuture.whenComplete { [counters] _ in counters.release() }
+                return channel.eventLoop.makeCompletedFuture {
+                    let idle = TimeAmount.milliseconds(limits.idleTimeout.milliseconds)
+                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: idle))
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                     try channel.pipeline.syncOperations.addHandler(AdminRequestHandler(admin: self))
                 }
@@ -63,6 +78,16 @@ public final class AdminServer: Sendable {
     public func stop() {
         _ = try? channel.withLock { $0 }?.close().wait()
         try? group.syncShutdownGracefully()
+    }
+
+    /// The answer to a request: 401 without the token where one is needed, else what `respond(to:)` says.
+    func answer(_ head: HTTPRequestHead, path: Substring) -> (HTTPResponseStatus, String, [UInt8]) {
+        if let token, path != "/healthz", !token.accepts(authorization: head.headers.first(name: "Authorization")) {
+            counters.unauthorized.add(1, ordering: .relaxed)
+            return (.unauthorized, "text/plain", Array("a bearer token is required (Authorization: Bearer <token>)\n".utf8))
+        }
+        guard head.method == .GET else { return (.methodNotAllowed, "text/plain", Array("only GET\n".utf8)) }
+        return respond(to: path)
     }
 
     /// The answer to `GET path`: status, content type, body.
@@ -113,6 +138,12 @@ private final class AdminRequestHandler: ChannelInboundHandler {
 
     init(admin: AdminServer) { self.admin = admin }
 
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard event is IdleStateHandler.IdleStateEvent else { return context.fireUserInboundEventTriggered(event) }
+        admin.counters.idleClosed.add(1, ordering: .relaxed)
+        context.close(promise: nil)
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let requestHead):
@@ -123,9 +154,9 @@ private final class AdminRequestHandler: ChannelInboundHandler {
             guard let head else { return }
             self.head = nil
             let path = head.uri.split(separator: "?", maxSplits: 1).first ?? ""
-            let (status, contentType, body) = head.method == .GET
-                ? admin.respond(to: path) : (.methodNotAllowed, "text/plain", Array("only GET\n".utf8))
+            let (status, contentType, body) = admin.answer(head, path: path)
             var headers = HTTPHeaders([("Content-Type", contentType), ("Content-Length", "\(body.count)")])
+            if status == .unauthorized { headers.add(name: "WWW-Authenticate", value: "Bearer realm=\"ringproxy\"") }
             if !head.isKeepAlive { headers.add(name: "Connection", value: "close") }
             context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
             context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
@@ -138,6 +169,9 @@ private final class AdminRequestHandler: ChannelInboundHandler {
         }
     }
 }
+
+/// Why a connection beyond `AdminLimits.maxConnections` was closed.
+private struct AdminConnectionRefused: Error {}
 
 /// The shape of `GET /backends`.
 struct BackendsDocument: Codable, Equatable {

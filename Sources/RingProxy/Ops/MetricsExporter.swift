@@ -10,6 +10,7 @@ import Prometheus
 /// atomic moved since the last scrape, a gauge takes the value. So metrics cost nothing between scrapes.
 final class MetricsExporter: Sendable {
     private let proxy: Proxy
+    private let admin: AdminCounters
     private let registry = PrometheusCollectorRegistry()
     private let state: Locked<Series>
 
@@ -20,8 +21,9 @@ final class MetricsExporter: Sendable {
         var touched = Set<String>()
     }
 
-    init(proxy: Proxy) {
+    init(proxy: Proxy, admin: AdminCounters) {
         self.proxy = proxy
+        self.admin = admin
         state = Locked(Series())
     }
 
@@ -61,6 +63,10 @@ final class MetricsExporter: Sendable {
             series.gauge("ringproxy_config_generation", [], plan.generation, factory)
             series.gauge("ringproxy_uptime_seconds", [], Int((monotonicMilliseconds() - proxy.startedAt) / 1000), factory)
             series.gauge("ringproxy_draining", [], draining ? 1 : 0, factory)
+            series.gauge("ringproxy_admin_connections", [], admin.open.load(ordering: .relaxed), factory)
+            series.counter("ringproxy_admin_connections_refused_total", [], admin.rejected.load(ordering: .relaxed), factory)
+            series.counter("ringproxy_admin_idle_closed_total", [], admin.idleClosed.load(ordering: .relaxed), factory)
+            series.counter("ringproxy_admin_unauthorized_total", [], admin.unauthorized.load(ordering: .relaxed), factory)
             series.removeUntouched()
         }
         return registry.emitToString()

@@ -45,13 +45,17 @@ struct Connection {
 
 /// A worker's fixed-capacity table of connections, indexed by slot. Memory is mapped once, up front, and
 /// touched only as slots are first used; freed slots are reused last-in first-out so hot memory stays hot.
-/// Beside each slot is room for its PROXY protocol header, touched only by pools that send one.
+/// Beside each slot is room for its PROXY protocol header, touched only by pools that send one, and for the
+/// address its backend connect reads.
 struct ConnectionTable: ~Copyable {
     static let headerStride = 128
+    /// An IPv4 or IPv6 socket address (`sockaddr_in6`, 28 bytes, is the larger).
+    static let addressStride = 32
     let capacity: Int
     private let base: UnsafeMutablePointer<Connection>
     private let freeSlots: UnsafeMutablePointer<UInt32>
     private let headers: UnsafeMutableRawPointer
+    private let addresses: UnsafeMutableRawPointer
     private var freeCount = 0
     /// Slots below this have been initialised at least once.
     private(set) var highWater: UInt32 = 0
@@ -63,17 +67,30 @@ struct ConnectionTable: ~Copyable {
         let tableBytes = capacity * MemoryLayout<Connection>.stride
         let listBytes = capacity * MemoryLayout<UInt32>.stride
         let headerBytes = capacity * Self.headerStride
-        mappedBytes = tableBytes + listBytes + headerBytes
+        let addressBytes = capacity * Self.addressStride
+        mappedBytes = tableBytes + listBytes + headerBytes + addressBytes
         let memory = mmap(nil, mappedBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
         precondition(memory != MAP_FAILED, "cannot map \(mappedBytes) bytes for the connection table")
         base = memory!.bindMemory(to: Connection.self, capacity: capacity)
         freeSlots = (memory! + tableBytes).bindMemory(to: UInt32.self, capacity: capacity)
         headers = memory! + tableBytes + listBytes
+        addresses = headers + headerBytes
     }
 
     /// Where slot `slot` keeps its PROXY protocol header until it is sent.
     @inline(__always)
     func header(of slot: UInt32) -> UnsafeMutableRawPointer { headers + Int(slot) * Self.headerStride }
+
+    /// Copies `address` into slot `slot`'s own room and returns that copy, for its backend connect to read.
+    /// The kernel reads the address when the connect is submitted, at the end of the loop turn; by then a
+    /// reload may have released the plan (and the pool) the address came from, never the slot.
+    @inline(__always)
+    func holdAddress(_ address: UnsafePointer<sockaddr>, length: socklen_t, for slot: UInt32) -> UnsafePointer<sockaddr> {
+        precondition(Int(length) <= Self.addressStride, "a backend address is IPv4 or IPv6")
+        let room = addresses + Int(slot) * Self.addressStride
+        room.copyMemory(from: address, byteCount: Int(length))
+        return UnsafePointer(room.assumingMemoryBound(to: sockaddr.self))
+    }
 
     deinit { munmap(base, mappedBytes) }
 

@@ -3,9 +3,15 @@ import Glibc
 import Synchronization
 
 /// How the control plane talks to a thread that runs a ring (a worker, the health checker) without a lock
-/// in that thread's loop: the newest plan and phase wait behind a mutex, and an eventfd, whose read the
-/// thread keeps armed on its ring, wakes it. The thread reads them only when woken, then acknowledges the
-/// plan it switched to, so a reload can wait until every thread runs the new configuration.
+/// in that thread's loop: the plans published since the thread last looked, and the phase, wait behind a
+/// mutex, and an eventfd, whose read the thread keeps armed on its ring, wakes it. The thread takes them
+/// only when woken, then acknowledges the plan it switched to, so a reload can wait until every thread runs
+/// the new configuration.
+///
+/// Every plan is handed over, not only the newest: a plan's new listening sockets belong to the worker
+/// from then on, and one that a later plan removes again is closed only by the worker adopting, then
+/// retiring it (a worker that lags behind two reloads would otherwise leave it in the `SO_REUSEPORT` group,
+/// taking connections nobody accepts).
 public final class ControlChannel: @unchecked Sendable {
     /// Phases only move forward.
     public enum Phase: Int, Sendable, Comparable {
@@ -19,23 +25,59 @@ public final class ControlChannel: @unchecked Sendable {
     }
 
     let eventFD: Int32
-    private let state: Locked<(plan: RuntimePlan, phase: Phase)>
+    private let state: Locked<State>
     private let applied = Atomic<Int>(-1)
 
     init(plan: RuntimePlan) throws(RingError) {
         eventFD = eventfd(0, Int32(EFD_CLOEXEC))
         guard eventFD >= 0 else { throw RingError(operation: "eventfd", errno: errno) }
-        state = Locked((plan, .running))
+        state = Locked(State(latest: plan))
+    }
+
+    private struct State {
+        var latest: RuntimePlan
+        /// Published and not taken yet, oldest first.
+        var unread: [RuntimePlan] = []
+        var phase = Phase.running
+        /// The thread has exited: nothing it would have to take is handed to it any more.
+        var closed = false
     }
 
     deinit { Glibc.close(eventFD) }
 
-    /// The newest plan and phase (called by the thread when its eventfd read completes).
-    func read() -> (plan: RuntimePlan, phase: Phase) { state.withLock { $0 } }
+    /// The newest plan published.
+    var latest: RuntimePlan { state.withLock { $0.latest } }
 
-    func publish(_ plan: RuntimePlan) {
-        state.withLock { $0.plan = plan }
-        wake()
+    /// The plans published since the last call, oldest first, and the phase (called by the thread when its
+    /// eventfd read completes).
+    func take() -> (plans: [RuntimePlan], phase: Phase) {
+        state.withLock { state in
+            defer { state.unread = [] }
+            return (state.unread, state.phase)
+        }
+    }
+
+    /// Hands `plan` to the thread; false when the thread has exited, and the caller keeps what `plan` gave it.
+    @discardableResult
+    func publish(_ plan: RuntimePlan) -> Bool {
+        let accepted = state.withLock { state in
+            state.latest = plan
+            guard !state.closed else { return false }
+            state.unread.append(plan)
+            return true
+        }
+        if accepted { wake() }
+        return accepted
+    }
+
+    /// Called by the thread as it exits: returns the plans published and not taken, after which `publish`
+    /// hands it none.
+    func close() -> [RuntimePlan] {
+        state.withLock { state in
+            state.closed = true
+            defer { state.unread = [] }
+            return state.unread
+        }
     }
 
     func enter(_ phase: Phase) {

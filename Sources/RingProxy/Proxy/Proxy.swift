@@ -83,6 +83,7 @@ public final class Proxy: @unchecked Sendable {
                     outcomes.withLock { $0[index] = .success(worker.ringDescription) }
                     latch.arrive()
                     worker.run()
+                    worker.stopTakingPlans()
                 } catch {
                     for listener in setup.plan.listeners { Glibc.close(listener.sockets[setup.index]) }
                     outcomes.withLock { $0[index] = .failure(error) }
@@ -115,11 +116,13 @@ public final class Proxy: @unchecked Sendable {
     /// Connections each worker admits: `max_connections` shared out, and no more than the open-files limit
     /// allows. Each client takes two descriptors (its socket and its backend's), so a limit that is reached
     /// by accepting would leave accepted clients unable to reach a backend; capping admission keeps them
-    /// waiting in the backlog instead (as HAProxy derives maxconn from `ulimit -n`).
+    /// waiting in the backlog instead (as HAProxy derives maxconn from `ulimit -n`). The admin endpoint's
+    /// connections are reserved too: a scrape storm must not take the descriptors of admitted clients.
     private func connectionCapacity(_ config: ProxyConfig) -> Int {
         let descriptors = SystemInfo.raiseOpenFileLimit()
         let backends = config.listeners.reduce(0) { $0 + $1.backends.count }
-        let reserve = 64 + config.threads * (config.listeners.count + 8) + backends
+        let admin = config.admin == nil ? 0 : AdminLimits.standard.descriptors
+        let reserve = 64 + config.threads * (config.listeners.count + 8) + backends + admin
         let allowed = max(config.threads, (descriptors - reserve) / 2)
         guard allowed < config.maxConnections else { return config.connectionsPerWorker }
         logger.warning("max_connections lowered to what the open-files limit allows (two descriptors per client)", metadata: [
@@ -133,6 +136,13 @@ public final class Proxy: @unchecked Sendable {
     private func closeUnadopted(_ plan: RuntimePlan, from first: Int) {
         for listener in plan.listeners {
             for worker in first..<listener.sockets.count { Glibc.close(listener.sockets[worker]) }
+        }
+    }
+
+    /// Closes the sockets `plan` bound for `worker`, a worker that has exited (it drained) and adopts no plan.
+    private func closeUnadopted(_ plan: RuntimePlan, since previous: RuntimePlan, worker: Int) {
+        for listener in plan.listeners where !previous.listeners.contains(where: { $0.id == listener.id }) {
+            Glibc.close(listener.sockets[worker])
         }
     }
 
@@ -156,9 +166,12 @@ public final class Proxy: @unchecked Sendable {
             throw error
         }
         current.withLock { $0 = next }
-        for channel in channels { channel.publish(next) }
+        var taking: [Int] = []
+        for (index, channel) in channels.enumerated() {
+            if channel.publish(next) { taking.append(index) } else { closeUnadopted(next, since: running, worker: index) }
+        }
         var lagging: [Int] = []
-        for (index, channel) in channels.enumerated() where !channel.waitUntilApplied(next.generation, timeout: .seconds(5)) {
+        for index in taking where !channels[index].waitUntilApplied(next.generation, timeout: .seconds(5)) {
             lagging.append(index)
         }
         if lagging.isEmpty == false {
@@ -189,6 +202,7 @@ public final class Proxy: @unchecked Sendable {
         case "sqpoll": config.sqpoll = old.sqpoll
         case "max_connections": config.maxConnections = old.maxConnections
         case "admin": config.admin = old.admin
+        case "admin_token_file": config.adminToken = old.adminToken
         case "log_level": config.logLevel = old.logLevel
         case "log_format": config.logFormat = old.logFormat
         default: break

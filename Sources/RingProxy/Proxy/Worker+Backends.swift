@@ -48,8 +48,9 @@ extension Worker {
         shard.add(1, to: .active, backend: backend)
         shard.add(1, to: .total, backend: backend)
         let generation = connection.pointee.generation
+        let length = pool.addressLength(of: member)
         ring.connect(
-            fd, to: pool.sockaddr(of: member), length: pool.addressLength(of: member), timeout: connectTimeout,
+            fd, to: table.holdAddress(pool.sockaddr(of: member), length: length, for: slot), length: length, timeout: connectTimeout,
             userData: UserData(.connect, slot: slot, generation: generation),
             timeoutUserData: UserData(.connectTimeout, slot: slot, generation: generation))
         handle(slot, .connectSubmitted)

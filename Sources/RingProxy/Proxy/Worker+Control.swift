@@ -30,21 +30,35 @@ extension Worker {
 
     mutating func controlCompleted() {
         armControl()
-        let (newPlan, newPhase) = control.read()
-        if newPlan.generation != plan.generation { adopt(newPlan) }
+        let (published, newPhase) = control.take()
+        // Each plan in turn, so that every listening socket a plan bound for this worker is adopted or closed.
+        for newPlan in published where newPlan.generation > plan.generation { adopt(newPlan) }
         if newPhase > phase { enter(newPhase) }
         control.acknowledge(plan.generation)
     }
 
+    /// Called once `run` has returned: takes the plans published meanwhile (closing the sockets they bound
+    /// for this worker), and tells the control plane that later plans are its own to clean up.
+    mutating func stopTakingPlans() {
+        for newPlan in control.close() where newPlan.generation > plan.generation { adopt(newPlan) }
+        control.acknowledge(plan.generation)
+    }
+
     /// Switches to a reloaded plan: new listeners start accepting, removed ones stop, every pool and timeout
-    /// is the new one for new connections. Open connections keep their backend.
+    /// is the new one for new connections. Open connections keep their backend. A worker that no longer
+    /// accepts (draining, stopping) closes the sockets the new plan bound for it at once.
     private mutating func adopt(_ newPlan: RuntimePlan) {
-        let removed = listeners.filter { old in !newPlan.listeners.contains { $0.id == old.id } }
-        listeners = newPlan.listeners.map { listenerPlan in
-            listeners.first { $0.id == listenerPlan.id } ?? ListenerState(id: listenerPlan.id, fd: listenerPlan.sockets[index])
+        if phase == .running {
+            let removed = listeners.filter { old in !newPlan.listeners.contains { $0.id == old.id } }
+            listeners = newPlan.listeners.map { listenerPlan in
+                listeners.first { $0.id == listenerPlan.id } ?? ListenerState(id: listenerPlan.id, fd: listenerPlan.sockets[index])
+            }
+            for listener in removed { retire(listener, takeBacklog: false) }
+        } else {
+            for listener in newPlan.listeners where !plan.listeners.contains(where: { $0.id == listener.id }) {
+                Glibc.close(listener.sockets[index])
+            }
         }
-        if phase != .running { listeners = [] }
-        for listener in removed { retire(listener, takeBacklog: false) }
         // Connections name their listener by its index in the plan: carry them over to the new indices.
         let newRoute: [UInt16] = plan.listeners.map { old in
             newPlan.listeners.firstIndex { $0.id == old.id }.map(UInt16.init) ?? Connection.noListener
