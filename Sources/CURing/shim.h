@@ -54,15 +54,13 @@ extern int curing_spawn_file_actions_addclosefrom(posix_spawn_file_actions_t *ac
 extern int curing_accept4(int fd, struct sockaddr *address, socklen_t *length, int flags) __asm__("accept4");
 extern ssize_t curing_getrandom(void *buffer, size_t length, unsigned int flags) __asm__("getrandom");
 
-// ioctl is variadic, which Swift does not import. Declared here rather than through <sys/ioctl.h>, whose
-// kernel headers would move socket constants (MSG_NOSIGNAL) from Glibc's module into this one.
-extern int ioctl(int fd, unsigned long request, ...);
-#define CURING_SIOCOUTQ 0x5411  // SIOCOUTQ (= TIOCOUTQ) on x86-64 and arm64
-
-// The bytes sent on a socket that its peer has not acknowledged yet, or -1.
+// ioctl is variadic, which Swift does not import: bound to the same symbol under a fixed prototype, as
+// above. The bytes sent on a socket that its peer has not acknowledged yet (SIOCOUTQ, 0x5411 on x86-64 and
+// arm64), or -1.
+extern int curing_ioctl_int(int fd, unsigned long request, int *value) __asm__("ioctl");
 static inline int curing_unacknowledged_bytes(int fd) {
     int value = 0;
-    return ioctl(fd, CURING_SIOCOUTQ, &value) == 0 ? value : -1;
+    return curing_ioctl_int(fd, 0x5411, &value) == 0 ? value : -1;
 }
 
 // Atomics on plain machine words in memory Swift did not initialise (the backend table is mapped zeroed and

@@ -1,4 +1,7 @@
-import CURing
+// Re-exported for every test file: liburing's headers pull some socket constants (SOCK_STREAM, MSG_NOSIGNAL) into
+// CURing's module, and a file that imports Glibc alone then cannot see them when compiled in one batch
+// with a file that imports CURing.
+@_exported import CURing
 import Foundation
 import Glibc
 import XCTest
