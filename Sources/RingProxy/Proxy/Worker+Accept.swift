@@ -155,12 +155,14 @@ extension Worker {
         }
     }
 
-    /// Stops accepting on `listener` and closes its socket. With `takeBacklog`, the clients already waiting in
-    /// its backlog are accepted first (a drain serves them rather than letting the close reset them).
+    /// Stops accepting on `listener` and closes its socket. With `takeBacklog` (a drain), the clients already
+    /// waiting in its backlog are served rather than reset by the close: accepted now while slots are free; with
+    /// the table full, the socket stays open, accepting nothing new of its own, and the rest are taken as
+    /// connections close (`serveBacklogs`).
     ///
-    /// The socket is closed at once, after its accepts are cancelled and the backlog is taken: the window in
-    /// which a client can land in a queue that is about to close is microseconds, and with
-    /// `net.ipv4.tcp_migrate_req=1` the kernel hands even those to another listener of the `SO_REUSEPORT` group.
+    /// What a drain takes is bounded by a full backlog (`acceptBurst`): under a steady flood the backlog refills
+    /// as fast as it is taken, and the drain must still end. With `net.ipv4.tcp_migrate_req=1` the kernel hands
+    /// what is left to another listener of the `SO_REUSEPORT` group when the socket closes.
     mutating func retire(_ listener: ListenerState, takeBacklog: Bool) {
         if listener.pendingAccepts > 0 {
             // By user data, not by descriptor: under `--sqpoll` the kernel thread may read the cancel only after
@@ -171,17 +173,46 @@ extension Worker {
             ring.cancel(acceptUserData(listener, multishot: false), all: true, userData: UserData(.cancel, slot: 0))
             ring.submit()
         }
-        if takeBacklog, let route = plan.listeners.firstIndex(where: { $0.id == listener.id }) {
-            // What waits now, at most a full backlog and never past the free slots: under a steady flood the
-            // backlog refills as fast as it is taken, and the drain must still end.
-            var left = min(acceptBurst, table.capacity - table.active)
-            while left > 0 {
-                let client = curing_accept4(listener.fd, nil, nil, Int32(SOCK_CLOEXEC.rawValue))
-                guard client >= 0 else { break }  // EAGAIN: the backlog is empty
-                admit(client: client, route: route)
-                left -= 1
-            }
+        guard takeBacklog else {
+            Glibc.close(listener.fd)
+            return
         }
-        Glibc.close(listener.fd)
+        var backlog = Backlog(listener: listener.id, fd: listener.fd, owed: acceptBurst)
+        if serve(&backlog) { backlogs.append(backlog) }
     }
+
+    /// Takes clients from the backlogs that drains still owe, as slots free up.
+    mutating func serveBacklogs() {
+        let owing = backlogs
+        backlogs = []
+        for var backlog in owing where serve(&backlog) { backlogs.append(backlog) }
+    }
+
+    /// Accepts from a draining listener while slots are free. Returns false once nothing more is owed (the
+    /// backlog is empty, a full backlog was taken, its listener left the plan, or the proxy is terminating),
+    /// having closed its socket.
+    private mutating func serve(_ backlog: inout Backlog) -> Bool {
+        if phase == .draining, let route = plan.listeners.firstIndex(where: { $0.id == backlog.listener }) {
+            while backlog.owed > 0 && !table.isFull {
+                let client = curing_accept4(backlog.fd, nil, nil, Int32(SOCK_CLOEXEC.rawValue))
+                guard client >= 0 else {
+                    backlog.owed = 0  // EAGAIN: the backlog is empty
+                    break
+                }
+                admit(client: client, route: route)
+                backlog.owed -= 1
+            }
+            if backlog.owed > 0 { return true }
+        }
+        Glibc.close(backlog.fd)
+        return false
+    }
+}
+
+/// A draining listener's socket, kept open while the clients that waited in its backlog are taken.
+struct Backlog {
+    let listener: UInt32
+    let fd: Int32
+    /// Clients it may still take.
+    var owed: Int
 }

@@ -81,6 +81,7 @@ extension Worker {
         for listener in closing { retire(listener, takeBacklog: newPhase == .draining) }
         listeners = []
         guard newPhase == .terminating else { return }
+        serveBacklogs()  // closes them all: nothing more is taken
         for slot in 0..<table.highWater where table[slot].pointee.tunnel.phase != .closed {
             handle(slot, .terminate)
         }

@@ -68,6 +68,8 @@ struct Worker: ~Copyable {
     var listeners: [ListenerState]
     /// One balancing strategy per listener of `plan` (its state is this worker's own).
     var strategies: [any SelectionStrategy]
+    /// Draining listeners whose backlog is still being taken (the table was full when the drain began).
+    var backlogs: [Backlog] = []
     var phase = ControlChannel.Phase.running
     var acceptPaused = false
     let acceptBurst: Int
@@ -122,6 +124,7 @@ struct Worker: ~Copyable {
 
     deinit {
         for listener in listeners { Glibc.close(listener.fd) }
+        for backlog in backlogs { Glibc.close(backlog.fd) }
         completions.deallocate()
         connectTimeout.deallocate()
         tickTimeout.deallocate()
@@ -145,6 +148,7 @@ struct Worker: ~Copyable {
             starvedThisTurn = false
             for index in 0..<count { dispatch(completions[index]) }
             relievePressure()
+            if !backlogs.isEmpty { serveBacklogs() }
             if buffers.publish() > 0 { wakeStarved() }
             armAccepts()
             publishCounters(completions: count)
@@ -153,7 +157,7 @@ struct Worker: ~Copyable {
     }
 
     private var isFinished: Bool {
-        phase != .running && table.active == 0 && listeners.isEmpty
+        phase != .running && table.active == 0 && listeners.isEmpty && backlogs.isEmpty
     }
 
     // MARK: - Completions
