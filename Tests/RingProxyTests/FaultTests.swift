@@ -266,7 +266,8 @@ func openFilesLimit(of pid: Int32) throws -> Int {
 /// Sets the soft open-files limit of a running process, with util-linux's prlimit: glibc declares prlimit()
 /// only under _GNU_SOURCE, which Swift's Glibc module is not built with.
 func setOpenFilesLimit(of pid: Int32, to soft: Int) throws {
-    let outcome = try BuiltBinary.shell("prlimit --pid \(pid) --nofile=\(soft):").finish()
+    let prlimit = try requireTool(["/usr/bin/prlimit", "/bin/prlimit"], install: "apt-get install util-linux")
+    let outcome = try BuiltBinary.shell("\(prlimit) --pid \(pid) --nofile=\(soft):").finish()
     guard outcome.status == 0 else { throw TestFailure("prlimit failed: \(outcome.stderr)") }
 }
 

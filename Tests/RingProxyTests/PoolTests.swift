@@ -198,11 +198,8 @@ final class PoolTests: XCTestCase {
     }
 
     func testNginxReadsOurProxyProtocolHeader() throws {
-        let nginx = "/usr/sbin/nginx"
-        guard FileManager.default.isExecutableFile(atPath: nginx),
-              FileManager.default.fileExists(atPath: "/usr/lib/nginx/modules/ngx_stream_module.so") else {
-            throw XCTSkip("nginx with the stream module is not installed (apt-get install nginx libnginx-mod-stream)")
-        }
+        let nginx = try requireTool(["/usr/sbin/nginx"], install: "apt-get install nginx libnginx-mod-stream")
+        try requireFile("/usr/lib/nginx/modules/ngx_stream_module.so", install: "apt-get install libnginx-mod-stream")
         let port = try deadAddress().port
         let folder = NSTemporaryDirectory() + "ringproxy-nginx-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
