@@ -180,19 +180,36 @@ final class OperationsTests: XCTestCase {
 
     func testDrainTimeoutClosesWhatIsStillOpen() throws {
         let (running, client, _) = try binaryWithAClient(["--drain-timeout", "300ms"])
+        let signalled = monotonicMilliseconds()
         running.signal(SIGTERM)
+        XCTAssertTrue(eventually(2) { running.stderrSoFar.contains("draining: accepting no new connections") })
+        // Until the timeout, the open connection still works.
+        try client.send("while draining\n")
+        XCTAssertEqual(try client.receiveLine(), "while draining")
+        let end = client.awaitEnd(within: 5)
+        let closedAfter = monotonicMilliseconds() - signalled
         let outcome = running.finish()
+        let exitedAfter = monotonicMilliseconds() - signalled
+        print("drain timeout 300 ms: the open client saw \(end.end) \(closedAfter) ms after SIGTERM; the proxy exited after \(exitedAfter) ms")
         XCTAssertEqual(outcome.status, 0)
         XCTAssertTrue(outcome.stderr.contains("drain timeout: closing the connections still open"), outcome.stderr)
-        XCTAssertEqual(try client.receiveUntilClose(), [])
+        XCTAssertEqual(end.end, .endOfStream, "the proxy closed it")
+        // The lifecycle loop wakes every 100 ms: closed from 300 ms after the signal, within 300 + 100 + slack.
+        XCTAssertGreaterThanOrEqual(closedAfter, 300, "not before the drain timeout")
+        XCTAssertLessThan(closedAfter, 700, "at the drain timeout, not later")
+        XCTAssertLessThan(exitedAfter, 1000)
     }
 
     func testSecondSignalStopsAtOnce() throws {
         let (running, client, _) = try binaryWithAClient([])
         running.signal(SIGTERM)
-        usleep(200_000)
+        XCTAssertTrue(eventually(2) { running.stderrSoFar.contains("draining: accepting no new connections") })
+        let signalled = monotonicMilliseconds()
         running.signal(SIGINT)
         let outcome = running.finish()
+        let exitedAfter = monotonicMilliseconds() - signalled
+        print("second signal: exited \(exitedAfter) ms after it (the drain timeout is 30 s)")
+        XCTAssertLessThan(exitedAfter, 1000, "at once, not after the 30 s drain timeout")
         XCTAssertEqual(outcome.status, 0)
         XCTAssertTrue(outcome.stderr.contains("SIGINT again: closing every connection now"), outcome.stderr)
         XCTAssertEqual(try client.receiveUntilClose(), [])
@@ -286,7 +303,14 @@ final class OperationsTests: XCTestCase {
         try client?.send("twelve bytes")
         XCTAssertEqual(try client?.receive(exactly: 12), Array("twelve bytes".utf8))
         client = nil
-        usleep(300_000)
+        let logged = { (text: String) -> [[String: String]] in
+            text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: String] }
+        }
+        XCTAssertTrue(eventually(3) {
+            let objects = logged(running.stderrSoFar)
+            return objects.contains { $0["message"] == "connection closed" && $0["bytes_up"] == "12" }
+                && objects.contains { $0["message"] == "report" && $0["active"] != nil }
+        }, "the access-log line and a periodic report")
         running.signal(SIGTERM)
         let outcome = running.finish()
         let lines = outcome.stderr.split(separator: "\n")
