@@ -1,3 +1,4 @@
+import CURing
 import Foundation
 import Glibc
 @testable import RingProxy
@@ -231,6 +232,36 @@ final class PoolTests: XCTestCase {
         let client = try TestClient(proxy.address)
         let clientPort = Socket.localAddress(of: client.fd)!.port
         XCTAssertEqual(try client.receiveLine(), "v2 0:0:0:0:0:0:0:1:\(clientPort) -> 0:0:0:0:0:0:0:1:\(proxy.address.port)")
+    }
+
+    /// PROXY v1 from an IPv6 client: the text header's TCP6 form, byte for byte as the backend reads it.
+    func testProxyProtocolV1OverIPv6() throws {
+        let listener = try Socket.listen(on: SocketAddress(numericHost: "127.0.0.1", port: 0)!, backlog: 8)
+        defer { Glibc.close(listener) }
+        let proxy = try ProxyHarness(backends: [(Socket.localAddress(of: listener)!, weight: 1)]) { settings in
+            settings.listen = [Setting("[::1]:0", self.source)]
+            settings.sendProxy = Setting("v1", self.source)
+        }
+        defer { proxy.stop() }
+        let client = try TestClient(proxy.address)
+        let clientPort = Socket.localAddress(of: client.fd)!.port
+        try client.send("payload")
+        var ready = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
+        XCTAssertEqual(poll(&ready, 1, 5000), 1, "the proxy connects to the backend")
+        let backendSide = curing_accept4(listener, nil, nil, Int32(SOCK_CLOEXEC.rawValue))
+        XCTAssertGreaterThanOrEqual(backendSide, 0)
+        defer { Glibc.close(backendSide) }
+        var limit = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(backendSide, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        let expected = Array("PROXY TCP6 ::1 ::1 \(clientPort) \(proxy.address.port)\r\npayload".utf8)
+        var received: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 256)
+        while received.count < expected.count {
+            let count = chunk.withUnsafeMutableBytes { recv(backendSide, $0.baseAddress, $0.count, 0) }
+            guard count > 0 else { break }
+            received += chunk[0..<count]
+        }
+        XCTAssertEqual(String(decoding: received, as: UTF8.self), String(decoding: expected, as: UTF8.self))
     }
 
     func testNginxReadsOurProxyProtocolHeader() throws {
