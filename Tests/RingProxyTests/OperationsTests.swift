@@ -114,6 +114,88 @@ final class OperationsTests: XCTestCase {
         XCTAssertTrue(outcome.stderr.contains("configuration reloaded"), outcome.stderr)
     }
 
+    /// SIGHUP applies send_proxy, idle_timeout and active health checks to new connections; a changed
+    /// restart-only setting (threads) is logged as such and keeps its running value.
+    func testSIGHUPReloadsSendProxyIdleTimeoutAndHealthAndWarnsAboutRestartOnlySettings() throws {
+        let backend = try TestServer(.proxyProtocol)
+        let port = try deadAddress().port, adminPort = try deadAddress().port
+        let config = { (extra: String) in
+            """
+            host = "127.0.0.1"
+            port = \(port)
+            admin = \(adminPort)
+            drain_timeout = "200ms"
+            \(extra)
+            [[backends]]
+            host = "127.0.0.1"
+            port = \(backend.port)
+            """
+        }
+        let file = try temporaryFile(config("threads = 1"))
+        defer { unlink(file) }
+        let running = try BuiltBinary("ringproxy").start(["--config", file, "--no-pin"])
+        defer {
+            running.signal(SIGKILL)
+            _ = running.finish()
+        }
+        let address = SocketAddress(numericHost: "127.0.0.1", port: port)!
+        let admin = SocketAddress(numericHost: "127.0.0.1", port: adminPort)!
+        XCTAssertTrue(eventually(5) { (try? HTTPGet(admin, "/healthz"))?.status == 200 })
+        // Before: no PROXY header, no idle timeout to speak of, no active checks.
+        let before = try TestClient(address)
+        try before.send("hello\n")
+        XCTAssertTrue(try before.receiveLine().hasPrefix("invalid:"), "no header is sent yet")
+        let acceptedBefore = backend.acceptedCount
+        XCTAssertEqual(before.pollState(milliseconds: 700), Int.min, "not closed for idling")
+        XCTAssertEqual(backend.acceptedCount, acceptedBefore, "no health checks yet")
+
+        try config("""
+            threads = 2
+            send_proxy = "v1"
+            idle_timeout = "300ms"
+            [health]
+            interval = "100ms"
+            timeout = "100ms"
+            """).write(toFile: file, atomically: true, encoding: .utf8)
+        running.signal(SIGHUP)
+        XCTAssertTrue(eventually(5) { (try? HTTPGet(admin, "/metrics"))?.metric("ringproxy_reloads_total") == 1 })
+        let after = try TestClient(address)
+        let clientPort = Socket.localAddress(of: after.fd)!.port
+        XCTAssertEqual(try after.receiveLine(), "v1 127.0.0.1:\(clientPort) -> 127.0.0.1:\(port)", "send_proxy applies")
+        let idle = after.awaitEnd(within: 3)
+        print("after the reload: an idle client closed after \(idle.milliseconds) ms (idle_timeout 300 ms)")
+        XCTAssertTrue(idle.end.isClosed, "idle_timeout applies")
+        XCTAssertLessThan(idle.milliseconds, 1000)
+        let acceptedAfter = backend.acceptedCount
+        XCTAssertTrue(eventually(3) { backend.acceptedCount >= acceptedAfter + 3 }, "health checks every 100 ms reach the backend")
+        let metrics = try HTTPGet(admin, "/metrics")
+        XCTAssertNotNil(metrics.metric("ringproxy_worker_accepted_total{worker=\"0\"}"))
+        XCTAssertNil(metrics.metric("ringproxy_worker_accepted_total{worker=\"1\"}"), "threads stays 1 until a restart")
+        running.signal(SIGTERM)
+        let outcome = running.finish()
+        XCTAssertEqual(outcome.status, 0)
+        XCTAssertTrue(outcome.stderr.contains("threads changed: only a restart applies it"), outcome.stderr)
+        XCTAssertFalse(outcome.stderr.contains("send_proxy changed: only a restart"), outcome.stderr)
+    }
+
+    /// A reload's connect timeout applies to the next connect: against a black-holed backend, a client waits
+    /// the new 200 ms, not the 3 s it started with.
+    func testReloadedConnectTimeoutAppliesToNewConnects() throws {
+        let hole = try BlackHole()
+        let proxy = try ProxyHarness(backends: [(hole.address, weight: 1)]) { settings in
+            settings.connectTimeout = Setting(.seconds(3), self.source)
+            settings.retries = Setting(0, self.source)
+        }
+        defer { proxy.stop() }
+        try proxy.reload { settings in settings.connectTimeout = Setting(.milliseconds(200), self.source) }
+        let client = try TestClient(proxy.address)
+        let end = client.awaitEnd(within: 5)
+        print("reloaded connect timeout 200 ms: the client saw \(end.end) after \(end.milliseconds) ms")
+        XCTAssertTrue(end.end.isClosed)
+        XCTAssertGreaterThanOrEqual(end.milliseconds, 180)
+        XCTAssertLessThan(end.milliseconds, 700, "the new 200 ms, not the old 3 s")
+    }
+
     private func flatConfig(port: UInt16, admin: UInt16, backend: TestServer) -> String {
         """
         host = "127.0.0.1"
