@@ -34,7 +34,10 @@ final class OperationsTests: XCTestCase {
         }
         XCTAssertEqual(outcome.generation, 2)
         XCTAssertTrue(outcome.restartOnly.isEmpty)
-        usleep(50_000)
+        // Every worker has switched when reload returns; the loop's attempt in flight then (it may have picked
+        // the removed backend just before) is over once two more have started.
+        let attemptsAtReload = load.attempts
+        XCTAssertTrue(eventually(5) { load.attempts >= attemptsAtReload + 2 })
         let removedAfterReload = removed.acceptedCount
         XCTAssertTrue(eventually(10) { (load.answers["added"] ?? 0) >= 100 })
         let result = load.stop()
@@ -227,11 +230,13 @@ final class OperationsTests: XCTestCase {
         XCTAssertTrue(eventually(5) { (try? HTTPGet(admin, "/healthz"))?.status == 503 })
         XCTAssertEqual(try HTTPGet(admin, "/healthz").body, "draining\n")
         XCTAssertTrue(eventually(5) { (try? TestClient(address)) == nil }, "a draining proxy accepts no new connections")
-        // Read the rest slowly: the drain waits for it.
-        while hash.count < size {
-            hash.add(try client!.receive(exactly: min(1 << 20, size - hash.count)))
-            usleep(20_000)
-        }
+        // The drain waits for the transfer: the proxy runs on while the client has read only part of it (the
+        // rest sits in socket buffers and the backend, which the client's pace holds back).
+        XCTAssertTrue(running.isRunning, "the drain waits while the transfer is unfinished")
+        while hash.count < size / 2 { hash.add(try client!.receive(exactly: min(1 << 20, size / 2 - hash.count))) }
+        XCTAssertTrue(running.isRunning, "still draining half way")
+        XCTAssertEqual(try HTTPGet(admin, "/healthz").status, 503)
+        while hash.count < size { hash.add(try client!.receive(exactly: min(1 << 20, size - hash.count))) }
         XCTAssertEqual(try client!.receiveUntilClose(), [])
         // The backend finished; the client closes its side, and the connection is done.
         client = nil
