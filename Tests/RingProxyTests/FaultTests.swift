@@ -95,6 +95,69 @@ final class FaultTests: XCTestCase {
         try assertStillServes(address)
     }
 
+    /// A worker's buffer pool is shared: a stalled direction may hold a few buffers (`Tunnel.pauseAt` = 4), not
+    /// the pool (DESIGN.md, "Shared pools under hostile peers"). One worker with a pool of 64 buffers of 16 KiB;
+    /// 14 clients push into a backend that never reads (so each stalls holding what it may: 56 buffers at 4
+    /// each), then 20 clients echo 1 MiB each through another listener of the same worker.
+    ///
+    /// FAILS as of this commit (5 runs of 5 with 14 stalled; 1 of 2 with 12; 2 of 2 passed with 8): a stalled
+    /// direction holds 5 to 16 buffers (its multishot receive fills buffers until the cancel lands), so 4 to 12
+    /// stalled connections empty the pool, and the moving connections then get no buffer at all (0 bytes in
+    /// 5 s): nothing is reserved for directions that move. The pushed figures show it: a stalled client that
+    /// got pool buffers pushed 8-12 MiB, one that got none 4161 KiB (its own socket buffers only).
+    func testStalledConnectionsHoldAFewBuffersEachAndTheOthersKeepMoving() throws {
+        let sink = try TestServer(.ignore), echo = try TestServer(.echo)
+        let source = SettingSource(key: "test")
+        let proxy = try ProxyHarness(echo) { settings in
+            settings.threads = Setting(1, source)
+            settings.buffers = Setting(64, source)
+            settings.bufferSize = Setting(16384, source)
+            settings.listen = nil
+            settings.backends = nil
+            settings.listeners = [("stalled", sink), ("moving", echo)].map { name, server in
+                var listener = ListenerSpec(source: source)
+                listener.name = Setting(name, source)
+                listener.bind = Setting("127.0.0.1:0", source)
+                listener.backends = [BackendSpec(host: Setting("127.0.0.1", source), port: Setting(Int(server.port), source), source: source)]
+                return listener
+            }
+        }
+        defer { proxy.stop() }
+        let stalledAddress = proxy.proxy.listenAddresses[0], movingAddress = proxy.proxy.listenAddresses[1]
+        var stalled: [TestClient] = []
+        var pushed: [Int] = []
+        let chunk = [UInt8](repeating: 0x5A, count: 256 << 10)
+        for _ in 0..<14 {
+            let client = try TestClient(stalledAddress)
+            _ = fcntl(client.fd, F_SETFL, O_NONBLOCK)
+            var total = 0, stalledSince: Int64?
+            while total < 256 << 20 {
+                let sent = chunk.withUnsafeBytes { send(client.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                if sent > 0 {
+                    total += sent
+                    stalledSince = nil
+                } else {
+                    let now = monotonicMilliseconds()
+                    if let since = stalledSince, now - since > 300 { break }
+                    stalledSince = stalledSince ?? now
+                    usleep(5_000)
+                }
+            }
+            pushed.append(total)
+            stalled.append(client)
+        }
+        XCTAssertEqual(sink.acceptedCount, 14)
+        XCTAssertTrue(pushed.allSatisfy { $0 < 64 << 20 }, "each stalled, none streamed on: \(pushed)")
+        let started = monotonicMilliseconds()
+        let outcome = ConcurrentEcho(address: movingAddress, connections: 20, bytes: 1 << 20, timeoutSeconds: 5).run()
+        let elapsed = monotonicMilliseconds() - started
+        print("14 stalled connections (pushed \(pushed.map { $0 >> 10 }) KiB) on a 64-buffer pool: 20 x 1 MiB echoed beside them in \(elapsed) ms, ring empty \(proxy.total(.bufferRingEmpty)) times")
+        XCTAssertEqual(outcome.failures.prefix(3), [])
+        XCTAssertEqual(outcome.verified, 20)
+        XCTAssertLessThan(elapsed, 3000, "the moving connections kept moving")
+        _ = stalled
+    }
+
     func testClientResetMidTransferClosesItsBackendAndNothingElse() throws {
         let backend = try TestServer(.replyOnEOF)
         let echo = try TestServer(.echo)

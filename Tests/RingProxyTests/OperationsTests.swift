@@ -249,6 +249,52 @@ final class OperationsTests: XCTestCase {
         XCTAssertTrue(outcome.stderr.contains("stopped: every connection finished"), outcome.stderr)
     }
 
+    /// Clients that wait in the listen backlog when the drain begins (the proxy is at --max-connections) are
+    /// accepted and served by the drain, not reset when the listener closes (README: "clients already in their
+    /// backlogs are accepted").
+    ///
+    /// FAILS as of this commit, every run: `Worker.retire(_:takeBacklog:)` accepts the backlog with the
+    /// connection table full, so `admit` closes each one ("accepted a client with no free connection slot;
+    /// closed it") and the three waiting clients are reset.
+    func testDrainServesTheClientsWaitingInTheBacklog() throws {
+        let backend = try TestServer(.echo)
+        let port = try deadAddress().port
+        let running = try BuiltBinary("ringproxy").start([
+            "--listen", "127.0.0.1:\(port)", "--backend", "127.0.0.1:\(backend.port)", "--threads", "1", "--no-pin",
+            "--max-connections", "2", "--drain-timeout", "20s",
+        ])
+        defer {
+            running.signal(SIGKILL)
+            _ = running.finish()
+        }
+        let address = SocketAddress(numericHost: "127.0.0.1", port: port)!
+        XCTAssertTrue(eventually(5) { (try? TestClient(address)) != nil })
+        XCTAssertTrue(eventually(5) { backend.openCount == 0 })
+        var holders = try (0..<2).map { _ in try TestClient(address) }
+        for holder in holders {
+            try holder.send("held\n")
+            XCTAssertEqual(try holder.receiveLine(), "held")
+        }
+        // The limit is reached: these complete their handshakes in the kernel and wait in the backlog.
+        let waiting = try (0..<3).map { _ in try TestClient(address) }
+        for (index, client) in waiting.enumerated() { try client.send("waiting \(index)\n") }
+        XCTAssertEqual(waiting[0].pollState(milliseconds: 300), Int.min, "not served while the proxy is full")
+        XCTAssertEqual(backend.acceptedCount, 3, "the readiness probe and the two holders only")
+        running.signal(SIGTERM)
+        XCTAssertTrue(eventually(3) { running.stderrSoFar.contains("draining: accepting no new connections") })
+        holders.removeAll()
+        for (index, client) in waiting.enumerated() {
+            XCTAssertEqual(try client.receiveLine(), "waiting \(index)", "a client from the backlog is served by the drain")
+            client.shutdownWrite()
+            XCTAssertEqual(client.awaitEnd(within: 5).end, .endOfStream)
+        }
+        XCTAssertTrue(eventually(5) { !running.isRunning }, "the drain ends once they are done")
+        let outcome = running.finish()
+        XCTAssertEqual(outcome.status, 0)
+        XCTAssertTrue(outcome.stderr.contains("stopped: every connection finished"), outcome.stderr)
+        XCTAssertEqual(backend.acceptedCount, 6)
+    }
+
     /// The proxy binary in front of an echo backend, with one client connected through it.
     private func binaryWithAClient(_ flags: [String]) throws -> (BuiltBinary.Running, TestClient, TestServer) {
         let backend = try TestServer(.echo)
