@@ -169,6 +169,7 @@ final class FaultTests: XCTestCase {
         client.reset()
         XCTAssertTrue(eventually { proxy.total(.active) == 0 }, "the reset closes both sides")
         XCTAssertTrue(eventually { backend.openCount == 0 }, "the backend's connection is closed too")
+        XCTAssertEqual(backend.resetCount, 1, "with a reset passed on, not an end of stream")
         let other = try ProxyHarness(echo)
         defer { other.stop() }
         try assertStillServes(other.address)

@@ -178,10 +178,13 @@ final class TestClient {
 
     func shutdownWrite() { Glibc.shutdown(fd, Int32(SHUT_WR)) }
 
-    /// Closes with RST instead of FIN.
+    /// Closes with RST instead of FIN: linger 0, then close. (A shutdown first would send a FIN, and the
+    /// peer would see an orderly end of stream before the reset, if the reset came at all.)
     func reset() {
+        guard fd >= 0 else { return }
         Socket.setAbortiveClose(fd)
-        Glibc.shutdown(fd, Int32(SHUT_RDWR))
+        Glibc.close(fd)
+        fd = -1
     }
 }
 

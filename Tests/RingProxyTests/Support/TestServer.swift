@@ -35,8 +35,11 @@ final class TestServer: @unchecked Sendable {
     private let accepted = Atomic<Int>(0)
     private let open = Atomic<Int>(0)
     private let stopped = Atomic<Bool>(false)
+    private let resets = Atomic<Int>(0)
 
     var acceptedCount: Int { accepted.load(ordering: .relaxed) }
+    /// Connections that ended with a reset from the proxy (a receive failed with ECONNRESET).
+    var resetCount: Int { resets.load(ordering: .relaxed) }
     var openCount: Int { open.load(ordering: .relaxed) }
 
     init(_ behavior: Behavior, host: String = "127.0.0.1", port: UInt16 = 0) throws {
@@ -140,7 +143,10 @@ final class TestServer: @unchecked Sendable {
     /// Returns false when the peer is done and should be closed.
     private func read(_ peer: Peer, _ buffer: inout [UInt8]) -> Bool {
         let count = buffer.withUnsafeMutableBytes { recv(peer.fd, $0.baseAddress, $0.count, 0) }
-        if count < 0 { return errno == EAGAIN || errno == EINTR }
+        if count < 0 {
+            if errno == ECONNRESET { resets.add(1, ordering: .relaxed) }
+            return errno == EAGAIN || errno == EINTR
+        }
         if count == 0 {
             switch behavior {
             case .replyOnEOF:
