@@ -38,7 +38,8 @@ final class WorkersAndLogsTests: XCTestCase {
         let accepted = perWorker("accepted_total")
         print("four workers, \(connections) connections: accepted per worker \(accepted)")
         XCTAssertNil(metrics.metric("ringproxy_worker_accepted_total{worker=\"4\"}"), "four workers, no more")
-        XCTAssertTrue(accepted.allSatisfy { $0 > 0 }, "every worker took connections: \(accepted)")
+        // About a quarter each (seen 48-52 of 200); 20 is over four standard deviations below 50.
+        XCTAssertTrue(accepted.allSatisfy { $0 >= 20 }, "every worker took its share: \(accepted)")
         XCTAssertEqual(accepted.reduce(0, +), connections)
         XCTAssertEqual(perWorker("closed_total").reduce(0, +), connections)
         XCTAssertEqual(perWorker("bytes_upstream_total").reduce(0, +), connections * bytes)
