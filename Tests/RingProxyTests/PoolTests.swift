@@ -322,11 +322,12 @@ final class PoolTests: XCTestCase {
             case .leastConnections, .powerOfTwoChoices:
                 // These follow live load, and a closed client's connection lingers for a moment while the
                 // next one is placed, usually on the backend with the most weight: heavier still gets more, but
-                // less than its weight's share. Measured (two runs on the 2-CPU VM): least-conn 2283 / 3583 /
-                // 4134 and 2282 / 3600 / 4118; p2c 2074 / 3491 / 4435 and 2016 / 3508 / 4476. Each share must
-                // stay within 0.05 of those: weights ignored (a third each) or followed exactly both fail.
+                // less than its weight's share. Measured (three runs on the 2-CPU VM): least-conn 2283 / 3583 /
+                // 4134, 2282 / 3600 / 4118, 2314 / 3605 / 4081; p2c 2074 / 3491 / 4435, 2016 / 3508 / 4476,
+                // 2268 / 3599 / 4133. Each share must stay within 0.05 of the middle of those: weights ignored
+                // (a third each) or followed exactly (a sixth, a third, a half) both fail.
                 XCTAssertTrue(counts[0] < counts[1] && counts[1] < counts[2], "\(algorithm): \(counts)")
-                let measured = algorithm == .leastConnections ? [0.228, 0.359, 0.413] : [0.205, 0.350, 0.446]
+                let measured = algorithm == .leastConnections ? [0.23, 0.36, 0.41] : [0.215, 0.355, 0.43]
                 for index in 0..<3 {
                     XCTAssertEqual(Double(counts[index]) / 10_000, measured[index], accuracy: 0.05, "\(algorithm): \(counts)")
                 }
