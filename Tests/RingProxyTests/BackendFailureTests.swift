@@ -39,14 +39,19 @@ final class BackendFailureTests: XCTestCase {
         }
         let victim = try TestClient(proxy.address)
         var stream = PatternStream(seed: 1)
-        _ = try? victim.send(&stream, count: 2 << 20)  // may fail with EPIPE/ECONNRESET once the reset arrives
-        // Some of the echo may arrive first; then the end, passed on at once: an end of stream or a reset that
-        // the proxy sent, not the 10 s receive timeout (which a blocking receive would report as an error too).
-        // Seen here: end of stream after 112 KiB, at once (the sends above block until the reset).
+        // May fail with EPIPE/ECONNRESET once the reset arrives.
+        var sendError = "none"
+        do { _ = try victim.send(&stream, count: 2 << 20) } catch { sendError = "\(error)" }
+        // Some of the echo may arrive first; then the end, passed on at once: the proxy's reset, not the 10 s
+        // receive timeout (which a blocking receive would report as an error too). Seen here: the send above
+        // failed with ECONNRESET, which takes the socket's error, so the receive then reads an end of stream
+        // (after 112 KiB of echo, at once).
         let victimEnd = victim.awaitEnd(within: 5)
-        print("backend reset mid-stream: the victim saw \(victimEnd.end) after \(victimEnd.discarded) bytes, \(victimEnd.milliseconds) ms")
+        print("backend reset mid-stream: the victim's send failed with \(sendError); it then saw \(victimEnd.end) after \(victimEnd.discarded) bytes, \(victimEnd.milliseconds) ms")
         XCTAssertTrue(victimEnd.end.isClosed, "the victim's connection must end, not time out: \(victimEnd.end)")
         XCTAssertLessThan(victimEnd.milliseconds, 2000, "at once")
+        XCTAssertTrue(sendError.contains("Connection reset") || victimEnd.end == .error(ECONNRESET),
+                      "the backend's reset is passed on as a reset, to the send or the receive: \(sendError), \(victimEnd.end)")
         for client in bystanders {
             try client.send("still here\n")
             XCTAssertEqual(try client.receiveLine(), "still here")
