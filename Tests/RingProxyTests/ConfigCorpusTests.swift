@@ -70,4 +70,92 @@ final class ConfigCorpusTests: XCTestCase {
         XCTAssertNoThrow(try ConfigFile.parse("a = \"[,}\"\nb = \'[}\'\nc = \"\"\"\nx[,}\n\"\"\"\nd = [{}, {e = 1}]\n", file: "f.toml"), "in strings")
         XCTAssertNoThrow(try ConfigFile.parse("a = 1979-05-27T07:32:00Z\nb = 1979-05-27 # c\nc = \"1979-05-27Tx\"\n", file: "f.toml"), "dates")
     }
+
+    /// The `bad-*` seeds each hold one class of mistake: every one must be rejected, with exactly the errors
+    /// (key, line, message) the loader reports for it today, so a seed that starts to load, or loses one of its
+    /// errors, fails here. A resolver's own words vary by host, so a `cannot resolve host` line is compared up
+    /// to the host name.
+    func testBadSeedsAreRejectedWithTheirErrors() throws {
+        let expected: [String: [String]] = [
+            "bad-listeners-shapes.toml": [
+                ":3: health: expected a table ([health]), got a string (\"on\")",
+                ": backends: expected an array of tables ([[backends]]), got an integer (3)",
+                ": listeners[0]: expected a table with name, bind and [[listeners.backends]], got an integer (1)",
+                ": listeners[1]: expected a table with name, bind and [[listeners.backends]], got a string (\"a\")",
+                ": listeners[2]: expected a table with name, bind and [[listeners.backends]], got an array",
+                ": listenrs: unknown key (did you mean 'listeners'?)",
+                ": listeners: no listeners: add [[listeners]] entries, each with bind and [[listeners.backends]]",
+            ],
+            "bad-mixed-layouts.toml": [
+                ":1: host: the flat layout (host, port, [[backends]], --listen, --backend) cannot be mixed with [[listeners]]",
+                ":12: listeners[0].bind: give either bind or host and port, not both",
+                ":15: listeners[1].name: duplicate listener name 'dup' (already used by listeners[0])",
+                ":16: listeners[1].bind: 127.0.0.1:8080 is already the address of listeners[0]",
+                ":18: listeners[1].backends[0].host: cannot resolve host 'nonexistent.invalid'",
+                ":21: listeners[2].bind: expected host:port (like 127.0.0.1:8080 or [::1]:8080), got '8080'",
+                ":22: listeners[2].listeners: unknown key",
+                ":25: health.timeout: active health checks need health.interval",
+                ":26: health.rise: active health checks need health.interval",
+                ":27: health.unknown_key: unknown key",
+                ": listeners[0].backends: no backends: add [[listeners.backends]] entries under this listener",
+                ": listeners[2].backends: no backends: add [[listeners.backends]] entries under this listener",
+            ],
+            "bad-syntax.toml": [
+                ":2: syntax: invalid TOML: Error while parsing table header: expected ']', saw '\\n'",
+            ],
+            "bad-types.toml": [
+                ":1: host: expected a string, got an integer (8080)",
+                ":2: port: expected an integer, got a string (\"8080\")",
+                ":3: balance: expected a string, got an integer (3)",
+                ":4: pin: expected true or false, got a string (\"yes\")",
+                ":5: ring_size: expected a power of two from 2 to 32768, got 1000",
+                ":6: buffer_size: expected a size like 16384 or \"16KiB\", got a string (\"16 bytes\")",
+                ":7: buffers: expected a power of two from 2 to 32768, got -1",
+                ":8: connect_timeout: expected a duration like 3, \"250ms\", \"3s\" or \"1h\", got a string (\"forever\")",
+                ":9: idle_timeout: expected a duration (seconds, or a string like \"250ms\", \"3s\", \"1h\"), got an array",
+                ":10: admin: expected a string, got a boolean (true)",
+                ":11: cpus: expected a CPU list like \"0,2-3\", got '3-1,x'",
+                ":12: zerocopy: expected one of \"off\", \"on\", \"auto\", got 'maybe'",
+                ":13: log_level: expected one of trace, debug, info, notice, warning, error, critical, got 'loud'",
+                ":14: log_format: expected a string, got a table",
+                ":15: when: unknown key",
+                ":16: day: unknown key",
+                ":17: time: unknown key",
+                ":18: ratio: unknown key",
+                ":19: big: unknown key (did you mean 'pin'?)",
+                ":20: small: unknown key",
+                ":21: inf: unknown key (did you mean 'pin'?)",
+                ":25: backends[0].port: expected a port from 1 to 65535, got 70000",
+                ":26: backends[0].weight: expected a weight from 0 to 256, got -5",
+                ":27: backends[1]: missing host",
+                ":29: backends[2]: missing port",
+                ":33: backends[3].port: expected a port from 1 to 65535, got 0",
+            ],
+            "bad-unicode-keys.toml": [
+                ":3: backends[0].host: cannot resolve host 'é😀'",
+                ":7: backends[0].balanc: unknown key",
+                ": backends[0].: unknown key",
+                ": backends[0].\t key: unknown key",
+            ],
+        ]
+        let names = try FileManager.default.contentsOfDirectory(atPath: Self.corpus.path).filter { $0.hasPrefix("bad-") }.sorted()
+        XCTAssertEqual(names, expected.keys.sorted(), "each bad-* seed has its expected errors here")
+        for name in names {
+            let text = try String(contentsOf: Self.corpus.appendingPathComponent(name), encoding: .utf8)
+            do {
+                let settings = try ConfigFile.parse(text, file: name)
+                _ = try ProxyConfig.validate(settings.overridden(by: ProxySettings()), file: name, allowedCPUs: [0, 1, 2, 3])
+                XCTFail("\(name) loaded: a bad seed must be rejected")
+            } catch {
+                let lines = error.description.split(separator: "\n").map { line in
+                    var line = String(line.dropFirst("config error: \(name)".count))
+                    if let resolve = line.range(of: #"cannot resolve host '[^']*'"#, options: .regularExpression) {
+                        line = String(line[..<resolve.upperBound])
+                    }
+                    return line
+                }
+                XCTAssertEqual(lines, expected[name], name)
+            }
+        }
+    }
 }

@@ -34,7 +34,10 @@ final class OperationsTests: XCTestCase {
         }
         XCTAssertEqual(outcome.generation, 2)
         XCTAssertTrue(outcome.restartOnly.isEmpty)
-        usleep(50_000)
+        // Every worker has switched when reload returns; the loop's attempt in flight then (it may have picked
+        // the removed backend just before) is over once two more have started.
+        let attemptsAtReload = load.attempts
+        XCTAssertTrue(eventually(5) { load.attempts >= attemptsAtReload + 2 })
         let removedAfterReload = removed.acceptedCount
         XCTAssertTrue(eventually(10) { (load.answers["added"] ?? 0) >= 100 })
         let result = load.stop()
@@ -114,6 +117,88 @@ final class OperationsTests: XCTestCase {
         XCTAssertTrue(outcome.stderr.contains("configuration reloaded"), outcome.stderr)
     }
 
+    /// SIGHUP applies send_proxy, idle_timeout and active health checks to new connections; a changed
+    /// restart-only setting (threads) is logged as such and keeps its running value.
+    func testSIGHUPReloadsSendProxyIdleTimeoutAndHealthAndWarnsAboutRestartOnlySettings() throws {
+        let backend = try TestServer(.proxyProtocol)
+        let port = try deadAddress().port, adminPort = try deadAddress().port
+        let config = { (extra: String) in
+            """
+            host = "127.0.0.1"
+            port = \(port)
+            admin = \(adminPort)
+            drain_timeout = "200ms"
+            \(extra)
+            [[backends]]
+            host = "127.0.0.1"
+            port = \(backend.port)
+            """
+        }
+        let file = try temporaryFile(config("threads = 1"))
+        defer { unlink(file) }
+        let running = try BuiltBinary("ringproxy").start(["--config", file, "--no-pin"])
+        defer {
+            running.signal(SIGKILL)
+            _ = running.finish()
+        }
+        let address = SocketAddress(numericHost: "127.0.0.1", port: port)!
+        let admin = SocketAddress(numericHost: "127.0.0.1", port: adminPort)!
+        XCTAssertTrue(eventually(5) { (try? HTTPGet(admin, "/healthz"))?.status == 200 })
+        // Before: no PROXY header, no idle timeout to speak of, no active checks.
+        let before = try TestClient(address)
+        try before.send("hello\n")
+        XCTAssertTrue(try before.receiveLine().hasPrefix("invalid:"), "no header is sent yet")
+        let acceptedBefore = backend.acceptedCount
+        XCTAssertEqual(before.pollState(milliseconds: 700), Int.min, "not closed for idling")
+        XCTAssertEqual(backend.acceptedCount, acceptedBefore, "no health checks yet")
+
+        try config("""
+            threads = 2
+            send_proxy = "v1"
+            idle_timeout = "300ms"
+            [health]
+            interval = "100ms"
+            timeout = "100ms"
+            """).write(toFile: file, atomically: true, encoding: .utf8)
+        running.signal(SIGHUP)
+        XCTAssertTrue(eventually(5) { (try? HTTPGet(admin, "/metrics"))?.metric("ringproxy_reloads_total") == 1 })
+        let after = try TestClient(address)
+        let clientPort = Socket.localAddress(of: after.fd)!.port
+        XCTAssertEqual(try after.receiveLine(), "v1 127.0.0.1:\(clientPort) -> 127.0.0.1:\(port)", "send_proxy applies")
+        let idle = after.awaitEnd(within: 3)
+        print("after the reload: an idle client closed after \(idle.milliseconds) ms (idle_timeout 300 ms)")
+        XCTAssertTrue(idle.end.isClosed, "idle_timeout applies")
+        XCTAssertLessThan(idle.milliseconds, 1000)
+        let acceptedAfter = backend.acceptedCount
+        XCTAssertTrue(eventually(3) { backend.acceptedCount >= acceptedAfter + 3 }, "health checks every 100 ms reach the backend")
+        let metrics = try HTTPGet(admin, "/metrics")
+        XCTAssertNotNil(metrics.metric("ringproxy_worker_accepted_total{worker=\"0\"}"))
+        XCTAssertNil(metrics.metric("ringproxy_worker_accepted_total{worker=\"1\"}"), "threads stays 1 until a restart")
+        running.signal(SIGTERM)
+        let outcome = running.finish()
+        XCTAssertEqual(outcome.status, 0)
+        XCTAssertTrue(outcome.stderr.contains("threads changed: only a restart applies it"), outcome.stderr)
+        XCTAssertFalse(outcome.stderr.contains("send_proxy changed: only a restart"), outcome.stderr)
+    }
+
+    /// A reload's connect timeout applies to the next connect: against a black-holed backend, a client waits
+    /// the new 200 ms, not the 3 s it started with.
+    func testReloadedConnectTimeoutAppliesToNewConnects() throws {
+        let hole = try BlackHole()
+        let proxy = try ProxyHarness(backends: [(hole.address, weight: 1)]) { settings in
+            settings.connectTimeout = Setting(.seconds(3), self.source)
+            settings.retries = Setting(0, self.source)
+        }
+        defer { proxy.stop() }
+        try proxy.reload { settings in settings.connectTimeout = Setting(.milliseconds(200), self.source) }
+        let client = try TestClient(proxy.address)
+        let end = client.awaitEnd(within: 5)
+        print("reloaded connect timeout 200 ms: the client saw \(end.end) after \(end.milliseconds) ms")
+        XCTAssertTrue(end.end.isClosed)
+        XCTAssertGreaterThanOrEqual(end.milliseconds, 180)
+        XCTAssertLessThan(end.milliseconds, 700, "the new 200 ms, not the old 3 s")
+    }
+
     private func flatConfig(port: UInt16, admin: UInt16, backend: TestServer) -> String {
         """
         host = "127.0.0.1"
@@ -145,11 +230,13 @@ final class OperationsTests: XCTestCase {
         XCTAssertTrue(eventually(5) { (try? HTTPGet(admin, "/healthz"))?.status == 503 })
         XCTAssertEqual(try HTTPGet(admin, "/healthz").body, "draining\n")
         XCTAssertTrue(eventually(5) { (try? TestClient(address)) == nil }, "a draining proxy accepts no new connections")
-        // Read the rest slowly: the drain waits for it.
-        while hash.count < size {
-            hash.add(try client!.receive(exactly: min(1 << 20, size - hash.count)))
-            usleep(20_000)
-        }
+        // The drain waits for the transfer: the proxy runs on while the client has read only part of it (the
+        // rest sits in socket buffers and the backend, which the client's pace holds back).
+        XCTAssertTrue(running.isRunning, "the drain waits while the transfer is unfinished")
+        while hash.count < size / 2 { hash.add(try client!.receive(exactly: min(1 << 20, size / 2 - hash.count))) }
+        XCTAssertTrue(running.isRunning, "still draining half way")
+        XCTAssertEqual(try HTTPGet(admin, "/healthz").status, 503)
+        while hash.count < size { hash.add(try client!.receive(exactly: min(1 << 20, size - hash.count))) }
         XCTAssertEqual(try client!.receiveUntilClose(), [])
         // The backend finished; the client closes its side, and the connection is done.
         client = nil
@@ -160,6 +247,51 @@ final class OperationsTests: XCTestCase {
         let outcome = running.finish()
         XCTAssertEqual(outcome.status, 0)
         XCTAssertTrue(outcome.stderr.contains("stopped: every connection finished"), outcome.stderr)
+    }
+
+    /// Clients that wait in the listen backlog when the drain begins (the proxy is at --max-connections) are
+    /// accepted and served by the drain, not reset when the listener closes (README: "clients already in their
+    /// backlogs are accepted").
+    ///
+    /// Before the drain kept a full table's listener open for its backlog this failed every run: the backlog was
+    /// accepted with the connection table full, so each client was closed at once.
+    func testDrainServesTheClientsWaitingInTheBacklog() throws {
+        let backend = try TestServer(.echo)
+        let port = try deadAddress().port
+        let running = try BuiltBinary("ringproxy").start([
+            "--listen", "127.0.0.1:\(port)", "--backend", "127.0.0.1:\(backend.port)", "--threads", "1", "--no-pin",
+            "--max-connections", "2", "--drain-timeout", "20s",
+        ])
+        defer {
+            running.signal(SIGKILL)
+            _ = running.finish()
+        }
+        let address = SocketAddress(numericHost: "127.0.0.1", port: port)!
+        XCTAssertTrue(eventually(5) { (try? TestClient(address)) != nil })
+        XCTAssertTrue(eventually(5) { backend.openCount == 0 })
+        var holders = try (0..<2).map { _ in try TestClient(address) }
+        for holder in holders {
+            try holder.send("held\n")
+            XCTAssertEqual(try holder.receiveLine(), "held")
+        }
+        // The limit is reached: these complete their handshakes in the kernel and wait in the backlog.
+        let waiting = try (0..<3).map { _ in try TestClient(address) }
+        for (index, client) in waiting.enumerated() { try client.send("waiting \(index)\n") }
+        XCTAssertEqual(waiting[0].pollState(milliseconds: 300), Int.min, "not served while the proxy is full")
+        XCTAssertEqual(backend.acceptedCount, 3, "the readiness probe and the two holders only")
+        running.signal(SIGTERM)
+        XCTAssertTrue(eventually(3) { running.stderrSoFar.contains("draining: accepting no new connections") })
+        holders.removeAll()
+        for (index, client) in waiting.enumerated() {
+            XCTAssertEqual(try client.receiveLine(), "waiting \(index)", "a client from the backlog is served by the drain")
+            client.shutdownWrite()
+            XCTAssertEqual(client.awaitEnd(within: 5).end, .endOfStream)
+        }
+        XCTAssertTrue(eventually(5) { !running.isRunning }, "the drain ends once they are done")
+        let outcome = running.finish()
+        XCTAssertEqual(outcome.status, 0)
+        XCTAssertTrue(outcome.stderr.contains("stopped: every connection finished"), outcome.stderr)
+        XCTAssertEqual(backend.acceptedCount, 6)
     }
 
     /// The proxy binary in front of an echo backend, with one client connected through it.
@@ -180,19 +312,36 @@ final class OperationsTests: XCTestCase {
 
     func testDrainTimeoutClosesWhatIsStillOpen() throws {
         let (running, client, _) = try binaryWithAClient(["--drain-timeout", "300ms"])
+        let signalled = monotonicMilliseconds()
         running.signal(SIGTERM)
+        XCTAssertTrue(eventually(2) { running.stderrSoFar.contains("draining: accepting no new connections") })
+        // Until the timeout, the open connection still works.
+        try client.send("while draining\n")
+        XCTAssertEqual(try client.receiveLine(), "while draining")
+        let end = client.awaitEnd(within: 5)
+        let closedAfter = monotonicMilliseconds() - signalled
         let outcome = running.finish()
+        let exitedAfter = monotonicMilliseconds() - signalled
+        print("drain timeout 300 ms: the open client saw \(end.end) \(closedAfter) ms after SIGTERM; the proxy exited after \(exitedAfter) ms")
         XCTAssertEqual(outcome.status, 0)
         XCTAssertTrue(outcome.stderr.contains("drain timeout: closing the connections still open"), outcome.stderr)
-        XCTAssertEqual(try client.receiveUntilClose(), [])
+        XCTAssertEqual(end.end, .endOfStream, "the proxy closed it")
+        // The lifecycle loop wakes every 100 ms: closed from 300 ms after the signal, within 300 + 100 + slack.
+        XCTAssertGreaterThanOrEqual(closedAfter, 300, "not before the drain timeout")
+        XCTAssertLessThan(closedAfter, 700, "at the drain timeout, not later")
+        XCTAssertLessThan(exitedAfter, 1000)
     }
 
     func testSecondSignalStopsAtOnce() throws {
         let (running, client, _) = try binaryWithAClient([])
         running.signal(SIGTERM)
-        usleep(200_000)
+        XCTAssertTrue(eventually(2) { running.stderrSoFar.contains("draining: accepting no new connections") })
+        let signalled = monotonicMilliseconds()
         running.signal(SIGINT)
         let outcome = running.finish()
+        let exitedAfter = monotonicMilliseconds() - signalled
+        print("second signal: exited \(exitedAfter) ms after it (the drain timeout is 30 s)")
+        XCTAssertLessThan(exitedAfter, 1000, "at once, not after the 30 s drain timeout")
         XCTAssertEqual(outcome.status, 0)
         XCTAssertTrue(outcome.stderr.contains("SIGINT again: closing every connection now"), outcome.stderr)
         XCTAssertEqual(try client.receiveUntilClose(), [])
@@ -286,7 +435,14 @@ final class OperationsTests: XCTestCase {
         try client?.send("twelve bytes")
         XCTAssertEqual(try client?.receive(exactly: 12), Array("twelve bytes".utf8))
         client = nil
-        usleep(300_000)
+        let logged = { (text: String) -> [[String: String]] in
+            text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: String] }
+        }
+        XCTAssertTrue(eventually(3) {
+            let objects = logged(running.stderrSoFar)
+            return objects.contains { $0["message"] == "connection closed" && $0["bytes_up"] == "12" }
+                && objects.contains { $0["message"] == "report" && $0["active"] != nil }
+        }, "the access-log line and a periodic report")
         running.signal(SIGTERM)
         let outcome = running.finish()
         let lines = outcome.stderr.split(separator: "\n")

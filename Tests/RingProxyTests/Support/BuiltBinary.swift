@@ -106,6 +106,9 @@ struct BuiltBinary {
 
         func signal(_ number: Int32) { kill(pid, number) }
 
+        /// What the process has written to stderr so far (it runs on): for waiting on a log line.
+        var stderrSoFar: String { (try? String(contentsOfFile: outputs.stderr, encoding: .utf8)) ?? "" }
+
         /// Waits for the process to exit and collects its output.
         func finish() -> Outcome {
             if status == nil {

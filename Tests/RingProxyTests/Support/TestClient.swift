@@ -131,12 +131,60 @@ final class TestClient {
         return result >= 0 ? result : -Int(errno)
     }
 
+    /// How a stream ended, as `awaitEnd` saw it.
+    enum StreamEnd: Equatable, CustomStringConvertible {
+        /// The peer's FIN.
+        case endOfStream
+        /// A reset or another socket error (its errno).
+        case error(Int32)
+        /// Still open when the time was up.
+        case stillOpen
+
+        var description: String {
+            switch self {
+            case .endOfStream: "end of stream"
+            case .error(let code): "error \(String(cString: strerror(code)))"
+            case .stillOpen: "still open"
+            }
+        }
+
+        /// An end the peer caused: FIN or reset, not a timeout.
+        var isClosed: Bool { self != .stillOpen }
+    }
+
+    /// Reads and discards whatever arrives until the peer ends the stream (FIN or reset), for at most
+    /// `seconds`; returns how it ended and after how many milliseconds. Unlike a blocking receive, a stream
+    /// still open at the deadline is reported as such, not as an error.
+    func awaitEnd(within seconds: Double) -> (end: StreamEnd, milliseconds: Int64, discarded: Int) {
+        let started = monotonicMilliseconds()
+        let deadline = started + Int64(seconds * 1000)
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        var discarded = 0
+        while true {
+            let left = deadline - monotonicMilliseconds()
+            guard left > 0 else { return (.stillOpen, monotonicMilliseconds() - started, discarded) }
+            var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&entry, 1, Int32(left)) == 1 else { continue }
+            let received = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            if received > 0 {
+                discarded += received
+            } else if received == 0 {
+                return (.endOfStream, monotonicMilliseconds() - started, discarded)
+            } else if errno != EAGAIN && errno != EINTR {
+                return (.error(errno), monotonicMilliseconds() - started, discarded)
+            }
+        }
+    }
+
     func shutdownWrite() { Glibc.shutdown(fd, Int32(SHUT_WR)) }
 
-    /// Closes with RST instead of FIN.
+    /// Closes with RST instead of FIN: linger 0, then close. (A shutdown first would send a FIN, and the
+    /// peer would see an orderly end of stream before the reset, if the reset came at all.)
     func reset() {
+        guard fd >= 0 else { return }
         Socket.setAbortiveClose(fd)
-        Glibc.shutdown(fd, Int32(SHUT_RDWR))
+        Glibc.close(fd)
+        fd = -1
     }
 }
 

@@ -36,8 +36,11 @@ final class TestServer: @unchecked Sendable {
     private let open = Atomic<Int>(0)
     private let stopped = Atomic<Bool>(false)
     private let headers = Mutex<[ProxyProtocolHeader.ParseResult]>([])
+    private let resets = Atomic<Int>(0)
 
     var acceptedCount: Int { accepted.load(ordering: .relaxed) }
+    /// Connections that ended with a reset from the proxy (a receive failed with ECONNRESET).
+    var resetCount: Int { resets.load(ordering: .relaxed) }
     var openCount: Int { open.load(ordering: .relaxed) }
     /// What `.proxyProtocol` made of each connection's first bytes (a header or why not), in arrival order.
     var proxyHeaders: [ProxyProtocolHeader.ParseResult] { headers.withLock { $0 } }
@@ -143,7 +146,10 @@ final class TestServer: @unchecked Sendable {
     /// Returns false when the peer is done and should be closed.
     private func read(_ peer: Peer, _ buffer: inout [UInt8]) -> Bool {
         let count = buffer.withUnsafeMutableBytes { recv(peer.fd, $0.baseAddress, $0.count, 0) }
-        if count < 0 { return errno == EAGAIN || errno == EINTR }
+        if count < 0 {
+            if errno == ECONNRESET { resets.add(1, ordering: .relaxed) }
+            return errno == EAGAIN || errno == EINTR
+        }
         if count == 0 {
             switch behavior {
             case .replyOnEOF:
