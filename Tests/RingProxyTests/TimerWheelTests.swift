@@ -55,7 +55,7 @@ final class TimerWheelTests: XCTestCase {
         for _ in 0..<18 { XCTAssertEqual(tick(), []) }  // its old deadline (tick 8) passes while off
         wheel.changeTimeout(to: 8, in: table)
         XCTAssertEqual(ticksUntilExpired(slot), 1, "idle 19 ticks against a timeout of 8: due at once")
-        XCTAssertFalse(table[slot].pointee.wheelLinks.isLinked)
+        XCTAssertEqual(table[slot].pointee.wheelLinks.list, .none)
     }
 
     func testShortenedTimeoutRefilesConnectionsUnderTheNewDeadline() {

@@ -140,31 +140,44 @@ struct SlotLinks {
     static let none = UInt32.max
     var next = SlotLinks.none
     var prev = SlotLinks.none
-    var isLinked = false
+    /// The list the slot is on (`.none` when on none). Lists that share one set of links (the wait lists)
+    /// must tell their own members from another's: removing a slot through the wrong list would cut that
+    /// list's head loose.
+    var list = SlotList.ID.none
 }
 
 /// An intrusive list of slots (the timer wheel's buckets, the wait lists): O(1) insert and
 /// remove, no allocation.
 struct SlotList {
+    enum ID: UInt8 {
+        case none, wheel, starved, awaitingDescriptor, lingering
+    }
+
     private(set) var head = SlotLinks.none
     let links: WritableKeyPath<Connection, SlotLinks>
+    let id: ID
 
-    init(_ links: WritableKeyPath<Connection, SlotLinks>) { self.links = links }
+    init(_ links: WritableKeyPath<Connection, SlotLinks>, _ id: ID) {
+        self.links = links
+        self.id = id
+    }
 
     var isEmpty: Bool { head == SlotLinks.none }
 
+    /// Adds `slot` unless it is on a list of these links already (this one or another).
     @inline(__always)
     mutating func insert(_ slot: UInt32, in table: borrowing ConnectionTable) {
-        guard !table[slot].pointee[keyPath: links].isLinked else { return }
-        table[slot].pointee[keyPath: links] = SlotLinks(next: head, prev: SlotLinks.none, isLinked: true)
+        guard table[slot].pointee[keyPath: links].list == .none else { return }
+        table[slot].pointee[keyPath: links] = SlotLinks(next: head, prev: SlotLinks.none, list: id)
         if head != SlotLinks.none { table[head].pointee[keyPath: links].prev = slot }
         head = slot
     }
 
+    /// Removes `slot` if it is on this list.
     @inline(__always)
     mutating func remove(_ slot: UInt32, in table: borrowing ConnectionTable) {
         let node = table[slot].pointee[keyPath: links]
-        guard node.isLinked else { return }
+        guard node.list == id else { return }
         if node.prev != SlotLinks.none { table[node.prev].pointee[keyPath: links].next = node.next } else { head = node.next }
         if node.next != SlotLinks.none { table[node.next].pointee[keyPath: links].prev = node.prev }
         table[slot].pointee[keyPath: links] = SlotLinks()
@@ -176,6 +189,7 @@ struct SlotList {
         guard head != SlotLinks.none else { return nil }
         let slot = head
         remove(slot, in: table)
+        precondition(head != slot, "a slot list's head is not its own member")
         return slot
     }
 }

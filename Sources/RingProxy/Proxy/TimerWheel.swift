@@ -11,7 +11,7 @@ struct TimerWheel {
     static let bucketCount: UInt32 = 4096
     private var buckets: [SlotList]
     /// The bucket being emptied by `popExpired` after an `advance`.
-    private var due = SlotList(\.wheelLinks)
+    private var due = SlotList(\.wheelLinks, .wheel)
     /// Ticks since the worker started.
     private(set) var now: UInt32 = 0
     /// Ticks of inactivity before a connection is closed; nil when idle connections are kept.
@@ -19,7 +19,7 @@ struct TimerWheel {
 
     init(idleTicks: UInt32?) {
         self.idleTicks = idleTicks
-        buckets = Array(repeating: SlotList(\.wheelLinks), count: Int(Self.bucketCount))
+        buckets = Array(repeating: SlotList(\.wheelLinks, .wheel), count: Int(Self.bucketCount))
     }
 
     private var currentBucket: UInt32 { now % Self.bucketCount }
@@ -40,7 +40,7 @@ struct TimerWheel {
 
     @inline(__always)
     mutating func remove(_ slot: UInt32, in table: borrowing ConnectionTable) {
-        guard table[slot].pointee.wheelLinks.isLinked else { return }
+        guard table[slot].pointee.wheelLinks.list == .wheel else { return }
         let bucket = UInt32(table[slot].pointee.wheelBucket)
         if bucket == currentBucket {
             due.remove(slot, in: table)
@@ -57,7 +57,7 @@ struct TimerWheel {
         idleTicks = newTicks
         guard let newTicks, old.map({ newTicks < $0 }) ?? true else { return }
         let filed = buckets
-        buckets = Array(repeating: SlotList(\.wheelLinks), count: Int(Self.bucketCount))
+        buckets = Array(repeating: SlotList(\.wheelLinks, .wheel), count: Int(Self.bucketCount))
         for var list in filed {
             while let slot = list.popFirst(in: table) { schedule(slot, in: table) }
         }
@@ -68,7 +68,7 @@ struct TimerWheel {
         now &+= 1
         let bucket = Int(currentBucket)
         due = buckets[bucket]
-        buckets[bucket] = SlotList(\.wheelLinks)
+        buckets[bucket] = SlotList(\.wheelLinks, .wheel)
     }
 
     /// The next connection of the current tick's bucket that has been idle for the timeout; the others of

@@ -60,7 +60,7 @@ extension Worker {
     mutating func retryAwaitingDescriptor() {
         descriptorsFreed = false
         var waiting = awaitingDescriptor
-        awaitingDescriptor = SlotList(\.waitLinks)
+        awaitingDescriptor = SlotList(\.waitLinks, .awaitingDescriptor)
         while let slot = waiting.popFirst(in: table) { startConnect(slot) }
     }
 

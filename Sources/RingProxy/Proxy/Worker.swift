@@ -42,13 +42,13 @@ struct Worker: ~Copyable {
     var table: ConnectionTable
     var wheel: TimerWheel
     /// Tunnels whose recv found the buffer ring empty, re-armed when buffers come back.
-    var starved = SlotList(\.waitLinks)
+    var starved = SlotList(\.waitLinks, .starved)
     /// Clients whose backend socket could not be opened for want of a file descriptor (EMFILE, ENFILE); their
     /// connect is tried again once connections have closed.
-    var awaitingDescriptor = SlotList(\.waitLinks)
+    var awaitingDescriptor = SlotList(\.waitLinks, .awaitingDescriptor)
     /// Tunnels that passed a reset on after delivering what the failed side sent: their close waits until the
     /// surviving peer has acknowledged every byte, since a close with RST drops what its socket still holds.
-    var lingering = SlotList(\.waitLinks)
+    var lingering = SlotList(\.waitLinks, .lingering)
     /// The spills of backed-up directions (see `Worker+Pressure`), by `spillKey`: only under buffer pressure.
     var spills: [UInt32: Spill] = [:]
     /// Receive buffers out beyond which backed-up directions give theirs up: three quarters of the pool.
@@ -358,6 +358,7 @@ struct Worker: ~Copyable {
         table[slot].pointee.lastActive = wheel.now
         wheel.remove(slot, in: table)
         starved.remove(slot, in: table)
+        awaitingDescriptor.remove(slot, in: table)
         lingering.insert(slot, in: table)
         counters.add(1, .resetsDeferred)
     }
@@ -366,7 +367,7 @@ struct Worker: ~Copyable {
     /// `lingerTicks`); with `all`, every one (the proxy is stopping).
     mutating func closeLingering(all: Bool = false) {
         var waiting = lingering
-        lingering = SlotList(\.waitLinks)
+        lingering = SlotList(\.waitLinks, .lingering)
         while let slot = waiting.popFirst(in: table) {
             let connection = table[slot]
             let delivered = survivingFD(connection).map { curing_unacknowledged_bytes($0) <= 0 } ?? true
