@@ -84,6 +84,18 @@ final class TunnelFailureTests: XCTestCase {
         XCTAssertEqual(tunnel.closeError, ECONNRESET)
     }
 
+    /// An idle timeout (or a stop) while a failed side's bytes are still being delivered: the close drops
+    /// what is left, so it must pass the failure on as a reset, never end the stream cleanly.
+    func testTimeoutWhileDeliveringAFailedSidesBytesStillResets() {
+        var tunnel = established()
+        _ = feed(&tunnel, data(.downstream, 10, buffer: 1), data(.downstream, 10, buffer: 2))
+        _ = feed(&tunnel, ended(.downstream, -ECONNRESET))
+        XCTAssertEqual(feed(&tunnel, .idleTimeout), [.recycleChain(first: 2, count: 1), .cancel(.client)])
+        _ = feed(&tunnel, ended(.upstream, -ECANCELED))
+        XCTAssertEqual(feed(&tunnel, .sent(.downstream, result: -ECANCELED)), [.recycle(buffer: 1), .close(abortive: true), .release])
+        XCTAssertEqual(tunnel.closeReason, .backendError)
+    }
+
     /// With the other direction already finished, a failure closes at once, as before.
     func testFailureAfterTheOtherDirectionFinishedClosesAtOnce() {
         var tunnel = established()

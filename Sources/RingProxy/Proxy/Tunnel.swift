@@ -431,7 +431,9 @@ public struct Tunnel: Sendable {
     private mutating func beginClose(_ reason: CloseReason, _ links: borrowing BufferLinks, _ actions: inout TunnelActions) {
         guard phase != .closing && phase != .closed else { return }
         phase = .closing
-        closeReason = reason
+        // A side failed and what it sent was still being delivered (an idle timeout or a stop came first):
+        // the close still passes that failure on, as a reset, never as a clean end of stream.
+        if !closeReason.isAbortive { closeReason = reason }
         for direction in Direction.allCases { dropUnsent(direction, links, &actions) }
         if upstream.recvArmed || downstream.sendPending { actions.append(.cancel(.client)) }
         if downstream.recvArmed || upstream.sendPending || connectPending { actions.append(.cancel(.backend)) }

@@ -309,7 +309,7 @@ struct Worker: ~Copyable {
         case .cancel(let side):
             ring.cancelAll(on: connection.pointee.fd(side), userData: UserData(.cancel, slot: slot))
         case .close(let abortive):
-            if abortive, let fd = survivingFD(connection), curing_unacknowledged_bytes(fd) > 0 {
+            if abortive, phase != .terminating, let fd = survivingFD(connection), curing_unacknowledged_bytes(fd) > 0 {
                 return linger(slot)
             }
             closeSockets(slot, abortive: abortive)

@@ -77,11 +77,22 @@ public struct IORing: ~Copyable {
     public mutating func nextSubmission() -> UnsafeMutablePointer<io_uring_sqe> {
         submissionCount &+= 1
         if let sqe = io_uring_get_sqe(raw) { return sqe }
-        submit()
-        while true {
-            if let sqe = io_uring_get_sqe(raw) { return sqe }
-            // SQPOLL: the kernel thread has not consumed entries yet.
-            _ = io_uring_sqring_wait(raw)
+        flushForSpace { io_uring_sq_space_left($0) > 0 }
+        return io_uring_get_sqe(raw)!
+    }
+
+    /// Submits until `hasRoom`. Under SQPOLL the kernel thread consumes entries on its own time: wait for it.
+    /// Without it a submit consumes everything unless the kernel is short of completion space (EBUSY on
+    /// kernels without `IORING_FEAT_NODROP` guarantees): then wait for a completion to free some.
+    private mutating func flushForSpace(_ hasRoom: (UnsafeMutablePointer<io_uring>) -> Bool) {
+        var result = submit()
+        while !hasRoom(raw) {
+            if usesSubmissionPolling {
+                _ = io_uring_sqring_wait(raw)
+            } else {
+                if result <= 0 { _ = submitAndWait(1) }
+                result = submit()
+            }
         }
     }
 
@@ -90,9 +101,7 @@ public struct IORing: ~Copyable {
     @inline(__always)
     public mutating func reserve(_ count: UInt32) {
         guard io_uring_sq_space_left(raw) < count else { return }
-        submit()
-        // SQPOLL: the kernel thread has not consumed entries yet.
-        while io_uring_sq_space_left(raw) < count { _ = io_uring_sqring_wait(raw) }
+        flushForSpace { io_uring_sq_space_left($0) >= count }
     }
 
     /// Submits what is queued without waiting.
