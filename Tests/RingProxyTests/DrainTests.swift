@@ -45,7 +45,8 @@ final class DrainTests: XCTestCase {
         let started = monotonicMilliseconds()
         proxy.proxy.drain()
         let acceptedAtDrain = proxy.total(.accepted)
-        let drained = proxy.proxy.waitForWorkers(timeout: .seconds(2))
+        // The defect is a drain that never ends; 10 s leaves room for a busy machine.
+        let drained = proxy.proxy.waitForWorkers(timeout: .seconds(10))
         let elapsed = monotonicMilliseconds() - started
         let state = "accepted \(acceptedAtDrain) before the drain, \(proxy.total(.accepted)) after; \(proxy.total(.active)) open"
         flood.stop()
@@ -54,8 +55,8 @@ final class DrainTests: XCTestCase {
             _ = try? TestClient(proxy.address, timeout: 1)
         }
         proxy.stop()
-        XCTAssertTrue(drained, "the drain did not end within 2 s under a flood of connects (sqpoll: \(sqpoll)): \(state)")
-        XCTAssertLessThan(elapsed, 2000)
+        XCTAssertTrue(drained, "the drain did not end within 10 s under a flood of connects (sqpoll: \(sqpoll)): \(state)")
+        XCTAssertLessThan(elapsed, 10_000)
     }
 
     /// The drain's `accept4` runs after the ring's accept was cancelled, but under `--sqpoll` that cancel may

@@ -47,6 +47,17 @@ final class StalledReaderTests: XCTestCase {
         return spec
     }
 
+    /// Waits until the proxy has moved all it can and nothing flows any more (no byte for 300 ms).
+    private func settled(_ proxy: ProxyHarness) -> Bool {
+        var last = -1
+        return eventually(20) {
+            let now = proxy.total(.bytesDownstream)
+            defer { last = now }
+            if now == last { usleep(300_000); return proxy.total(.bytesDownstream) == now }
+            return false
+        }
+    }
+
     private func residentBytes() -> Int {
         let statm = (try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8)) ?? ""
         let pages = statm.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
@@ -70,14 +81,7 @@ final class StalledReaderTests: XCTestCase {
         // Twice what the pool holds at the pause mark.
         let stalledCount = 2 * Self.buffers / Int(Tunnel.pauseAt)
         let stalled = try (0..<stalledCount).map { _ in try StalledClient(downloads) }
-        // Settled: the proxy has moved all it can and nothing flows any more.
-        var last = -1
-        XCTAssertTrue(eventually(20) {
-            let now = proxy.total(.bytesDownstream)
-            defer { last = now }
-            if now == last { usleep(300_000); return proxy.total(.bytesDownstream) == now }
-            return false
-        }, "the downloads never settled")
+        XCTAssertTrue(settled(proxy), "the downloads never settled")
 
         var latencies: [Int64] = []
         for round in 0..<20 {
@@ -110,6 +114,42 @@ final class StalledReaderTests: XCTestCase {
             XCTAssertTrue(hash == expected, "a resumed download's bytes differ")
         }
         XCTAssertTrue(eventually(5) { proxy.total(.spilledBytes) == 0 }, "spilled memory was not given back")
+    }
+
+    /// Past the spill budget (8 times the ring), backed-up connections are shed, not spilled: memory stays
+    /// bounded whatever the number of stalled clients, and the bystander is still served.
+    func testPastTheSpillBudgetStalledConnectionsAreShed() throws {
+        let download = Self.download
+        let buffers = 8
+        let sourceServer = try TestServer(.source(bytes: download, seed: 11))
+        let echo = try TestServer(.echo)
+        let bufferSize = 16384
+        let proxy = try ProxyHarness(backends: []) { settings in
+            settings.listen = nil
+            settings.backends = nil
+            settings.listeners = [self.listener("downloads", sourceServer.address), self.listener("echo", echo.address)]
+            settings.threads = Setting(1, self.source)
+            settings.buffers = Setting(buffers, self.source)
+            settings.bufferSize = Setting(bufferSize, self.source)
+        }
+        defer { proxy.stop() }
+        let budget = buffers * bufferSize * 8
+        let stalled = try (0..<48).map { _ in try StalledClient(proxy.proxy.listenAddresses[0]) }
+        XCTAssertTrue(eventually(20) { proxy.total(.shed) > 0 }, "nothing shed; spilled \(proxy.total(.spilledBytes)) of \(budget)")
+        // One scan may spill a little past the budget before it sees it spent: at most the ring.
+        XCTAssertLessThanOrEqual(proxy.total(.spilledBytes), budget + buffers * bufferSize)
+        XCTAssertTrue(settled(proxy), "the downloads never settled")
+        let client = try TestClient(proxy.proxy.listenAddresses[1], timeout: 2)
+        for round in 0..<20 {
+            let started = monotonicNanoseconds()
+            try client.send("ping \(round)\n")
+            XCTAssertEqual(try client.receiveLine(), "ping \(round)")
+            XCTAssertLessThan(monotonicNanoseconds() - started, 100_000_000)
+        }
+        let shed = stalled.filter { $0.readAll().count < download }.count
+        print("48 stalled: shed \(proxy.total(.shed)), spilled \(proxy.total(.spilledBytes) >> 10) KiB of a \(budget >> 10) KiB budget; "
+              + "\(shed) clients got less than their download")
+        XCTAssertEqual(shed, proxy.total(.shed), "every shed client, and only those, lost its download")
     }
 }
 

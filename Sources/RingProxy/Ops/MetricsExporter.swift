@@ -79,7 +79,7 @@ final class MetricsExporter: Sendable {
         ("bytes_upstream", .bytesUpstream), ("bytes_downstream", .bytesDownstream),
         ("sqes_submitted", .submissions), ("cqes_reaped", .completions), ("kernel_enters", .kernelEnters),
         ("buffer_ring_empty", .bufferRingEmpty), ("zero_copy_sends", .zeroCopySends),
-        ("resets_deferred", .resetsDeferred), ("spills", .spills),
+        ("resets_deferred", .resetsDeferred), ("spills", .spills), ("shed", .shed),
     ]
 }
 

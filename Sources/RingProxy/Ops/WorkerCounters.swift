@@ -7,7 +7,7 @@ public final class WorkerCounters: @unchecked Sendable {
         case accepted, active, closed
         case connectFailures, noBackend, backendSocketErrors
         case acceptErrors, acceptOverflows, idleTimeouts, clientAddressUnknown
-        case bufferRingEmpty, zeroCopySends, resetsDeferred, spills, spilledBytes
+        case bufferRingEmpty, zeroCopySends, resetsDeferred, spills, spilledBytes, shed
         case submissions, completions, kernelEnters, staleCompletions
         case bytesUpstream, bytesDownstream
     }

@@ -26,6 +26,9 @@ struct Connection {
     var clientKey: UInt64 = 0
     /// The worker tick of the last completion, for the idle timeout.
     var lastActive: UInt32
+    /// The worker tick at which each direction's send in flight was submitted (upstream, downstream): one
+    /// stuck for whole ticks marks a reader that stopped.
+    var sendStarted: (upstream: UInt32, downstream: UInt32) = (0, 0)
     /// When the client was accepted (monotonic milliseconds) and the bytes carried each way, for the access log.
     var openedAt: Int64 = 0
     var bytesUpstream: UInt64 = 0

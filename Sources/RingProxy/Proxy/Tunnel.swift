@@ -260,6 +260,9 @@ public struct Tunnel: Sendable {
 
         case .terminate:
             beginClose(.shutdown, links, &actions)
+
+        case .shed:
+            beginClose(.shed, links, &actions)
         }
     }
 
@@ -471,9 +474,11 @@ public enum CloseReason: UInt8, Sendable, CustomStringConvertible {
     case idleTimeout
     /// The proxy closed it on stopping.
     case shutdown
+    /// Its reader stopped while the worker was short of buffers and its spill budget was spent.
+    case shed
 
     /// An error is passed on as RST rather than FIN.
-    public var isAbortive: Bool { self == .clientError || self == .backendError }
+    public var isAbortive: Bool { self == .clientError || self == .backendError || self == .shed }
 
     public var description: String {
         switch self {
@@ -485,6 +490,7 @@ public enum CloseReason: UInt8, Sendable, CustomStringConvertible {
         case .connectFailed: "connect failed"
         case .idleTimeout: "idle timeout"
         case .shutdown: "shutdown"
+        case .shed: "shed"
         }
     }
 }

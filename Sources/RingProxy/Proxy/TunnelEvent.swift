@@ -41,6 +41,8 @@ public enum TunnelEvent: Sendable, Equatable {
     case idleTimeout
     /// The proxy is shutting down (or the drain timeout passed): close now.
     case terminate
+    /// Backed up while the worker is short of buffers, with no spill budget left: close with RST.
+    case shed
 }
 
 /// What the worker must do for a tunnel: mostly one io_uring operation each.

@@ -1,13 +1,14 @@
 import Glibc
 
 /// Buffer pressure: all of a worker's connections share one pool of receive buffers, and a direction whose
-/// reader has stopped keeps what it holds. When more than `pressureMark` buffers are out, backed-up
-/// directions give theirs up: their unsent bytes are copied into memory of their own (a spill, allocated
-/// here and freed once sent), the buffers go back to the ring, and they receive again only once the spill
-/// has gone. Moving connections never copy; a stalled one costs its own memory, not the pool.
+/// reader has stopped keeps what it holds. When `pressureMark` buffers or more are out, backed-up directions
+/// give theirs up: their unsent bytes are copied into memory of their own (a spill, allocated here and freed
+/// once sent), the buffers go back to the ring, and they receive again only once the spill has gone, one
+/// buffer at a time. Moving connections never copy; a stalled one costs its own memory, not the pool. Spills
+/// are bounded per worker by `spillBudget`; past it, a backed-up connection is shed (closed with RST, counted).
 ///
-/// Backed up means: holding `Tunnel.pauseAt` buffers, or holding any with a send in flight and no completion
-/// on the connection for a whole tick (a reader that stopped after a short answer).
+/// Backed up means: holding `Tunnel.pauseAt` buffers, or holding any with its send stuck for two ticks or
+/// more (a reader that stopped after a short answer, whatever the other direction does).
 extension Worker {
     /// A direction's spill: the copied bytes, sent from here before anything the direction receives later.
     struct Spill {
@@ -15,28 +16,45 @@ extension Worker {
         let bytes: Int
     }
 
-    /// At most one scan per tick, and one per `starvedScanTurns` loop turns while receives find the ring empty.
+    static let spillBudgetRings = 8
+    /// Ticks a send must be stuck for its direction to count as backed up: more than one whole tick.
+    static let stuckTicks: UInt32 = 2
+    /// Scans run once per tick while the pool is short; between ticks, while receives find the ring empty, at
+    /// most once per this many loop turns, and only while scans still find something to evict.
     static let starvedScanTurns: UInt32 = 8
 
     @inline(__always)
     static func spillKey(_ slot: UInt32, _ direction: Direction) -> UInt32 { slot << 1 | UInt32(direction.rawValue) }
 
-    /// Evicts the backed-up directions when the pool runs low.
+    /// Evicts (or, past the spill budget, sheds) the backed-up directions when the pool runs low.
     mutating func relievePressure() {
         guard buffers.outstanding >= pressureMark else { return }
         let newTick = pressureScanTick != wheel.now
-        guard newTick || (starvedThisTurn && turn &- pressureScanTurn >= Self.starvedScanTurns) else { return }
+        let starving = starvedThisTurn && lastScanEvicted && turn &- pressureScanTurn >= Self.starvedScanTurns
+        guard newTick || starving else { return }
         pressureScanTick = wheel.now
         pressureScanTurn = turn
+        lastScanEvicted = false
         for slot in 0..<table.highWater where table[slot].pointee.tunnel.phase == .established {
             let connection = table[slot]
-            let quiet = wheel.now &- connection.pointee.lastActive >= 1
-            for direction in Direction.allCases {
-                let pipe = connection.pointee.tunnel.pipe(direction)
-                guard !pipe.queue.isEmpty, pipe.queue.count >= Tunnel.pauseAt || (quiet && pipe.sendPending) else { continue }
+            for direction in Direction.allCases where isBackedUp(connection, direction) {
+                lastScanEvicted = true
+                if counters[.spilledBytes] >= spillBudget {
+                    counters.add(1, .shed)
+                    handle(slot, .shed)
+                    break
+                }
                 handle(slot, .evict(direction))
             }
         }
+    }
+
+    private func isBackedUp(_ connection: UnsafeMutablePointer<Connection>, _ direction: Direction) -> Bool {
+        let pipe = connection.pointee.tunnel.pipe(direction)
+        guard !pipe.queue.isEmpty, pipe.spilled == 0, !pipe.evicting else { return false }
+        if pipe.queue.count >= Tunnel.pauseAt { return true }
+        let started = direction == .upstream ? connection.pointee.sendStarted.upstream : connection.pointee.sendStarted.downstream
+        return pipe.sendPending && wheel.now &- started >= Self.stuckTicks
     }
 
     /// Copies the unsent bytes of a chain of buffers into a spill and gives the buffers back.

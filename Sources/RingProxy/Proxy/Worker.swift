@@ -59,6 +59,9 @@ struct Worker: ~Copyable {
     var pressureScanTurn: UInt32 = 0
     var turn: UInt32 = 0
     var starvedThisTurn = false
+    var lastScanEvicted = false
+    /// Bytes the worker may hold in spills; past it, backed-up directions are shed instead (8 times the ring).
+    let spillBudget: Int
     /// Sockets were closed during the last turn: descriptors are free once that turn's closes are submitted.
     var descriptorsFreed = false
     /// The configuration being run. A connection's `listener` is an index into `plan.listeners`, which
@@ -101,6 +104,7 @@ struct Worker: ~Copyable {
         lentBuffers = ZeroCopyLedger(buffers: config.buffersPerWorker)
         bufferLinks = BufferLinks(buffers: config.buffersPerWorker)
         pressureMark = config.buffersPerWorker * 3 / 4
+        spillBudget = config.buffersPerWorker * config.bufferSize * Self.spillBudgetRings
         index = setup.index
         table = ConnectionTable(capacity: setup.connectionCapacity)
         wheel = TimerWheel(idleTicks: Self.idleTicks(config.idleTimeout))
@@ -258,11 +262,20 @@ struct Worker: ~Copyable {
             ring.recvMultishot(
                 from: connection.pointee.fd(direction.source), bufferGroup: buffers.group, pollFirst: pollFirst,
                 userData: userData(.recv, slot, direction))
+        case .cancelSend(let direction):
+            ring.cancel(userData(.send, slot, direction), userData: UserData(.cancel, slot: slot))
+            if zeroCopyThreshold != .max {
+                // A zero-copy send carries its buffer, not the generation, in its user data.
+                let head = connection.pointee.tunnel.pipe(direction).queue.head
+                ring.cancel(UserData(.sendZeroCopy, slot: slot, generation: UInt32(head), direction: direction.rawValue),
+                            userData: UserData(.cancel, slot: slot))
+            }
         case .recvOnce(let direction):
             ring.recv(
                 from: connection.pointee.fd(direction.source), bufferGroup: buffers.group, pollFirst: false,
                 userData: userData(.recv, slot, direction))
         case .send(let direction, let buffer, let offset, let length):
+            stampSend(connection, direction)
             let fd = connection.pointee.fd(direction.destination)
             let bytes = buffers.bytes(of: buffer) + Int(offset)
             if length >= zeroCopyThreshold {
@@ -274,17 +287,17 @@ struct Worker: ~Copyable {
             } else {
                 ring.send(to: fd, bytes: bytes, length: length, userData: userData(.send, slot, direction))
             }
-        case .cancelSend(let direction):
-            ring.cancel(userData(.send, slot, direction), userData: UserData(.cancel, slot: slot))
         case .spill(let direction, let first, let count, let skip, let bytes):
             spill(slot, direction, first: first, count: count, skip: skip, bytes: bytes)
         case .sendSpill(let direction, let offset, let length):
+            stampSend(connection, direction)
             ring.send(
                 to: connection.pointee.fd(direction.destination), bytes: spillBytes(slot, direction) + Int(offset),
                 length: length, userData: userData(.send, slot, direction))
         case .freeSpill(let direction):
             freeSpill(slot, direction)
         case .sendHeader(let offset, let length):
+            stampSend(connection, .upstream)
             ring.send(
                 to: connection.pointee.backendFD, bytes: table.header(of: slot) + Int(offset), length: length,
                 userData: userData(.sendHeader, slot, .upstream))
@@ -378,6 +391,15 @@ struct Worker: ~Copyable {
             connection.pointee.isLingering = false
             closeSockets(slot, abortive: true)
             release(slot)
+        }
+    }
+
+    @inline(__always)
+    private func stampSend(_ connection: UnsafeMutablePointer<Connection>, _ direction: Direction) {
+        if direction == .upstream {
+            connection.pointee.sendStarted.upstream = wheel.now
+        } else {
+            connection.pointee.sendStarted.downstream = wheel.now
         }
     }
 
