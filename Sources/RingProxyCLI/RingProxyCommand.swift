@@ -225,6 +225,8 @@ struct RingProxyCommand: ParsableCommand {
         lines.append("  \(config.threads) workers, ring \(config.ringSize), \(config.buffersPerWorker) x \(config.bufferSize) B buffers per worker, max \(config.maxConnections) connections")
         let checks = config.health.checks.map { "checks every \($0.interval) (timeout \($0.timeout), rise \($0.rise), fall \($0.fall))" } ?? "no active checks"
         lines.append("  health: down after \(config.health.failThreshold) connect failures for \(config.health.failTimeout); \(checks)")
+        let admin = config.admin.map { "\($0)" + (config.adminToken.map { " (bearer \($0))" } ?? "") } ?? "off"
+        lines.append("  admin \(admin), drain timeout \(config.drainTimeout)")
         lines.append("  settings (a reload keeps the running value of those marked restart):")
         let rows = ProxyConfig.settings.map { (name: $0.name, value: $0.value(in: config), restart: !$0.reloadable) }
         let nameWidth = rows.map(\.name.count).max() ?? 0, valueWidth = rows.map(\.value.count).max() ?? 0
