@@ -53,8 +53,9 @@ clean:
 	rm -rf .build
 
 # Deployment (docker/): `make release` builds ringproxy and ringload to need nothing but glibc and packs them
-# into dist/; `make validate-deploy` lints the Dockerfile, compose file, manifests and systemd unit, and
-# checks the seccomp profile against what the binaries really call.
+# into dist/, stripped, with their debug information in a -debug tarball beside; `make validate-deploy` lints
+# the Dockerfile, compose file, manifests and systemd unit, and checks the seccomp profile against what the
+# binaries really call.
 .PHONY: release validate-deploy
 
 release: deps

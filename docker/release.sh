@@ -2,6 +2,8 @@
 # Builds ringproxy and ringload for Linux machines without Swift, and packs them with the systemd unit, an
 # example configuration, the seccomp profile and the README's running, deploying and tuning sections:
 #   dist/ringproxy-VERSION-linux-ARCH/  and  dist/ringproxy-VERSION-linux-ARCH.tar.gz
+# Their debug information goes into bin/ringproxy.debug and bin/ringload.debug beside them, packed apart:
+#   dist/ringproxy-VERSION-linux-ARCH-debug.tar.gz
 # Swift's standard library (--static-swift-stdlib), liburing, libstdc++ (for TOMLKit's toml++) and libgcc are
 # linked in, so the binaries need only glibc (libc, libm and the loader); the build fails if anything else
 # is left. It uses its own build folder (.build-static) and leaves `swift build` and `make test` alone.
@@ -39,17 +41,31 @@ done
 version=$(git describe --always --dirty 2>/dev/null || echo unknown)
 name=ringproxy-$version-linux-$(uname -m)
 out=dist/$name
-rm -rf "$out" "$out.tar.gz"
+rm -rf "$out" "$out.tar.gz" "$out-debug.tar.gz"
 mkdir -p "$out/bin"
-# Debug information off (about 6 MB); the symbol table stays, so crash backtraces still name functions.
-for program in ringproxy ringload; do strip --strip-debug -o "$out/bin/$program" "$bin/$program"; done
+# The debug information moves to PROGRAM.debug; the binary keeps its symbol table (crash backtraces still
+# name functions) and a .gnu_debuglink naming that file and its CRC, so gdb loads it when it lies beside the
+# binary, in a .debug folder beside it, or under /usr/lib/debug with the binary's path.
+for program in ringproxy ringload; do
+  objcopy --only-keep-debug "$bin/$program" "$out/bin/$program.debug"
+  chmod 0644 "$out/bin/$program.debug"
+  objcopy --strip-debug --add-gnu-debuglink="$out/bin/$program.debug" "$bin/$program" "$out/bin/$program"
+  readelf --string-dump=.gnu_debuglink "$out/bin/$program" | grep -q "$program\.debug" ||
+    { echo "release: $program has no debug link" >&2; exit 1; }
+done
 "$out/bin/ringproxy" --help >/dev/null
 cp docker/ringproxy.service docker/ringproxy.toml docker/seccomp-ringproxy.json "$out/"
 # The README's title and introduction, and its running, deploying and tuning sections.
 awk '/^## / { section = 1; keep = ($0 ~ /^## (Running it|Deploy|Tuning)$/) } !section || keep' README.md >"$out/README.md"
 echo "$version" >"$out/VERSION"
-tar -C dist -czf "$out.tar.gz" "$name"
+# The release without the debug files; the debug tarball unpacks them into the same bin/ folder.
+tar -C dist --exclude='*.debug' -czf "$out.tar.gz" "$name"
+tar -C dist -czf "$out-debug.tar.gz" "$name/bin/ringproxy.debug" "$name/bin/ringload.debug"
 
 echo "$out.tar.gz ($(du -h "$out.tar.gz" | cut -f1))"
+echo "$out-debug.tar.gz ($(du -h "$out-debug.tar.gz" | cut -f1))"
+echo "before stripping:"
+ls -l "$bin/ringload" "$bin/ringproxy"
+echo "after:"
 ls -l "$out/bin"
 ldd "$out/bin/ringproxy"

@@ -227,6 +227,13 @@ struct RingProxyCommand: ParsableCommand {
         lines.append("  health: down after \(config.health.failThreshold) connect failures for \(config.health.failTimeout); \(checks)")
         let admin = config.admin.map { "\($0)" + (config.adminToken.map { " (bearer \($0))" } ?? "") } ?? "off"
         lines.append("  admin \(admin), drain timeout \(config.drainTimeout)")
+        lines.append("  settings (a reload keeps the running value of those marked restart):")
+        let rows = ProxyConfig.settings.map { (name: $0.name, value: $0.value(in: config), restart: !$0.reloadable) }
+        let nameWidth = rows.map(\.name.count).max() ?? 0, valueWidth = rows.map(\.value.count).max() ?? 0
+        func padded(_ text: String, _ width: Int) -> String { text + String(repeating: " ", count: width - text.count) }
+        for row in rows {
+            lines.append("    \(padded(row.name, nameWidth))  " + (row.restart ? "\(padded(row.value, valueWidth))  restart" : row.value))
+        }
         return lines.joined(separator: "\n")
     }
 

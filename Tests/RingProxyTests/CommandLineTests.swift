@@ -37,6 +37,9 @@ final class CommandLineTests: XCTestCase {
         let outcome = try ringproxy.run(["--config", file, "--check", "--ring-size", "2048", "--threads", "3"])
         XCTAssertEqual(outcome.status, 0, outcome.stderr)
         XCTAssertTrue(outcome.stdout.contains("3 workers, ring 2048"), outcome.stdout)
+        let rows = outcome.stdout.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
+        XCTAssertTrue(rows.contains(["ring_size", "2048", "restart"]), outcome.stdout)
+        XCTAssertTrue(rows.contains(["retries", "2"]), "a setting a reload applies is not marked: \(outcome.stdout)")
     }
 
     func testEveryConfigErrorIsListedWithItsKeyAndLine() throws {

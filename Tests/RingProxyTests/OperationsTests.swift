@@ -51,6 +51,24 @@ final class OperationsTests: XCTestCase {
         print("reload under load: \(result.attempts) connections attempted, \(result.failures.count) failed, answers \(result.answers)")
     }
 
+    func testReloadKeepsRestartOnlySettingsAndAppliesTheRest() throws {
+        let backend = try TestServer(.banner("b"))
+        let proxy = try ProxyHarness(backend)
+        defer { proxy.stop() }
+        let outcome = try proxy.reload { settings in
+            settings.threads = Setting(3, self.source)
+            settings.zerocopy = Setting("on", self.source)
+            settings.retries = Setting(5, self.source)
+        }
+        let kept = outcome.restartOnly.map(\.name)
+        XCTAssertTrue(kept.contains("threads") && kept.contains("zerocopy") && !kept.contains("retries"), "\(kept)")
+        XCTAssertEqual(outcome.applied, [SettingChange(name: "retries", running: "2", requested: "5")])
+        XCTAssertEqual(proxy.proxy.config.threads, 2)
+        XCTAssertEqual(proxy.proxy.config.zerocopy, .off, "the workers still send without zero-copy")
+        XCTAssertEqual(proxy.proxy.config.retries, 5)
+        XCTAssertEqual(try TestClient(proxy.address).receiveLine(), "b")
+    }
+
     func testReloadAddsAListenerAndRemovesAnother() throws {
         let first = try TestServer(.banner("first")), second = try TestServer(.banner("second"))
         let proxy = try ProxyHarness(first)
@@ -103,7 +121,8 @@ final class OperationsTests: XCTestCase {
         XCTAssertTrue(eventually(5) { (try? HTTPGet(admin, "/metrics"))?.metric("ringproxy_reload_failures_total") == 1 })
         XCTAssertEqual(try TestClient(address).receiveLine(), "first", "the running configuration stays")
 
-        try flatConfig(port: port, admin: adminPort, backend: second).write(toFile: file, atomically: true, encoding: .utf8)
+        try ("retries = 4\nring_size = 2048\n" + flatConfig(port: port, admin: adminPort, backend: second))
+            .write(toFile: file, atomically: true, encoding: .utf8)
         running.signal(SIGHUP)
         XCTAssertTrue(eventually(5) { (try? TestClient(address).receiveLine()) == "second" })
         XCTAssertEqual(try HTTPGet(admin, "/metrics").metric("ringproxy_reloads_total"), 1)
@@ -115,6 +134,8 @@ final class OperationsTests: XCTestCase {
         XCTAssertTrue(outcome.stderr.contains("config error: \(file):1: port: expected an integer, got a string (\"eighty\")"), outcome.stderr)
         XCTAssertTrue(outcome.stderr.contains("config error: \(file):2: backends[0]: missing port"), outcome.stderr)
         XCTAssertTrue(outcome.stderr.contains("configuration reloaded"), outcome.stderr)
+        XCTAssertTrue(outcome.stderr.contains("retries 2 -> 4"), "the reload line names what it changed: \(outcome.stderr)")
+        XCTAssertTrue(outcome.stderr.contains("ring_size changed: only a restart applies it"), outcome.stderr)
     }
 
     /// SIGHUP applies send_proxy, idle_timeout and active health checks to new connections; a changed

@@ -149,6 +149,14 @@ public enum ConfigFile {
         return String(decoding: bytes, as: UTF8.self)
     }
 
+    /// The keys a file may set at its top level.
+    static let topLevelKeys: Set<String> = [
+        "host", "port", "backends", "listeners", "balance", "send_proxy", "health",
+        "threads", "pin", "cpus", "ring_size", "buffer_size", "buffers", "sqpoll", "zerocopy",
+        "connect_timeout", "retries", "idle_timeout", "max_connections",
+        "admin", "admin_token_file", "drain_timeout", "report_interval", "log_level", "log_format", "access_log",
+    ]
+
     /// Walks the parsed table, converting each known key and collecting an issue for each bad one.
     private struct Reader {
         let lines: SourceLines
@@ -158,12 +166,6 @@ public enum ConfigFile {
 
         init(lines: SourceLines) { self.lines = lines }
 
-        static let topLevelKeys: Set<String> = [
-            "host", "port", "backends", "listeners", "balance", "send_proxy", "health",
-            "threads", "pin", "cpus", "ring_size", "buffer_size", "buffers", "sqpoll", "zerocopy",
-            "connect_timeout", "retries", "idle_timeout", "max_connections",
-            "admin", "admin_token_file", "drain_timeout", "report_interval", "log_level", "log_format", "access_log",
-        ]
         static let listenerKeys: Set<String> = ["name", "bind", "host", "port", "balance", "send_proxy", "backends"]
         static let backendKeys: Set<String> = ["host", "port", "weight", "max_connections"]
         static let healthKeys: Set<String> = ["fail_threshold", "fail_timeout", "interval", "timeout", "rise", "fall"]
@@ -199,7 +201,7 @@ public enum ConfigFile {
                 case "log_level": settings.logLevel = string(value, source)
                 case "log_format": settings.logFormat = string(value, source)
                 case "access_log": settings.accessLog = boolean(value, source)
-                default: unknown(key, source, known: Self.topLevelKeys)
+                default: unknown(key, source, known: ConfigFile.topLevelKeys)
                 }
             }
             return settings

@@ -53,15 +53,6 @@ public struct ProxyConfig: Sendable, Equatable {
     /// The connections each worker admits: `maxConnections` shared out, rounded up.
     public var connectionsPerWorker: Int { (maxConnections + threads - 1) / threads }
 
-    /// The settings a reload cannot change: the workers, their rings and memory are sized by them at start.
-    public var restartOnlySettings: [(name: String, value: String)] {
-        [("threads", "\(threads)"), ("pin", "\(pin)"), ("cpus", workerCPUs.map(String.init).joined(separator: ",")),
-         ("ring_size", "\(ringSize)"), ("buffer_size", "\(bufferSize)"), ("buffers", "\(buffersPerWorker)"),
-         ("sqpoll", "\(sqpoll)"), ("max_connections", "\(maxConnections)"),
-         ("admin", admin.map { "\($0)" } ?? "off"), ("admin_token_file", adminToken?.file ?? "none"),
-         ("log_level", logLevel.rawValue), ("log_format", logFormat.rawValue)]
-    }
-
     public enum Limits {
         public static let ringSize = 2...32768
         public static let bufferSize = 1024...(1 << 20)

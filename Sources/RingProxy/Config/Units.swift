@@ -16,6 +16,16 @@ public enum Units {
         return .nanoseconds(Int64((value * 1e9).rounded()))
     }
 
+    /// `duration` as a file or flag takes it: `3s`, `250ms`, `2m`, `1h`, `1500us`, `0s`.
+    public static func text(_ duration: Duration) -> String {
+        let (seconds, attoseconds) = duration.components
+        let nanoseconds = seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+        guard nanoseconds != 0 else { return "0s" }
+        let units: [(String, Int64)] = [("h", 3_600_000_000_000), ("m", 60_000_000_000), ("s", 1_000_000_000), ("ms", 1_000_000), ("us", 1_000)]
+        for (suffix, scale) in units where nanoseconds % scale == 0 { return "\(nanoseconds / scale)\(suffix)" }
+        return "\(Double(nanoseconds) / 1e9)s"
+    }
+
     /// `16384`, `16k`, `16KiB`, `1m`, `1MiB` (powers of 1024).
     public static func byteSize(_ text: String) -> Int? {
         let lowered = text.trimmingCharacters(in: " ").lowercased()

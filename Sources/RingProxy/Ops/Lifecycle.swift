@@ -98,10 +98,14 @@ public struct Lifecycle {
         }
         do {
             let outcome = try proxy.reload(to: config)
-            logger.info("configuration reloaded", metadata: [
+            var metadata: Logger.Metadata = [
                 "generation": "\(outcome.generation)", "listeners": "\(config.listeners.count)",
                 "backends": "\(config.listeners.reduce(0) { $0 + $1.backends.count })",
-            ])
+            ]
+            if !outcome.applied.isEmpty {
+                metadata["changed"] = "\(outcome.applied.map { "\($0.name) \($0.running) -> \($0.requested)" }.joined(separator: ", "))"
+            }
+            logger.info("configuration reloaded", metadata: metadata)
             for setting in outcome.restartOnly {
                 logger.warning("\(setting.name) changed: only a restart applies it", metadata: [
                     "running": "\(setting.running)", "requested": "\(setting.requested)",

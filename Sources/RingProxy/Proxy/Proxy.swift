@@ -155,12 +155,10 @@ public final class Proxy: @unchecked Sendable {
     @discardableResult
     public func reload(to newConfig: ProxyConfig) throws(ReloadError) -> ReloadOutcome {
         let running = plan
-        var effective = newConfig
-        let kept = restartOnlyChanges(from: running.config, to: newConfig)
-        for name in kept.map(\.name) { keepRunningValue(name, from: running.config, in: &effective) }
+        let settings = SettingsReload(running: running.config, requested: newConfig)
         let next: RuntimePlan
         do {
-            next = try makePlan(effective, generation: running.generation + 1, previous: running)
+            next = try makePlan(settings.effective, generation: running.generation + 1, previous: running)
         } catch {
             stats.withLock { $0.reloadFailures += 1 }
             throw error
@@ -179,35 +177,11 @@ public final class Proxy: @unchecked Sendable {
         }
         startChecker(for: next)
         stats.withLock { $0.reloads += 1 }
-        return ReloadOutcome(generation: next.generation, restartOnly: kept)
+        return ReloadOutcome(generation: next.generation, applied: settings.applied, restartOnly: settings.restartOnly)
     }
 
     /// Counts a reload that failed before it reached the proxy (a bad file).
     public func recordReloadFailure() { stats.withLock { $0.reloadFailures += 1 } }
-
-    private func restartOnlyChanges(from old: ProxyConfig, to new: ProxyConfig) -> [(name: String, running: String, requested: String)] {
-        zip(old.restartOnlySettings, new.restartOnlySettings).compactMap { running, requested in
-            running.value == requested.value ? nil : (running.name, running.value, requested.value)
-        }
-    }
-
-    private func keepRunningValue(_ name: String, from old: ProxyConfig, in config: inout ProxyConfig) {
-        switch name {
-        case "threads": config.threads = old.threads
-        case "pin": config.pin = old.pin
-        case "cpus": config.workerCPUs = old.workerCPUs
-        case "ring_size": config.ringSize = old.ringSize
-        case "buffer_size": config.bufferSize = old.bufferSize
-        case "buffers": config.buffersPerWorker = old.buffersPerWorker
-        case "sqpoll": config.sqpoll = old.sqpoll
-        case "max_connections": config.maxConnections = old.maxConnections
-        case "admin": config.admin = old.admin
-        case "admin_token_file": config.adminToken = old.adminToken
-        case "log_level": config.logLevel = old.logLevel
-        case "log_format": config.logFormat = old.logFormat
-        default: break
-        }
-    }
 
     /// The plan for `config`: listeners that keep their name and address keep their id and sockets, new
     /// ones are bound now (one socket per worker), and every backend gets its row.
@@ -341,8 +315,10 @@ public struct ProcessStats: Sendable {
 /// What a reload did beyond switching the plan.
 public struct ReloadOutcome: Sendable {
     public let generation: Int
-    /// Settings the new file changes that only a restart applies: name, running value, requested value.
-    public let restartOnly: [(name: String, running: String, requested: String)]
+    /// Settings (of `ProxyConfig.settings`) the reload changed.
+    public let applied: [SettingChange]
+    /// Settings the new file changes that only a restart applies; they keep their running values.
+    public let restartOnly: [SettingChange]
 }
 
 /// Why a reload was refused (the running configuration stays).
