@@ -8,7 +8,8 @@ import Glibc
 /// are bounded per worker by `spillBudget`; past it, a backed-up connection is shed (closed with RST, counted).
 ///
 /// Backed up means: holding `Tunnel.pauseAt` buffers, or holding any with its send stuck for two ticks or
-/// more (a reader that stopped after a short answer, whatever the other direction does).
+/// more (a reader that stopped after a short answer, whatever the other direction does), or, for a direction
+/// that spilled before, holding any with its send not done.
 extension Worker {
     /// A direction's spill: the copied bytes, sent from here before anything the direction receives later.
     struct Spill {
@@ -52,7 +53,8 @@ extension Worker {
     private func isBackedUp(_ connection: UnsafeMutablePointer<Connection>, _ direction: Direction) -> Bool {
         let pipe = connection.pointee.tunnel.pipe(direction)
         guard !pipe.queue.isEmpty, pipe.spilled == 0, !pipe.evicting else { return false }
-        if pipe.queue.count >= Tunnel.pauseAt { return true }
+        // Holding 4, or a reader already known to be slow (it spilled before) with its send not done.
+        if pipe.queue.count >= Tunnel.pauseAt || (pipe.careful && pipe.sendPending) { return true }
         let started = direction == .upstream ? connection.pointee.sendStarted.upstream : connection.pointee.sendStarted.downstream
         return pipe.sendPending && wheel.now &- started >= Self.stuckTicks
     }
