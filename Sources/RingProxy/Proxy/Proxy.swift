@@ -284,6 +284,10 @@ public final class Proxy: @unchecked Sendable {
     }
 
     private func logStart(_ plan: RuntimePlan, ringSetup: String, capacity: Int) {
+        if !RingAvailability.cancelledSendsReportProgress {
+            logger.warning("buffer pressure relief is off: this kernel does not report what a cancelled send had sent",
+                           metadata: ["kernel": "\(RingAvailability.kernelRelease())", "hint": "use Linux 6.1 or newer"])
+        }
         let config = plan.config
         let listeners = plan.listeners.map { listener in
             "\(listener.name) \(listener.address) \(listener.pool.algorithm.rawValue) -> "

@@ -51,7 +51,8 @@ struct Worker: ~Copyable {
     var lingering = SlotList(\.waitLinks, .lingering)
     /// The spills of backed-up directions (see `Worker+Pressure`), by `spillKey`: only under buffer pressure.
     var spills: [UInt32: Spill] = [:]
-    /// Receive buffers out beyond which backed-up directions give theirs up: three quarters of the pool.
+    /// Receive buffers out beyond which backed-up directions give theirs up: three quarters of the pool; never,
+    /// on a kernel whose cancelled sends do not say how much they sent (eviction could send bytes twice).
     let pressureMark: Int
     /// When the last pressure scan ran (tick and loop turn), and whether a receive found the ring empty
     /// in this turn.
@@ -103,7 +104,7 @@ struct Worker: ~Copyable {
         }
         lentBuffers = ZeroCopyLedger(buffers: config.buffersPerWorker)
         bufferLinks = BufferLinks(buffers: config.buffersPerWorker)
-        pressureMark = config.buffersPerWorker * 3 / 4
+        pressureMark = RingAvailability.cancelledSendsReportProgress ? config.buffersPerWorker * 3 / 4 : Int.max
         spillBudget = config.buffersPerWorker * config.bufferSize * Self.spillBudgetRings
         index = setup.index
         table = ConnectionTable(capacity: setup.connectionCapacity)

@@ -51,6 +51,14 @@ public enum RingAvailability {
         }
     }
 
+    /// Whether a cancelled send reports the bytes it had sent (Linux 6.1+). Before, a partly sent `MSG_WAITALL`
+    /// send that is cancelled completes with `-ECANCELED` alone, and what went is unknown.
+    public static var cancelledSendsReportProgress: Bool {
+        let numbers = kernelRelease().split(whereSeparator: { !$0.isNumber }).prefix(2).compactMap { Int($0) }
+        guard numbers.count == 2 else { return false }
+        return (numbers[0], numbers[1]) >= (6, 1)
+    }
+
     static func kernelRelease() -> String {
         var names = utsname()
         uname(&names)
