@@ -10,6 +10,13 @@ final class LimitsAndRetriesTests: XCTestCase {
 
     /// `--max-connections` is shared out over the workers (rounded up per worker): with two workers and a limit
     /// of 4, four clients are served and the rest wait in the backlog until slots free up.
+    /// `--max-connections` is shared out exactly, never rounded up per worker: 3 over 2 workers admits 3.
+    func testMaxConnectionsIsSharedOutExactly() {
+        XCTAssertEqual((0..<2).map { Proxy.share(of: 3, worker: $0, of: 2) }, [2, 1])
+        XCTAssertEqual((0..<4).map { Proxy.share(of: 10, worker: $0, of: 4) }, [3, 3, 2, 2])
+        XCTAssertEqual((0..<4).map { Proxy.share(of: 2, worker: $0, of: 4) }, [1, 1, 1, 1], "every worker serves")
+    }
+
     func testMaxConnectionsHoldsOverAllWorkers() throws {
         let backend = try TestServer(.banner("b"))
         let proxy = try ProxyHarness(backend) { settings in
@@ -17,7 +24,7 @@ final class LimitsAndRetriesTests: XCTestCase {
             settings.maxConnections = Setting(4, self.source)
         }
         defer { proxy.stop() }
-        XCTAssertEqual(proxy.proxy.config.connectionsPerWorker, 2)
+        XCTAssertEqual((0..<2).map { Proxy.share(of: 4, worker: $0, of: 2) }, [2, 2])
         // Sixteen clients: the kernel spreads them over the two workers' listeners, at least two each (the
         // odds of fewer are 17 in 65 536).
         var clients = try (0..<16).map { _ in try TestClient(proxy.address) }

@@ -51,7 +51,6 @@ public struct ProxyConfig: Sendable, Equatable {
     public var bufferBytesPerWorker: Int { bufferSize * buffersPerWorker }
 
     /// The connections each worker admits: `maxConnections` shared out, rounded up.
-    public var connectionsPerWorker: Int { (maxConnections + threads - 1) / threads }
 
     public enum Limits {
         public static let ringSize = 2...32768

@@ -73,7 +73,7 @@ public final class Proxy: @unchecked Sendable {
             }
             let setup = WorkerSetup(
                 index: index, plan: plan, table: table, counters: counters[index], control: control, logger: logger,
-                acceptBurst: burst, connectionCapacity: capacity)
+                acceptBurst: burst, connectionCapacity: Self.share(of: capacity, worker: index, of: config.threads))
             running.value.add(1, ordering: .relaxed)
             let started = WorkerThread.start(name: "ringproxy-w\(index)", cpu: config.pin ? config.workerCPUs[index] : nil) {
                 [running] in
@@ -110,10 +110,10 @@ public final class Proxy: @unchecked Sendable {
             throw .worker(RingAvailability.explain(error, lockedBytesNeeded: config.buffersPerWorker * 16 + config.ringSize * 128))
         }
         startChecker(for: plan)
-        logStart(plan, ringSetup: results.compactMap { try? $0?.get() }.first ?? "unknown", capacity: capacity * config.threads)
+        logStart(plan, ringSetup: results.compactMap { try? $0?.get() }.first ?? "unknown", capacity: capacity)
     }
 
-    /// Connections each worker admits: `max_connections` shared out, and no more than the open-files limit
+    /// Connections the workers admit together: `max_connections`, and no more than the open-files limit
     /// allows. Each client takes two descriptors (its socket and its backend's), so a limit that is reached
     /// by accepting would leave accepted clients unable to reach a backend; capping admission keeps them
     /// waiting in the backlog instead (as HAProxy derives maxconn from `ulimit -n`). The admin endpoint's
@@ -124,12 +124,18 @@ public final class Proxy: @unchecked Sendable {
         let admin = config.admin == nil ? 0 : AdminLimits.standard.descriptors
         let reserve = 64 + config.threads * (config.listeners.count + 8) + backends + admin
         let allowed = max(config.threads, (descriptors - reserve) / 2)
-        guard allowed < config.maxConnections else { return config.connectionsPerWorker }
+        guard allowed < config.maxConnections else { return config.maxConnections }
         logger.warning("max_connections lowered to what the open-files limit allows (two descriptors per client)", metadata: [
             "max_connections": "\(config.maxConnections)", "lowered_to": "\(allowed)", "open_files_limit": "\(descriptors)",
             "hint": "raise the limit (ulimit -n, LimitNOFILE=) for more",
         ])
-        return allowed / config.threads
+        return allowed
+    }
+
+    /// Worker `index`'s part of `total` connections: shared out exactly, not rounded up per worker, except
+    /// that each worker admits at least one (so that every worker can serve).
+    static func share(of total: Int, worker index: Int, of workers: Int) -> Int {
+        max(1, total / workers + (index < total % workers ? 1 : 0))
     }
 
     /// Closes the listening sockets of workers `first...` that never started.
