@@ -48,8 +48,8 @@ struct Connection {
 
 /// A worker's fixed-capacity table of connections, indexed by slot. Memory is mapped once, up front, and
 /// touched only as slots are first used; freed slots are reused last-in first-out so hot memory stays hot.
-/// Beside each slot is room for its PROXY protocol header, touched only by pools that send one, and for the
-/// address its backend connect reads.
+/// Beside each slot is room for its PROXY protocol header, touched only by pools that send one, for the
+/// address its backend connect reads, and for its client's address, touched only with the access log on.
 struct ConnectionTable: ~Copyable {
     static let headerStride = 128
     /// An IPv4 or IPv6 socket address (`sockaddr_in6`, 28 bytes, is the larger).
@@ -59,6 +59,7 @@ struct ConnectionTable: ~Copyable {
     private let freeSlots: UnsafeMutablePointer<UInt32>
     private let headers: UnsafeMutableRawPointer
     private let addresses: UnsafeMutableRawPointer
+    private let clientAddresses: UnsafeMutableRawPointer
     private var freeCount = 0
     /// Slots below this have been initialised at least once.
     private(set) var highWater: UInt32 = 0
@@ -71,13 +72,14 @@ struct ConnectionTable: ~Copyable {
         let listBytes = capacity * MemoryLayout<UInt32>.stride
         let headerBytes = capacity * Self.headerStride
         let addressBytes = capacity * Self.addressStride
-        mappedBytes = tableBytes + listBytes + headerBytes + addressBytes
+        mappedBytes = tableBytes + listBytes + headerBytes + 2 * addressBytes
         let memory = mmap(nil, mappedBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
         precondition(memory != MAP_FAILED, "cannot map \(mappedBytes) bytes for the connection table")
         base = memory!.bindMemory(to: Connection.self, capacity: capacity)
         freeSlots = (memory! + tableBytes).bindMemory(to: UInt32.self, capacity: capacity)
         headers = memory! + tableBytes + listBytes
         addresses = headers + headerBytes
+        clientAddresses = addresses + addressBytes
     }
 
     /// Where slot `slot` keeps its PROXY protocol header until it is sent.
@@ -93,6 +95,27 @@ struct ConnectionTable: ~Copyable {
         let room = addresses + Int(slot) * Self.addressStride
         room.copyMemory(from: address, byteCount: Int(length))
         return UnsafePointer(room.assumingMemoryBound(to: sockaddr.self))
+    }
+
+    /// Keeps the client's address for the access log: by the time a connection closes, a client that reset
+    /// has no address left to ask for.
+    func keepClientAddress(_ address: SocketAddress?, for slot: UInt32) {
+        let room = clientAddresses + Int(slot) * Self.addressStride
+        room.initializeMemory(as: UInt8.self, repeating: 0, count: Self.addressStride)
+        address?.withSockaddr { sockaddr, length in
+            room.copyMemory(from: sockaddr, byteCount: min(Int(length), Self.addressStride))
+        }
+    }
+
+    /// The address `keepClientAddress` kept for the connection in `slot`.
+    func clientAddress(of slot: UInt32) -> SocketAddress? {
+        let room = clientAddresses + Int(slot) * Self.addressStride
+        let family = Int32(room.load(as: sa_family_t.self))
+        let length = family == AF_INET ? MemoryLayout<sockaddr_in>.size : family == AF_INET6 ? MemoryLayout<sockaddr_in6>.size : 0
+        guard length > 0 else { return nil }
+        var storage = sockaddr_storage()
+        withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: UnsafeRawBufferPointer(start: room, count: length)) }
+        return SocketAddress(storage: storage, length: socklen_t(length))
     }
 
     deinit { munmap(base, mappedBytes) }

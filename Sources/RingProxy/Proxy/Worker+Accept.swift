@@ -120,6 +120,10 @@ extension Worker {
                                     metadata: ["max_connections_per_worker": "\(table.capacity)"])
             return
         }
+        if plan.config.accessLog {
+            // Asked now: a client that resets later has no address left by the time its line is written.
+            table.keepClientAddress(peer ?? Socket.peerAddress(of: fd), for: slot)
+        }
         if let peer {
             table[slot].pointee.clientKey = stableHash(peer.addressBytes)
             if let version = listener.sendProxy, let local {

@@ -335,7 +335,7 @@ struct Worker: ~Copyable {
 
     private mutating func closeSockets(_ slot: UInt32, abortive: Bool) {
         let connection = table[slot]
-        if plan.config.accessLog { logAccess(connection) }
+        if plan.config.accessLog { logAccess(slot) }
         closeSocket(connection.pointee.clientFD, abortive: abortive, slot)
         if connection.pointee.backendFD >= 0 { closeSocket(connection.pointee.backendFD, abortive: abortive, slot) }
     }
@@ -411,8 +411,9 @@ struct Worker: ~Copyable {
     }
 
     /// One line per closed connection (`--access-log`), written before its sockets are closed.
-    private func logAccess(_ connection: UnsafeMutablePointer<Connection>) {
-        let client = Socket.peerAddress(of: connection.pointee.clientFD).map { "\($0)" } ?? "-"
+    private func logAccess(_ slot: UInt32) {
+        let connection = table[slot]
+        let client = table.clientAddress(of: slot).map { "\($0)" } ?? "-"
         let backend = connection.pointee.hasBackend ? backendName(connection.pointee.backend) : "-"
         logger.info("connection closed", metadata: [
             "client": "\(client)", "backend": "\(backend)",
