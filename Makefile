@@ -78,7 +78,12 @@ LSAN_ENV = LSAN_OPTIONS=suppressions=$(CURDIR)/Tests/lsan-suppressions.txt:print
 TSAN_ENV = TSAN_OPTIONS=halt_on_error=0:second_deadlock_stack=1:report_thread_leaks=0:suppressions=$(CURDIR)/Tests/tsan-suppressions.txt
 # Skipped under the sanitizers: a throughput deadline (20 000 connects in 10 s). Here it takes about 2.6 s
 # plain but 4.8 s under TSan, too thin a margin for CI on a shared machine; make test runs it.
-SANITIZE_SKIP = --skip FaultTests.testStormOfTwentyThousandConnectsInTenSeconds
+# Also skipped: a speed comparison (the others beside a slow client, timed against a run alone) and a memory
+# bound in KiB (a sanitizer's shadow memory is not the proxy's): under TSan they measured 3.3 s against a
+# 2.0 s bound and 5.3 MiB against 4.9.
+SANITIZE_SKIP = --skip FaultTests.testStormOfTwentyThousandConnectsInTenSeconds \
+  --skip FaultTests.testSlowClientGetsEveryByteWhileOthersRunAtFullSpeed \
+  --skip FaultTests.testBackendThatNeverReadsStallsItsClientAndMemoryStaysBounded
 
 test-asan: deps
 	$(ASAN_ENV) $(LSAN_ENV) $(SWIFT) test -c debug --sanitize=address --scratch-path .build-asan $(SANITIZE_SKIP)
