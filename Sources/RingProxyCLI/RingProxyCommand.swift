@@ -36,7 +36,7 @@ struct RingProxyCommand: ParsableCommand {
     @Option(help: "Worker threads (default: the CPUs this process may use).")
     var threads: Int?
 
-    @Flag(inversion: .prefixedNo, help: "Pin each worker to one CPU (default: on).")
+    @Flag(inversion: .prefixedNo, help: "Pin each worker to one CPU (default: on with --cpus, off otherwise).")
     var pin: Bool?
 
     @Option(help: ArgumentHelp("CPUs to pin workers to, in turn, like 0,2-3.", valueName: "list"))

@@ -82,6 +82,16 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(config.drainTimeout, .seconds(30))
     }
 
+    /// Workers are pinned only when given CPUs of their own (or told to): on a shared host a pinned worker
+    /// waits for a busy CPU while another idles.
+    func testWorkersArePinnedOnlyWithCPUsOrWhenAsked() throws {
+        let pool = "\n[[backends]]\nhost = \"127.0.0.1\"\nport = 9000\n"
+        XCTAssertFalse(try load("port = 8080" + pool).pin)
+        XCTAssertTrue(try load("port = 8080\ncpus = \"1\"" + pool).pin)
+        XCTAssertTrue(try load("port = 8080\npin = true" + pool).pin)
+        XCTAssertFalse(try load("port = 8080\ncpus = \"1\"\npin = false" + pool).pin)
+    }
+
     func testMixingTheFlatLayoutWithListenersIsAnError() {
         let problems = errors("""
             port = 8080

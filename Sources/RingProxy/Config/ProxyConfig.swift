@@ -91,7 +91,9 @@ public struct ProxyConfig: Sendable, Equatable {
         let config = ProxyConfig(
             listeners: listeners,
             threads: threads,
-            pin: settings.pin?.value ?? true,
+            // Pinned only when asked, or when given CPUs of its own: a pinned worker cannot leave a CPU that
+            // other work on a shared host is using, and waits there instead.
+            pin: settings.pin?.value ?? (settings.cpus != nil),
             workerCPUs: (0..<threads).map { index in
                 let cpus = cpuList ?? allowedCPUs
                 return cpus.isEmpty ? index : cpus[index % cpus.count]

@@ -19,6 +19,7 @@ extension Worker {
         wheel.advance()
         // Each expired slot is handled before the next is looked at, and handling one touches no other.
         while let slot = wheel.popExpired(in: table) {
+            guard table[slot].pointee.tunnel.phase != .closing else { continue }  // closing already: not idle
             counters.add(1, .idleTimeouts)
             handle(slot, .idleTimeout)
         }
