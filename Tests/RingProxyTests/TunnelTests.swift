@@ -4,10 +4,10 @@ import XCTest
 
 /// The tunnel state machine driven by scripted completion streams, with no kernel involved.
 final class TunnelTests: XCTestCase {
-    private let links = BufferLinks(buffers: 65536)
+    let links = BufferLinks(buffers: 65536)
 
     /// Feeds events and returns the actions of the last one.
-    private func feed(_ tunnel: inout Tunnel, _ events: TunnelEvent...) -> [TunnelAction] {
+    func feed(_ tunnel: inout Tunnel, _ events: TunnelEvent...) -> [TunnelAction] {
         var last: [TunnelAction] = []
         for event in events {
             var actions = TunnelActions()
@@ -18,17 +18,17 @@ final class TunnelTests: XCTestCase {
     }
 
     /// A tunnel whose backend connect has just succeeded (both receives armed).
-    private func established(retries: Int = 2) -> Tunnel {
+    func established(retries: Int = 2) -> Tunnel {
         var tunnel = Tunnel(retries: retries)
         _ = feed(&tunnel, .start, .connectSubmitted, .connectCompleted(0), .connectTimeoutCompleted)
         return tunnel
     }
 
-    private func data(_ direction: Direction, _ bytes: Int32, buffer: UInt16, armed: Bool = true) -> TunnelEvent {
+    func data(_ direction: Direction, _ bytes: Int32, buffer: UInt16, armed: Bool = true) -> TunnelEvent {
         .received(direction, result: bytes, buffer: buffer, armed: armed)
     }
 
-    private func ended(_ direction: Direction, _ result: Int32) -> TunnelEvent {
+    func ended(_ direction: Direction, _ result: Int32) -> TunnelEvent {
         .received(direction, result: result, buffer: nil, armed: false)
     }
 

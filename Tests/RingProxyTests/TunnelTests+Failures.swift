@@ -3,37 +3,12 @@ import Glibc
 import XCTest
 
 /// Errors are per direction: when one side fails, what it sent still reaches the other side, and only then
-/// is the failure passed on (as a reset); what was going to the failed side is dropped.
-final class TunnelFailureTests: XCTestCase {
-    private let links = BufferLinks(buffers: 64)
-
-    private func feed(_ tunnel: inout Tunnel, _ events: TunnelEvent...) -> [TunnelAction] {
-        var last: [TunnelAction] = []
-        for event in events {
-            var actions = TunnelActions()
-            tunnel.handle(event, links: links, into: &actions)
-            last = actions.all
-        }
-        return last
-    }
-
-    private func established() -> Tunnel {
-        var tunnel = Tunnel(retries: 0)
-        _ = feed(&tunnel, .start, .connectSubmitted, .connectCompleted(0), .connectTimeoutCompleted)
-        return tunnel
-    }
-
-    private func data(_ direction: Direction, _ bytes: Int32, buffer: UInt16) -> TunnelEvent {
-        .received(direction, result: bytes, buffer: buffer, armed: true)
-    }
-
-    private func ended(_ direction: Direction, _ result: Int32) -> TunnelEvent {
-        .received(direction, result: result, buffer: nil, armed: false)
-    }
-
+/// is the failure passed on (as a reset); what was going to the failed side is dropped. (The tunnel tests'
+/// scripted driver, in TunnelTests.swift.)
+extension TunnelTests {
     /// The HTTP 413 case: the backend answered and reset while the client was still uploading.
     func testFailedSendToTheBackendStillDeliversTheBackendsResponse() {
-        var tunnel = established()
+        var tunnel = established(retries: 0)
         _ = feed(&tunnel, data(.downstream, 10, buffer: 1), data(.upstream, 30, buffer: 2), data(.upstream, 30, buffer: 3))
         // The upload fails: what was left for the backend goes back, the client's receive stops.
         XCTAssertEqual(feed(&tunnel, .sent(.upstream, result: -EPIPE)), [.recycleChain(first: 2, count: 2), .cancelReceive(.upstream)])
@@ -52,7 +27,7 @@ final class TunnelFailureTests: XCTestCase {
     }
 
     func testBackendResetWithAResponseQueuedDeliversItFirst() {
-        var tunnel = established()
+        var tunnel = established(retries: 0)
         _ = feed(&tunnel, data(.downstream, 10, buffer: 1), data(.downstream, 10, buffer: 2))
         XCTAssertEqual(feed(&tunnel, ended(.downstream, -ECONNRESET)), [.cancelReceive(.upstream)])
         XCTAssertEqual(feed(&tunnel, .sent(.downstream, result: 10)), [.recycle(buffer: 1), .send(.downstream, buffer: 2, offset: 0, length: 10)])
@@ -62,7 +37,7 @@ final class TunnelFailureTests: XCTestCase {
     }
 
     func testClientResetStillDeliversItsLastBytesToTheBackend() {
-        var tunnel = established()
+        var tunnel = established(retries: 0)
         _ = feed(&tunnel, data(.upstream, 10, buffer: 1), data(.downstream, 10, buffer: 2), data(.downstream, 10, buffer: 3))
         XCTAssertEqual(feed(&tunnel, .sent(.downstream, result: -ECONNRESET)), [.recycleChain(first: 2, count: 2), .cancelReceive(.downstream)])
         XCTAssertEqual(feed(&tunnel, ended(.upstream, -ECONNRESET)), [])
@@ -73,7 +48,7 @@ final class TunnelFailureTests: XCTestCase {
 
     /// A send in flight towards the side that failed keeps its buffer until it completes, then ends quietly.
     func testSendInFlightTowardsTheFailedSideGivesItsBufferBackOnCompletion() {
-        var tunnel = established()
+        var tunnel = established(retries: 0)
         _ = feed(&tunnel, data(.upstream, 10, buffer: 1), data(.downstream, 10, buffer: 2), data(.downstream, 10, buffer: 3))
         XCTAssertEqual(feed(&tunnel, ended(.upstream, -ECONNRESET)), [.recycleChain(first: 3, count: 1), .cancelReceive(.downstream)],
                        "buffer 2 is being sent to the client: it stays")
@@ -87,7 +62,7 @@ final class TunnelFailureTests: XCTestCase {
     /// An idle timeout (or a stop) while a failed side's bytes are still being delivered: the close drops
     /// what is left, so it must pass the failure on as a reset, never end the stream cleanly.
     func testTimeoutWhileDeliveringAFailedSidesBytesStillResets() {
-        var tunnel = established()
+        var tunnel = established(retries: 0)
         _ = feed(&tunnel, data(.downstream, 10, buffer: 1), data(.downstream, 10, buffer: 2))
         _ = feed(&tunnel, ended(.downstream, -ECONNRESET))
         XCTAssertEqual(feed(&tunnel, .idleTimeout), [.recycleChain(first: 2, count: 1), .cancel(.client)])
@@ -98,7 +73,7 @@ final class TunnelFailureTests: XCTestCase {
 
     /// With the other direction already finished, a failure closes at once, as before.
     func testFailureAfterTheOtherDirectionFinishedClosesAtOnce() {
-        var tunnel = established()
+        var tunnel = established(retries: 0)
         _ = feed(&tunnel, ended(.downstream, 0))
         XCTAssertEqual(feed(&tunnel, ended(.upstream, -ECONNRESET)), [.close(abortive: true), .release])
     }
