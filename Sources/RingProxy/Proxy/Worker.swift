@@ -336,7 +336,7 @@ struct Worker: ~Copyable {
     private mutating func closeSockets(_ slot: UInt32, abortive: Bool) {
         let connection = table[slot]
         if plan.config.accessLog { logAccess(slot) }
-        closeSocket(connection.pointee.clientFD, abortive: abortive, slot)
+        if connection.pointee.clientFD >= 0 { closeSocket(connection.pointee.clientFD, abortive: abortive, slot) }
         if connection.pointee.backendFD >= 0 { closeSocket(connection.pointee.backendFD, abortive: abortive, slot) }
     }
 
@@ -366,8 +366,17 @@ struct Worker: ~Copyable {
         }
     }
 
-    /// Holds a closed tunnel's sockets until the surviving peer has acknowledged every byte sent to it.
+    /// Holds a closed tunnel's surviving socket until its peer has acknowledged every byte sent to it; the
+    /// failed side's socket is closed now.
     private mutating func linger(_ slot: UInt32) {
+        let connection = table[slot]
+        if connection.pointee.tunnel.closeReason == .backendError {
+            if connection.pointee.backendFD >= 0 { closeSocket(connection.pointee.backendFD, abortive: true, slot) }
+            connection.pointee.backendFD = -1
+        } else {
+            closeSocket(connection.pointee.clientFD, abortive: true, slot)
+            connection.pointee.clientFD = -1
+        }
         table[slot].pointee.isLingering = true
         table[slot].pointee.lastActive = wheel.now
         wheel.remove(slot, in: table)
