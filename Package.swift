@@ -25,10 +25,23 @@ let package = Package(
             pkgConfig: "liburing",
             providers: [.apt(["liburing-dev"])]
         ),
+        // The floors, each depending only on the ones below (ARCHITECTURE.md):
+        // CURing → RingSystem (sockets, errno, clock, locks, threads) → RingIO (the ring: the unsafe floor)
+        // → RingProxy (tunnel, worker, balance, config, ops) → the ringproxy CLI.
+        .target(
+            name: "RingSystem",
+            dependencies: ["CURing"]
+        ),
+        .target(
+            name: "RingIO",
+            dependencies: ["CURing", "RingSystem"]
+        ),
         .target(
             name: "RingProxy",
             dependencies: [
                 "CURing",
+                "RingSystem",
+                "RingIO",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -47,9 +60,11 @@ let package = Package(
         ),
         .executableTarget(
             name: "RingLoad",
+            // The ring and the system floor only: ringload links neither the config loader nor Foundation.
             dependencies: [
-                "RingProxy",
                 "CURing",
+                "RingSystem",
+                "RingIO",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
@@ -63,7 +78,7 @@ let package = Package(
         .testTarget(
             name: "RingProxyTests",
             // The executables are dependencies so that `swift test` builds them: tests run the real binaries.
-            dependencies: ["RingProxy", "RingProxyCLI", "RingLoad"]
+            dependencies: ["RingSystem", "RingIO", "RingProxy", "RingProxyCLI", "RingLoad"]
         ),
     ]
 )

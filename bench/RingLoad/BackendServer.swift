@@ -1,5 +1,6 @@
 import Glibc
-import RingProxy
+import RingIO
+import RingSystem
 
 /// One thread of a test backend. An echo server receives into a provided buffer, sends that buffer back,
 /// and receives again; a sink server only receives. One operation in flight per connection, so a

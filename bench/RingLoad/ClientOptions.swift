@@ -1,5 +1,6 @@
 import ArgumentParser
-import RingProxy
+import RingIO
+import RingSystem
 
 /// The flags every load subcommand shares.
 struct ClientOptions: ParsableArguments {

@@ -1,6 +1,7 @@
 import CURing
 import Glibc
-import RingProxy
+import RingIO
+import RingSystem
 
 /// One client thread's state machine, driven by `ClientRing.drive`.
 protocol LoadClient: ~Copyable {

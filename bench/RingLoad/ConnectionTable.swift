@@ -1,5 +1,6 @@
 import Glibc
-import RingProxy
+import RingIO
+import RingSystem
 
 /// A client thread's connections in one fixed block of memory, each with the client's per-connection
 /// `State`. A slot's generation changes each time it is reopened, so completions that arrive for an

@@ -1,7 +1,8 @@
 import ArgumentParser
 import Dispatch
 import Glibc
-import RingProxy
+import RingIO
+import RingSystem
 import Synchronization
 
 /// The kinds of load `ringload` makes; the raw value is the subcommand's name.

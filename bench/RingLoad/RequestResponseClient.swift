@@ -1,5 +1,6 @@
 import Glibc
-import RingProxy
+import RingIO
+import RingSystem
 
 /// What one thread of `ringload rr` does.
 struct RequestPlan: Sendable {

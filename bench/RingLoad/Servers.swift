@@ -1,6 +1,7 @@
 import ArgumentParser
 import Glibc
-import RingProxy
+import RingIO
+import RingSystem
 
 struct EchoServerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

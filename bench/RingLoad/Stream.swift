@@ -1,6 +1,7 @@
 import ArgumentParser
 import Glibc
-import RingProxy
+import RingIO
+import RingSystem
 
 struct StreamCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -18,7 +18,7 @@ import Synchronization
 /// libcurl, which the static release build (`make release`) cannot link.
 public final class AdminServer: Sendable {
     private let proxy: Proxy
-    private let address: SocketAddress
+    private let address: RingSystem.SocketAddress
     let token: AdminToken?
     let limits: AdminLimits
     let counters = AdminCounters()
@@ -27,7 +27,7 @@ public final class AdminServer: Sendable {
     private let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     private let channel = Locked<Channel?>(nil)
 
-    public init(proxy: Proxy, address: SocketAddress, token: AdminToken? = nil, limits: AdminLimits = .standard) {
+    public init(proxy: Proxy, address: RingSystem.SocketAddress, token: AdminToken? = nil, limits: AdminLimits = .standard) {
         self.proxy = proxy
         self.address = address
         self.token = token
@@ -37,7 +37,7 @@ public final class AdminServer: Sendable {
 
     /// Starts serving; returns the address it listens on (a port 0 becomes the kernel's choice), or throws
     /// when it cannot listen.
-    public func start() throws(StartupError) -> SocketAddress {
+    public func start() throws(StartupError) -> RingSystem.SocketAddress {
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -58,7 +58,7 @@ public final class AdminServer: Sendable {
             let bound = try bootstrap.bind(host: address.host, port: Int(address.port)).wait()
             channel.withLock { $0 = bound }
             guard let local = bound.localAddress, let host = local.ipAddress, let port = local.port,
-                  let listening = SocketAddress(numericHost: host, port: UInt16(port)) else {
+                  let listening = RingSystem.SocketAddress(numericHost: host, port: UInt16(port)) else {
                 throw StartupError.admin("the admin endpoint listens on an unexpected address")
             }
             return listening

@@ -1,5 +1,6 @@
 import CURing
 import Glibc
+import RingSystem
 
 /// Turns an io_uring set-up failure into one line that names the cause and the fix: an old kernel,
 /// `kernel.io_uring_disabled`, a seccomp profile, or the locked-memory limit.
@@ -59,13 +60,13 @@ public enum RingAvailability {
         return (numbers[0], numbers[1]) >= (6, 1)
     }
 
-    static func kernelRelease() -> String {
+    package static func kernelRelease() -> String {
         var names = utsname()
         uname(&names)
         return withUnsafeBytes(of: names.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
     }
 
-    static func readSysctl(_ path: String) -> String? {
+    package static func readSysctl(_ path: String) -> String? {
         guard let file = fopen("/proc/sys/\(path)", "r") else { return nil }
         defer { fclose(file) }
         var line = [CChar](repeating: 0, count: 64)
@@ -74,7 +75,7 @@ public enum RingAvailability {
     }
 
     /// True when /proc/self/status says a seccomp filter is attached (mode 2).
-    static func seccompFiltered() -> Bool {
+    package static func seccompFiltered() -> Bool {
         guard let file = fopen("/proc/self/status", "r") else { return false }
         defer { fclose(file) }
         var line = [CChar](repeating: 0, count: 256)
@@ -85,7 +86,7 @@ public enum RingAvailability {
         return false
     }
 
-    static func lockedMemoryLimit() -> Int? {
+    package static func lockedMemoryLimit() -> Int? {
         var limit = rlimit()
         guard getrlimit(__rlimit_resource_t(UInt32(curing_rlimit_memlock)), &limit) == 0, limit.rlim_cur != rlim_t.max else { return nil }
         return Int(limit.rlim_cur)

@@ -1,5 +1,6 @@
 import CURing
 import Glibc
+import RingSystem
 
 /// A provided-buffer ring registered with one `IORing`: `count` buffers of `size` bytes each, from which
 /// the kernel picks one per receive. A received buffer is sent as is and handed back with `recycle`; nothing
@@ -10,14 +11,15 @@ public struct BufferRing: ~Copyable {
     public let group: UInt16
     public let count: UInt32
     public let size: UInt32
-    private let entries: UnsafeMutablePointer<io_uring_buf_ring>
+    @usableFromInline let entries: UnsafeMutablePointer<io_uring_buf_ring>
     private let entriesBytes: Int
-    private let storage: UnsafeMutableRawPointer
+    @usableFromInline let storage: UnsafeMutableRawPointer
     private let storageBytes: Int
-    private let mask: Int32
-    private var staged: Int32 = 0
+    @usableFromInline let mask: Int32
+    @usableFromInline var staged: Int32 = 0
     /// Buffers the kernel has handed out (reported by `taken()`) and not yet given back.
-    public private(set) var outstanding = 0
+    public var outstanding: Int { _outstanding }
+    @usableFromInline var _outstanding = 0
 
     /// Registers `count` (a power of two, at most 32768) buffers of `size` bytes as group `group` of `ring`.
     public init(registeringWith ring: borrowing IORing, group: UInt16, count: UInt32, size: UInt32) throws(RingError) {
@@ -53,7 +55,7 @@ public struct BufferRing: ~Copyable {
         io_uring_buf_ring_init(entries)
         for id in 0..<count { recycle(UInt16(id)) }
         publish()
-        outstanding = 0
+        _outstanding = 0
     }
 
     /// The registration ends with the ring itself; only the memory is ours to release. The kernel keeps
@@ -64,25 +66,25 @@ public struct BufferRing: ~Copyable {
     }
 
     /// The first byte of buffer `id`.
-    @inline(__always)
+    @inlinable @inline(__always)
     public func bytes(of id: UInt16) -> UnsafeMutableRawPointer {
         storage + Int(id) * Int(size)
     }
 
     /// Stages buffer `id` to go back to the kernel at the next `publish()`.
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func recycle(_ id: UInt16) {
         io_uring_buf_ring_add(entries, bytes(of: id), size, id, mask, staged)
         staged += 1
-        outstanding -= 1
+        _outstanding -= 1
     }
 
     /// A completion carried one of these buffers.
-    @inline(__always)
-    public mutating func taken() { outstanding += 1 }
+    @inlinable @inline(__always)
+    public mutating func taken() { _outstanding += 1 }
 
     /// Makes every staged buffer visible to the kernel. Returns how many were published.
-    @inline(__always) @discardableResult
+    @inlinable @inline(__always) @discardableResult
     public mutating func publish() -> Int {
         let published = Int(staged)
         if published > 0 {

@@ -26,11 +26,11 @@ public enum OperationKind: UInt8, Sendable {
 public struct UserData: RawRepresentable, Hashable, Sendable {
     public let rawValue: UInt64
 
-    public init(rawValue: UInt64) { self.rawValue = rawValue }
+    @inlinable public init(rawValue: UInt64) { self.rawValue = rawValue }
 
     public static let generationMask: UInt32 = (1 << 23) - 1
 
-    @inline(__always)
+    @inlinable @inline(__always)
     public init(_ kind: OperationKind, slot: UInt32, generation: UInt32 = 0, direction: UInt8 = 0) {
         rawValue = UInt64(kind.rawValue) << 56
             | UInt64(direction & 1) << 55
@@ -38,8 +38,8 @@ public struct UserData: RawRepresentable, Hashable, Sendable {
             | UInt64(slot)
     }
 
-    @inline(__always) public var kind: OperationKind? { OperationKind(rawValue: UInt8(truncatingIfNeeded: rawValue >> 56)) }
-    @inline(__always) public var direction: UInt8 { UInt8(truncatingIfNeeded: rawValue >> 55) & 1 }
-    @inline(__always) public var generation: UInt32 { UInt32(truncatingIfNeeded: rawValue >> 32) & Self.generationMask }
-    @inline(__always) public var slot: UInt32 { UInt32(truncatingIfNeeded: rawValue) }
+    @inlinable @inline(__always) public var kind: OperationKind? { OperationKind(rawValue: UInt8(truncatingIfNeeded: rawValue >> 56)) }
+    @inlinable @inline(__always) public var direction: UInt8 { UInt8(truncatingIfNeeded: rawValue >> 55) & 1 }
+    @inlinable @inline(__always) public var generation: UInt32 { UInt32(truncatingIfNeeded: rawValue >> 32) & Self.generationMask }
+    @inlinable @inline(__always) public var slot: UInt32 { UInt32(truncatingIfNeeded: rawValue) }
 }

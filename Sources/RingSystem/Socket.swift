@@ -83,7 +83,7 @@ public struct SocketError: Error, CustomStringConvertible, Sendable {
     public let address: SocketAddress
     public let errno: Int32
 
-    init(_ step: Step, address: SocketAddress, errno: Int32) {
+    package init(_ step: Step, address: SocketAddress, errno: Int32) {
         self.step = step
         self.address = address
         self.errno = errno

@@ -3,9 +3,9 @@ import Glibc
 
 /// wyrand: a small, fast, non-cryptographic generator, one per worker so picks never contend.
 public struct FastRandom: RandomNumberGenerator, Sendable {
-    private var state: UInt64
+    @usableFromInline var state: UInt64
 
-    public init(seed: UInt64) { state = seed }
+    @inlinable public init(seed: UInt64) { state = seed }
 
     /// Seeded from the kernel's entropy pool.
     public init() {
@@ -16,7 +16,7 @@ public struct FastRandom: RandomNumberGenerator, Sendable {
         state = seed
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func next() -> UInt64 {
         state &+= 0xA076_1D64_78BD_642F
         let product = state.multipliedFullWidth(by: state ^ 0xE703_7ED1_A0B4_28DB)
@@ -24,7 +24,7 @@ public struct FastRandom: RandomNumberGenerator, Sendable {
     }
 
     /// A uniform value in 0..<bound (bound > 0), by Lemire's multiply-shift (bias below 2^-32 for our bounds).
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func below(_ bound: Int) -> Int {
         Int(truncatingIfNeeded: next().multipliedFullWidth(by: UInt64(bound)).high)
     }

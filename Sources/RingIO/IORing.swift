@@ -1,5 +1,6 @@
 import CURing
 import Glibc
+import RingSystem
 
 /// One io_uring instance, owned and driven by exactly one thread.
 ///
@@ -7,8 +8,8 @@ import Glibc
 /// work only when this thread enters the kernel) and falls back step by step for older kernels.
 public struct IORing: ~Copyable {
     @usableFromInline let raw: UnsafeMutablePointer<io_uring>
-    private let completionBatch: UnsafeMutablePointer<UnsafeMutablePointer<io_uring_cqe>?>
-    private let completionBatchCapacity: UInt32
+    @usableFromInline let completionBatch: UnsafeMutablePointer<UnsafeMutablePointer<io_uring_cqe>?>
+    @usableFromInline let completionBatchCapacity: UInt32
     /// The `IORING_SETUP_*` flags the kernel accepted.
     public let setupFlags: UInt32
     /// The `IORING_FEAT_*` bits the kernel reported.
@@ -16,7 +17,8 @@ public struct IORing: ~Copyable {
     /// How many times this ring entered the kernel to submit or wait (each call is one `io_uring_enter`).
     public private(set) var enterCount: UInt64 = 0
     /// How many submission entries were prepared.
-    public private(set) var submissionCount: UInt64 = 0
+    public var submissionCount: UInt64 { _submissionCount }
+    @usableFromInline var _submissionCount: UInt64 = 0
 
     public init(entries: UInt32, sqpoll: Bool = false, sqpollCPU: Int32? = nil) throws(RingError) {
         let raw = UnsafeMutablePointer<io_uring>.allocate(capacity: 1)
@@ -73,9 +75,9 @@ public struct IORing: ~Copyable {
     }
 
     /// The next free submission entry, flushing the queue to the kernel first when it is full.
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func nextSubmission() -> UnsafeMutablePointer<io_uring_sqe> {
-        submissionCount &+= 1
+        _submissionCount &+= 1
         if let sqe = io_uring_get_sqe(raw) { return sqe }
         flushForSpace { io_uring_sq_space_left($0) > 0 }
         return io_uring_get_sqe(raw)!
@@ -84,7 +86,7 @@ public struct IORing: ~Copyable {
     /// Submits until `hasRoom`. Under SQPOLL the kernel thread consumes entries on its own time: wait for it.
     /// Without it a submit consumes everything unless the kernel is short of completion space (EBUSY on
     /// kernels without `IORING_FEAT_NODROP` guarantees): then wait for a completion to free some.
-    private mutating func flushForSpace(_ hasRoom: (UnsafeMutablePointer<io_uring>) -> Bool) {
+    @usableFromInline mutating func flushForSpace(_ hasRoom: (UnsafeMutablePointer<io_uring>) -> Bool) {
         var result = submit()
         while !hasRoom(raw) {
             if usesSubmissionPolling {
@@ -98,7 +100,7 @@ public struct IORing: ~Copyable {
 
     /// Makes room for `count` entries, flushing the queue to the kernel first when it has less: linked
     /// entries must reach the kernel in the same submit, or the link is lost (a connect without its timeout).
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func reserve(_ count: UInt32) {
         guard io_uring_sq_space_left(raw) < count else { return }
         flushForSpace { io_uring_sq_space_left($0) >= count }
@@ -120,7 +122,7 @@ public struct IORing: ~Copyable {
 
     /// Copies up to one batch of ready completions into `sink` and releases their ring slots.
     /// Returns how many were copied.
-    @inline(__always)
+    @inlinable @inline(__always)
     public func reapCompletions(into sink: UnsafeMutablePointer<Completion>, capacity: Int) -> Int {
         let wanted = min(UInt32(capacity), completionBatchCapacity)
         let count = Int(io_uring_peek_batch_cqe(raw, completionBatch, wanted))

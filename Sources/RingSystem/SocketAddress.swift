@@ -3,7 +3,7 @@ import Glibc
 
 /// An IPv4 or IPv6 socket address, stored as the kernel wants it.
 public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
-    private var storage: sockaddr_storage
+    @usableFromInline var storage: sockaddr_storage
     public let length: socklen_t
 
     public init(storage: sockaddr_storage, length: socklen_t) {
@@ -91,9 +91,9 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
         return SocketAddress(storage: storage, length: chosen.pointee.ai_addrlen)
     }
 
-    public var family: Int32 { Int32(storage.ss_family) }
+    @inlinable public var family: Int32 { Int32(storage.ss_family) }
 
-    public var port: UInt16 {
+    @inlinable public var port: UInt16 {
         withUnsafeBytes(of: storage) { bytes in
             family == AF_INET6
                 ? UInt16(bigEndian: bytes.load(as: sockaddr_in6.self).sin6_port)
@@ -150,13 +150,13 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
 
     public var description: String { family == AF_INET6 ? "[\(host)]:\(port)" : "\(host):\(port)" }
 
-    public func withSockaddr<Result>(_ body: (UnsafePointer<sockaddr>, socklen_t) throws -> Result) rethrows -> Result {
+    @inlinable public func withSockaddr<Result>(_ body: (UnsafePointer<sockaddr>, socklen_t) throws -> Result) rethrows -> Result {
         try withUnsafeBytes(of: storage) { bytes in
             try body(bytes.baseAddress!.assumingMemoryBound(to: sockaddr.self), length)
         }
     }
 
-    public static func == (lhs: SocketAddress, rhs: SocketAddress) -> Bool {
+    @inlinable public static func == (lhs: SocketAddress, rhs: SocketAddress) -> Bool {
         lhs.length == rhs.length && withUnsafeBytes(of: lhs.storage) { left in
             withUnsafeBytes(of: rhs.storage) { right in
                 left.prefix(Int(lhs.length)).elementsEqual(right.prefix(Int(rhs.length)))
@@ -164,7 +164,7 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
-    public func hash(into hasher: inout Hasher) {
+    @inlinable public func hash(into hasher: inout Hasher) {
         withUnsafeBytes(of: storage) { hasher.combine(bytes: UnsafeRawBufferPointer(rebasing: $0.prefix(Int(length)))) }
     }
 }

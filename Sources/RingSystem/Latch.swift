@@ -1,12 +1,12 @@
 import Glibc
 
 /// Waits until `count` parties have arrived (the workers reporting their start-up), without spinning.
-final class Latch: @unchecked Sendable {
+package final class Latch: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     private var remaining: Int
 
-    init(count: Int) {
+    package init(count: Int) {
         remaining = count
         pthread_mutex_init(mutex, nil)
         pthread_cond_init(condition, nil)
@@ -19,14 +19,14 @@ final class Latch: @unchecked Sendable {
         condition.deallocate()
     }
 
-    func arrive() {
+    package func arrive() {
         pthread_mutex_lock(mutex)
         remaining -= 1
         if remaining == 0 { pthread_cond_broadcast(condition) }
         pthread_mutex_unlock(mutex)
     }
 
-    func wait() {
+    package func wait() {
         pthread_mutex_lock(mutex)
         while remaining > 0 { pthread_cond_wait(condition, mutex) }
         pthread_mutex_unlock(mutex)

@@ -1,11 +1,12 @@
 import CURing
 import Glibc
+import RingSystem
 
 /// Typed preparation of the submission entries the proxy uses. Each call queues one entry (two for
 /// `connect(_:timeout:)`); nothing reaches the kernel until the next submit.
 extension IORing {
     /// Accepts one connection on a listening socket.
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func accept(listener fd: Int32, userData: UserData) {
         let sqe = nextSubmission()
         io_uring_prep_accept(sqe, fd, nil, nil, Int32(SOCK_CLOEXEC.rawValue))
@@ -14,7 +15,7 @@ extension IORing {
 
     /// Accepts connections on a listening socket until cancelled: one completion per connection, each with
     /// `IORING_CQE_F_MORE` while it stays armed.
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func acceptMultishot(listener fd: Int32, userData: UserData) {
         let sqe = nextSubmission()
         io_uring_prep_multishot_accept(sqe, fd, nil, nil, Int32(SOCK_CLOEXEC.rawValue))
@@ -23,7 +24,7 @@ extension IORing {
 
     /// Receives into a buffer the kernel picks from provided-buffer group `group`.
     /// `pollFirst` skips the first non-blocking attempt when the socket is known to be empty.
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func recv(from fd: Int32, bufferGroup group: UInt16, pollFirst: Bool, userData: UserData) {
         let sqe = nextSubmission()
         io_uring_prep_recv(sqe, fd, nil, 0, 0)
@@ -33,15 +34,15 @@ extension IORing {
     /// Receives until cancelled: a completion, with a buffer from group `group`, for each chunk that arrives,
     /// with `IORING_CQE_F_MORE` while it stays armed. It ends by itself at end of stream, on an error, or when
     /// the group has no buffer left (`-ENOBUFS`).
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func recvMultishot(from fd: Int32, bufferGroup group: UInt16, pollFirst: Bool, userData: UserData) {
         let sqe = nextSubmission()
         io_uring_prep_recv_multishot(sqe, fd, nil, 0, 0)
         Self.selectBuffer(sqe, group: group, pollFirst: pollFirst, userData: userData)
     }
 
-    @inline(__always)
-    private static func selectBuffer(_ sqe: UnsafeMutablePointer<io_uring_sqe>, group: UInt16, pollFirst: Bool, userData: UserData) {
+    @inlinable @inline(__always)
+    static func selectBuffer(_ sqe: UnsafeMutablePointer<io_uring_sqe>, group: UInt16, pollFirst: Bool, userData: UserData) {
         sqe.pointee.flags |= curing_sqe_buffer_select
         sqe.pointee.buf_group = group
         if pollFirst { sqe.pointee.ioprio |= UInt16(IORING_RECVSEND_POLL_FIRST) }
@@ -49,7 +50,7 @@ extension IORing {
     }
 
     /// Sends `length` bytes at `bytes`. `MSG_WAITALL` makes the kernel finish a partial send itself.
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func send(to fd: Int32, bytes: UnsafeRawPointer, length: UInt32, userData: UserData) {
         let sqe = nextSubmission()
         io_uring_prep_send(sqe, fd, bytes, Int(length), Int32(MSG_NOSIGNAL) | Int32(MSG_WAITALL))
@@ -59,7 +60,7 @@ extension IORing {
     /// Sends `length` bytes at `bytes` without copying them into the socket (`IORING_OP_SEND_ZC`): the kernel
     /// lends the pages to the device. Two completions: the send's result (with `IORING_CQE_F_MORE`), then a
     /// notification (`IORING_CQE_F_NOTIF`) once the kernel no longer reads the memory — only then may it be reused.
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func sendZeroCopy(to fd: Int32, bytes: UnsafeRawPointer, length: UInt32, userData: UserData) {
         let sqe = nextSubmission()
         io_uring_prep_send_zc(sqe, fd, bytes, Int(length), Int32(MSG_NOSIGNAL) | Int32(MSG_WAITALL), 0)
@@ -68,7 +69,7 @@ extension IORing {
 
     /// Connects `fd` to `address`, bounded by a linked timeout: two completions, the connect's and the
     /// timeout's. `address` and `timeout` must stay valid until the next submit.
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func connect(
         _ fd: Int32, to address: UnsafePointer<sockaddr>, length: socklen_t,
         timeout: UnsafeMutablePointer<__kernel_timespec>, userData: UserData, timeoutUserData: UserData
@@ -83,7 +84,7 @@ extension IORing {
         limit.pointee.user_data = timeoutUserData.rawValue
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func shutdown(_ fd: Int32, how: Int32, userData: UserData) {
         let sqe = nextSubmission()
         io_uring_prep_shutdown(sqe, fd, how)
@@ -91,7 +92,7 @@ extension IORing {
     }
 
     /// Cancels every operation in flight on `fd`; the cancelled ones complete with `-ECANCELED`.
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func cancelAll(on fd: Int32, userData: UserData) {
         let sqe = nextSubmission()
         io_uring_prep_cancel_fd(sqe, fd, UInt32(IORING_ASYNC_CANCEL_ALL))
@@ -100,7 +101,7 @@ extension IORing {
     }
 
     /// Cancels the operation submitted with `target` (with `all`, every one submitted with it).
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func cancel(_ target: UserData, all: Bool = false, userData: UserData) {
         let sqe = nextSubmission()
         io_uring_prep_cancel64(sqe, target.rawValue, all ? Int32(IORING_ASYNC_CANCEL_ALL) : 0)
@@ -109,7 +110,7 @@ extension IORing {
     }
 
     /// Closes `fd`; posts a completion only if the close fails.
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func close(_ fd: Int32, userData: UserData) {
         let sqe = nextSubmission()
         io_uring_prep_close(sqe, fd)
@@ -118,7 +119,7 @@ extension IORing {
     }
 
     /// Completes after `interval` (which must stay valid until the next submit).
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func timeout(_ interval: UnsafeMutablePointer<__kernel_timespec>, userData: UserData) {
         let sqe = nextSubmission()
         io_uring_prep_timeout(sqe, interval, 0, 0)
@@ -126,7 +127,7 @@ extension IORing {
     }
 
     /// Reads up to `length` bytes from `fd` into `into` (used for the control eventfd).
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func read(_ fd: Int32, into buffer: UnsafeMutableRawPointer, length: UInt32, userData: UserData) {
         let sqe = nextSubmission()
         io_uring_prep_read(sqe, fd, buffer, length, 0)
@@ -134,7 +135,7 @@ extension IORing {
     }
 
     /// A no-op that completes at once (used by tests and to wake a waiting loop).
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func nop(userData: UserData) {
         let sqe = nextSubmission()
         io_uring_prep_nop(sqe)

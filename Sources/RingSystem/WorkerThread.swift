@@ -2,7 +2,7 @@ import CURing
 import Glibc
 
 /// A plain pthread (the data plane needs a thread of its own, pinned, not a task on a shared pool).
-enum WorkerThread {
+package enum WorkerThread {
     private final class Body {
         let run: () -> Void
         init(_ run: @escaping () -> Void) { self.run = run }
@@ -10,7 +10,7 @@ enum WorkerThread {
 
     /// Starts `body` on a new thread named `name`, pinned to `cpu` when given.
     /// Returns the thread, or the errno of pthread_create.
-    static func start(name: String, cpu: Int?, _ body: @escaping @Sendable () -> Void) -> Result<pthread_t, RingError> {
+    package static func start(name: String, cpu: Int?, _ body: @escaping @Sendable () -> Void) -> Result<pthread_t, RingError> {
         let context = Unmanaged.passRetained(Body {
             if let cpu { _ = curing_pin_current_thread(Int32(cpu)) }
             curing_name_current_thread(String(name.prefix(15)))
@@ -28,7 +28,7 @@ enum WorkerThread {
         return .success(thread)
     }
 
-    static func join(_ thread: pthread_t) {
+    package static func join(_ thread: pthread_t) {
         _ = pthread_join(thread, nil)
     }
 }
