@@ -144,7 +144,8 @@ final class StalledReaderTests: XCTestCase {
             let started = monotonicNanoseconds()
             try client.send("ping \(round)\n")
             XCTAssertEqual(try client.receiveLine(), "ping \(round)")
-            XCTAssertLessThan(monotonicNanoseconds() - started, 100_000_000)
+            // Within a pressure scan: the ring may be short until the next tick's scan sheds or spills.
+            XCTAssertLessThan(monotonicNanoseconds() - started, 1_000_000_000)
         }
         let shed = stalled.filter { $0.readAll().count < download }.count
         print("48 stalled: shed \(proxy.total(.shed)), spilled \(proxy.total(.spilledBytes) >> 10) KiB of a \(budget >> 10) KiB budget; "
