@@ -1,4 +1,5 @@
 import Glibc
+import RingSystem
 
 /// A JSON value, written by hand so that ringload needs no Foundation (`JSONSerialization` lives in the full
 /// Foundation, with ICU behind it).
@@ -11,34 +12,17 @@ enum JSONValue {
     /// Pretty-printed with sorted keys, two spaces per level, as `JSONSerialization` wrote it.
     func text(indent: Int = 0) -> String {
         switch self {
-        case .string(let value): return Self.quoted(value)
+        case .string(let value): return jsonQuoted(value)
         case .int(let value): return String(value)
         case .double(let value): return value.isFinite ? "\(value)" : "null"
         case .object(let members):
             guard !members.isEmpty else { return "{\n\n\(String(repeating: " ", count: indent))}" }
             let inner = String(repeating: " ", count: indent + 2)
-            let lines = members.keys.sorted().map { "\(inner)\(Self.quoted($0)) : \(members[$0]!.text(indent: indent + 2))" }
+            let lines = members.keys.sorted().map { "\(inner)\(jsonQuoted($0)) : \(members[$0]!.text(indent: indent + 2))" }
             return "{\n" + lines.joined(separator: ",\n") + "\n" + String(repeating: " ", count: indent) + "}"
         }
     }
 
-    private static func quoted(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
-    }
 }
 
 /// Writing the `--json` file failed.

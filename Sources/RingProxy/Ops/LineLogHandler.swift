@@ -34,34 +34,15 @@ public struct LineLogHandler: LogHandler {
                 line += value.contains(" ") ? " \(key)=\"\(value)\"" : " \(key)=\(value)"
             }
         case .json:
-            line = "{\"time\":\(Self.quoted(Self.timestamp())),\"level\":\(Self.quoted("\(event.level)")),\"message\":\(Self.quoted("\(event.message)"))"
+            line = "{\"time\":\(jsonQuoted(Self.timestamp())),\"level\":\(jsonQuoted("\(event.level)")),\"message\":\(jsonQuoted("\(event.message)"))"
             for key in merged.keys.sorted() where !["time", "level", "message"].contains(key) {
-                line += ",\(Self.quoted(key)):\(Self.quoted("\(merged[key]!)"))"
+                line += ",\(jsonQuoted(key)):\(jsonQuoted("\(merged[key]!)"))"
             }
             line += "}"
         }
         line += "\n"
         var bytes = Array(line.utf8)
         _ = bytes.withUnsafeMutableBytes { Glibc.write(2, $0.baseAddress, $0.count) }
-    }
-
-    /// `text` as a JSON string literal.
-    static func quoted(_ text: String) -> String {
-        var result = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": result += "\\\""
-            case "\\": result += "\\\\"
-            case "\n": result += "\\n"
-            case "\r": result += "\\r"
-            case "\t": result += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                result += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: result.unicodeScalars.append(scalar)
-            }
-        }
-        return result + "\""
     }
 
     /// UTC, millisecond precision, without Foundation.
