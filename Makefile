@@ -3,7 +3,7 @@ SHELL := /bin/bash
 SWIFT ?= swift
 RELEASE_BIN = $(shell $(SWIFT) build -c release --show-bin-path)
 
-.PHONY: all deps build debug run demo test bench-picks profile soak clean
+.PHONY: all deps build debug run demo test test-unit bench-picks profile soak clean
 
 all: build
 
@@ -39,9 +39,14 @@ profile: build
 bench-picks: deps
 	$(SWIFT) run -c release pick-cost
 
+# Both test targets: Tests/Unit (seconds, no binaries) and Tests/System (the real binaries on real sockets).
 test: deps
 	$(SWIFT) build
 	$(SWIFT) test
+
+# The unit tests alone: the tunnel state machine, timer wheel, slot lists, balancers, config.
+test-unit: deps
+	$(SWIFT) test --filter RingProxyUnitTests
 
 # Minutes of mixed load on the proxy binary (integrity streams, ringload rr, connection churn), then its
 # memory and descriptors compared: make soak DURATION=600

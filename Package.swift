@@ -75,10 +75,19 @@ let package = Package(
             dependencies: ["RingProxy"],
             path: "bench/PickCost"
         ),
+        // Unit tests: seconds, no binaries, no sockets beyond the process (tunnel, timer wheel, slot lists,
+        // balancers, config). `make test-unit` runs only these.
         .testTarget(
-            name: "RingProxyTests",
-            // The executables are dependencies so that `swift test` builds them: tests run the real binaries.
-            dependencies: ["RingSystem", "RingIO", "RingProxy", "RingProxyCLI", "RingLoad"]
+            name: "RingProxyUnitTests",
+            dependencies: ["RingSystem", "RingIO", "RingProxy"],
+            path: "Tests/Unit"
+        ),
+        // System tests by area (forwarding, pools, operations, faults, bad input): real sockets, real rings,
+        // the real binaries. The executables are dependencies so that `swift test` builds them.
+        .testTarget(
+            name: "RingProxySystemTests",
+            dependencies: ["RingSystem", "RingIO", "RingProxy", "RingProxyCLI", "RingLoad"],
+            path: "Tests/System"
         ),
     ]
 )

@@ -73,12 +73,12 @@ extension Worker {
         }
         let result = completion.result
         guard result >= 0 else { return acceptFailed(errno: -result, listener: listenerIndex, stillArmed: stillArmed) }
-        guard phase != .terminating, let route = plan.listeners.firstIndex(where: { $0.id == id }) else {
+        guard phase != .terminating, let planIndex = plan.listeners.firstIndex(where: { $0.id == id }) else {
             // Accepted just before its listener was removed by a reload, or the proxy is closing everything.
             Glibc.close(result)
             return
         }
-        admit(client: result, route: route)
+        admit(client: result, listenerIndex: planIndex)
     }
 
     private static func settle(_ listener: inout ListenerState, multishot: Bool, stillArmed: Bool) {
@@ -92,10 +92,10 @@ extension Worker {
         }
     }
 
-    /// Gives a client accepted on `plan.listeners[route]` a slot and starts its tunnel.
-    mutating func admit(client fd: Int32, route: Int) {
+    /// Gives a client accepted on `plan.listeners[listenerIndex]` a slot and starts its tunnel.
+    mutating func admit(client fd: Int32, listenerIndex: Int) {
         let retries = plan.config.retries
-        let listener = plan.listeners[route]
+        let listener = plan.listeners[listenerIndex]
         // Only these pools need the client's address: one getpeername per connection, none otherwise.
         let needsAddress = listener.pool.algorithm == .sourceHash || listener.sendProxy != nil
         var peer: SocketAddress?
@@ -112,7 +112,7 @@ extension Worker {
                 return
             }
         }
-        guard let slot = table.open(client: fd, listener: UInt16(route), tunnel: Tunnel(retries: retries), now: wheel.now) else {
+        guard let slot = table.open(client: fd, listener: UInt16(listenerIndex), tunnel: Tunnel(retries: retries), now: wheel.now) else {
             // Cannot happen while accepts are bounded by free slots; counted and logged if it ever does.
             Glibc.close(fd)
             counters.add(1, .acceptOverflows)
@@ -196,14 +196,14 @@ extension Worker {
     /// backlog is empty, a full backlog was taken, its listener left the plan, or the proxy is terminating),
     /// having closed its socket.
     private mutating func serve(_ backlog: inout Backlog) -> Bool {
-        if phase == .draining, let route = plan.listeners.firstIndex(where: { $0.id == backlog.listener }) {
+        if phase == .draining, let listenerIndex = plan.listeners.firstIndex(where: { $0.id == backlog.listener }) {
             while backlog.owed > 0 && !table.isFull {
                 let client = curing_accept4(backlog.fd, nil, nil, Int32(SOCK_CLOEXEC.rawValue))
                 guard client >= 0 else {
                     backlog.owed = 0  // EAGAIN: the backlog is empty
                     break
                 }
-                admit(client: client, route: route)
+                admit(client: client, listenerIndex: listenerIndex)
                 backlog.owed -= 1
             }
             if backlog.owed > 0 { return true }

@@ -77,8 +77,8 @@ final class SettingsTableTests: XCTestCase {
     }
 
     func testReloadKeepsTheRunningValueOfEveryRestartOnlySettingAndAppliesTheRest() throws {
-        let running = try config(first(token: temporaryFile("0123456789abcdef0123", suffix: ".token")))
-        let requested = try config(second(token: temporaryFile("fedcba9876543210fedc", suffix: ".token")))
+        let running = try config(first(token: tokenFile("0123456789abcdef0123")))
+        let requested = try config(second(token: tokenFile("fedcba9876543210fedc")))
         for setting in ProxyConfig.settings {
             XCTAssertNotEqual(setting.value(in: running), setting.value(in: requested), "the test files must differ in \(setting.name)")
         }
@@ -108,7 +108,7 @@ final class SettingsTableTests: XCTestCase {
     }
 
     func testReloadToTheSameConfigurationChangesNothing() throws {
-        let running = try config(first(token: temporaryFile("0123456789abcdef0123", suffix: ".token")))
+        let running = try config(first(token: tokenFile("0123456789abcdef0123")))
         let reload = SettingsReload(running: running, requested: running)
         XCTAssertEqual(reload.applied, [])
         XCTAssertEqual(reload.restartOnly, [])
@@ -124,5 +124,12 @@ final class SettingsTableTests: XCTestCase {
             XCTAssertEqual(Units.text(duration), text)
             if duration >= .microseconds(1) || duration == .zero { XCTAssertEqual(Units.duration(text), duration, text) }
         }
+    }
+
+    /// The admin token is read from a file: each test config names its own.
+    private func tokenFile(_ token: String) throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("ringproxy-unit-\(UUID().uuidString).token").path
+        try token.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
     }
 }

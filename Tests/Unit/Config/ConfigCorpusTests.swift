@@ -6,7 +6,7 @@ import XCTest
 /// ConfigError that names at least one problem. `make fuzz` explores from these; this keeps them passing.
 final class ConfigCorpusTests: XCTestCase {
     private static let corpus = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fuzz/corpus")
 
     func testEveryCorpusInputLoadsOrFailsWithConfigError() throws {
