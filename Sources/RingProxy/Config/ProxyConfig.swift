@@ -100,14 +100,18 @@ public struct ProxyConfig: Sendable, Equatable {
     public static func validate(_ settings: ProxySettings, file: String? = nil, allowedCPUs: [Int] = SystemInfo.allowedCPUs()) throws(ConfigError) -> ProxyConfig {
         var check = ConfigValidation(issues: settings.problems)
         var listeners = check.listeners(settings)
+        let issuesBefore = check.issues.count
         let resolvers = settings.resolvers.flatMap { check.resolvers($0) }
+        let resolversAreBad = check.issues.count > issuesBefore
         let dnsMinTTL = check.positive(settings.dnsMinTTL) ?? defaultDNSMinTTL
         let dnsMaxTTL = check.positive(settings.dnsMaxTTL) ?? max(defaultDNSMaxTTL, dnsMinTTL)
         if dnsMaxTTL < dnsMinTTL, let source = settings.dnsMaxTTL?.source ?? settings.dnsMinTTL?.source {
             check.fail(source, "dns_max_ttl (\(Units.text(dnsMaxTTL))) is below dns_min_ttl (\(Units.text(dnsMinTTL)))")
         }
         let dnsStart = check.choice(settings.dnsStart, DNSStart.self) ?? .fail
-        check.resolveNames(&listeners, resolvers: resolvers, start: dnsStart)
+        // Names are resolved even when other settings are bad, so that every error is reported at once; not
+        // through resolvers in error (the system's would answer instead).
+        if !resolversAreBad { check.resolveNames(&listeners, resolvers: resolvers, start: dnsStart) }
         let threads = check.range(settings.threads, Limits.threads, what: "a thread count") ?? max(1, allowedCPUs.count)
         let cpuList = settings.cpus.flatMap { check.cpus($0, allowed: allowedCPUs) }
         let admin = settings.admin.flatMap { check.adminAddress($0) }
