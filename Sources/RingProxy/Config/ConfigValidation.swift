@@ -118,7 +118,7 @@ struct ConfigValidation {
                 names.append(NamedBackend(query: query, name: srv.value, weight: weight, maxConnections: limit))
                 continue
             }
-            guard let host = spec.host else { missing(spec.source, "missing host (or srv)", key: spec.source.key + ".host"); continue }
+            guard let host = spec.host else { missing(spec.source, "missing host", key: spec.source.key + ".host"); continue }
             guard let port = spec.port else { missing(spec.source, "missing port", key: spec.source.key + ".port"); continue }
             guard 1...65535 ~= port.value else {
                 fail(port.source, "expected a port from 1 to 65535, got \(port.value)")
@@ -160,10 +160,11 @@ struct ConfigValidation {
         return servers.isEmpty ? nil : servers
     }
 
-    /// Resolves every name of `listeners` now (all at once, through the resolvers discovery will use) and adds
-    /// their addresses as backends. A name that does not resolve is an error unless `start` is `.wait`.
+    /// Resolves every name written (all at once, through the resolvers discovery will use; those of a listener
+    /// left out for another error too, so that every error is reported) and adds their addresses to the
+    /// listeners' pools. A name that does not resolve is an error unless `start` is `.wait`.
     mutating func resolveNames(_ listeners: inout [ProxyConfig.Listener], resolvers: [String]?, start: DNSStart) {
-        let queries = Set(listeners.flatMap { $0.names.map(\.query) })
+        let queries = Set(nameSources.keys)
         guard !queries.isEmpty else { return }
         let answers: [DNSQuery: DNSAnswer<DNSTarget>]
         do {

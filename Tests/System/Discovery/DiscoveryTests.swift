@@ -203,6 +203,36 @@ final class DiscoveryTests: XCTestCase {
         print("SRV: weights 3:1 gave \(answers); a record removed: followed after \(follow) ms")
     }
 
+    func testAReloadFollowsTheNewFilesNamesAndAnAddressThatStaysKeepsItsRow() throws {
+        let backends = try servers(["127.0.0.2", "127.0.0.3"])
+        let port = backends["127.0.0.2"]!.port
+        let api = "api.\(DNSMasq.domain)"
+        let dns = try DNSMasq(hosts: ["127.0.0.2 \(web)", "127.0.0.3 \(api)"])
+        let proxy = try proxy(dns, [named(web, port: port)])
+        defer { proxy.stop() }
+        let row = proxy.pool.members[0].id
+        XCTAssertEqual(try TestClient(proxy.address).receiveLine(), "127.0.0.2")
+        XCTAssertTrue(eventually(5) { proxy.table.sum(.active, backend: row) == 0 })
+
+        try proxy.reload { settings in settings.backends = [self.named(self.web, port: port), self.named(api, port: port)] }
+        XCTAssertEqual(hosts(proxy), ["127.0.0.2", "127.0.0.3"], "the reload resolved the new name")
+        let kept = try XCTUnwrap(proxy.pool.members.first { $0.address.host == "127.0.0.2" })
+        XCTAssertEqual(kept.id, row, "an address that stays keeps its row")
+        XCTAssertEqual(proxy.table.sum(.total, backend: row), 1, "and its counters")
+
+        // Discovery follows the reloaded file's names: api moves, web goes.
+        try dns.setHosts(["127.0.0.3 \(web)", "127.0.0.2 \(api)"])
+        XCTAssertTrue(eventually(5) { Set(proxy.pool.members.map(\.name)) == ["\(self.web):\(port) (127.0.0.3:\(port))", "\(api):\(port) (127.0.0.2:\(port))"] },
+                      "\(proxy.pool.members.map(\.name))")
+        XCTAssertEqual(proxy.pool.members.first { $0.address.host == "127.0.0.2" }?.id, row, "the same pool and address: the same row")
+
+        // A reload that drops a name stops following it.
+        try proxy.reload { settings in settings.backends = [self.named(self.web, port: port)] }
+        let apiQuery = DNSQuery(kind: .address, name: api, port: port, mode: .all)
+        XCTAssertTrue(eventually(5) { proxy.proxy.discoveryStats[apiQuery] == nil })
+        XCTAssertEqual(hosts(proxy), ["127.0.0.3"])
+    }
+
     func testStartingWithWaitServesOnceTheNameResolves() throws {
         let server = try TestServer(.banner("late"), host: "127.0.0.2")
         let late = "late.\(DNSMasq.domain)"
