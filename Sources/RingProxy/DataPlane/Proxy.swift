@@ -22,7 +22,8 @@ public final class Proxy: @unchecked Sendable {
     private let running = ThreadCount()
     private var nextListenerID: UInt32 = 1
     private var checker: HealthChecker?
-    private var discovery: Discovery?
+    /// Behind a lock of its own: the admin endpoint reads its stats while a reload may start it.
+    private let discovery = Locked<Discovery?>(nil)
     /// Held while a plan is made and published: reloads and discovery's changes take turns.
     private let publishing = Locked(())
     private let initialConfig: ProxyConfig
@@ -169,7 +170,7 @@ public final class Proxy: @unchecked Sendable {
             let settings = SettingsReload(running: running.config, requested: newConfig)
             let next: RuntimePlan
             do throws(ReloadError) {
-                next = try publish(settings.effective, replacing: running)
+                next = try publish(keepingHeldNames(settings.effective, running: running.config), replacing: running)
             } catch {
                 stats.withLock { $0.reloadFailures += 1 }
                 throw error
@@ -204,11 +205,27 @@ public final class Proxy: @unchecked Sendable {
 
     /// Starts DNS discovery for the names of `config`, or hands them to it. The caller holds `publishing`.
     private func followNames(of config: ProxyConfig) {
-        if let discovery {
-            discovery.follow(config)
-        } else if !config.queries.isEmpty {
-            discovery = Discovery(config: config, logger: logger) { [weak self] sets in self?.publishDiscovered(sets) }
+        discovery.withLock { discovery in
+            if let discovery {
+                discovery.follow(config)
+            } else if !config.queries.isEmpty {
+                discovery = Discovery(config: config, logger: logger) { [weak self] sets in self?.publishDiscovered(sets) }
+            }
         }
+    }
+
+    /// `config` with the running addresses of each name it resolved to nothing (possible with `dns_start =
+    /// "wait"`) that discovery still holds (within `dns_hold`): a reload does not cut the hold short.
+    private func keepingHeldNames(_ config: ProxyConfig, running: ProxyConfig) -> ProxyConfig {
+        let held = running.discoveredSets
+        var sets = config.discoveredSets
+        var kept = false
+        for (query, targets) in sets where targets.isEmpty {
+            guard let running = held[query], !running.isEmpty else { continue }
+            sets[query] = running
+            kept = true
+        }
+        return kept ? config.expanded(with: sets) : config
     }
 
     /// A plan with the addresses discovery found (`sets`, for the names the running plan still follows),
@@ -231,7 +248,7 @@ public final class Proxy: @unchecked Sendable {
     }
 
     /// What discovery has done for each name it follows.
-    public var discoveryStats: [DNSQuery: DNSNameStats] { discovery?.stats ?? [:] }
+    public var discoveryStats: [DNSQuery: DNSNameStats] { discovery.withLock { $0 }?.stats ?? [:] }
 
     /// Counts a reload that failed before it reached the proxy (a bad file).
     public func recordReloadFailure() { stats.withLock { $0.reloadFailures += 1 } }
@@ -318,8 +335,11 @@ public final class Proxy: @unchecked Sendable {
     /// Closes every connection, stops the workers and the health checker, and waits for their threads.
     public func stop() {
         // Discovery first: a change it is publishing waits for the workers to take it.
-        discovery?.stop()
-        discovery = nil
+        let stopping = discovery.withLock { discovery in
+            defer { discovery = nil }
+            return discovery
+        }
+        stopping?.stop()
         terminate()
         for thread in threads { WorkerThread.join(thread) }
         channels.removeAll()

@@ -145,8 +145,13 @@ private struct DiscoveryLoop {
         }
         let now = monotonicMilliseconds()
         let sets = config.discoveredSets
-        states = sets.reduce(into: [:]) { states, entry in
-            states[entry.key] = DNSRecordState(targets: entry.value, now: now, policy: policy)
+        // A name followed before with the same set keeps its state (when it is due, a hold under way).
+        states = sets.reduce(into: [:]) { fresh, entry in
+            if let state = states[entry.key], Set(state.targets) == Set(entry.value) {
+                fresh[entry.key] = state
+            } else {
+                fresh[entry.key] = DNSRecordState(targets: entry.value, now: now, policy: policy)
+            }
         }
         shared.withLock { state in
             state.stats = state.stats.filter { sets[$0.key] != nil }
