@@ -35,7 +35,12 @@ struct DNSRecordState: Equatable {
         /// The name has been gone or empty for `dns_hold`: the set is now empty.
         case emptied(String)
 
-        var changesTheSet: Bool { self == .changed || { if case .emptied = self { true } else { false } }() }
+        var changesTheSet: Bool {
+            switch self {
+            case .changed, .emptied: true
+            case .unchanged, .failed, .holding: false
+            }
+        }
     }
 
     private(set) var targets: [DNSTarget]
