@@ -7,13 +7,17 @@ RELEASE_BIN = $(shell $(SWIFT) build -c release --show-bin-path)
 
 all: build
 
-# liburing's headers (Debian: liburing-dev) are the only system package the build needs.
+# The system packages the build needs: liburing's headers (Debian: liburing-dev) and c-ares' (libc-ares-dev,
+# the resolver behind DNS discovery).
 deps:
-	@if [ ! -f /usr/include/liburing.h ]; then \
-	  echo "installing liburing-dev (the io_uring headers)"; \
+	@missing=; \
+	[ -f /usr/include/liburing.h ] || missing="$$missing liburing-dev"; \
+	[ -f /usr/include/ares.h ] || missing="$$missing libc-ares-dev"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq liburing-dev pkg-config || \
-	    { echo "cannot install liburing-dev: install it with your package manager" >&2; exit 1; }; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing pkg-config || \
+	    { echo "cannot install$$missing: install it with your package manager" >&2; exit 1; }; \
 	fi
 
 build: deps

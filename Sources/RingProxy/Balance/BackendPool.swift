@@ -11,13 +11,16 @@ public final class BackendPool: @unchecked Sendable {
         public var weight: Int
         /// Open connections at most; 0 for no limit.
         public var maxConnections: Int
+        /// Where the address came from: "file", or the DNS name that resolved to it.
+        public var origin: String
 
-        public init(id: BackendID, name: String, address: SocketAddress, weight: Int, maxConnections: Int) {
+        public init(id: BackendID, name: String, address: SocketAddress, weight: Int, maxConnections: Int, origin: String = "file") {
             self.id = id
             self.name = name
             self.address = address
             self.weight = weight
             self.maxConnections = maxConnections
+            self.origin = origin
         }
     }
 
