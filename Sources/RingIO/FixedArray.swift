@@ -61,12 +61,3 @@ extension FixedArray where Element == UInt8 {
         UnsafeMutableRawPointer(base + index).copyMemory(from: source, byteCount: count)
     }
 }
-
-extension IORing {
-    /// Sends `length` bytes of `bytes` from `offset` (memory that stays in place until the send completes).
-    @inlinable @inline(__always)
-    public mutating func send(to fd: Int32, from bytes: borrowing FixedArray<UInt8>, offset: Int, length: UInt32, userData: UserData) {
-        precondition(offset >= 0 && offset + Int(length) <= bytes.count, "a send past the end of a fixed array")
-        send(to: fd, bytes: UnsafeRawPointer(bytes.base + offset), length: length, userData: userData)
-    }
-}

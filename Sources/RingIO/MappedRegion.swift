@@ -32,6 +32,13 @@ public struct MappedRegion: ~Copyable {
         (base + offset).copyMemory(from: source, byteCount: count)
     }
 
+    /// Copies `bytes` to `offset`.
+    @inlinable @inline(__always)
+    public func copy(_ bytes: [UInt8], to offset: Int) {
+        precondition(offset >= 0 && offset + bytes.count <= byteCount, "a copy past the end of a region")
+        bytes.withUnsafeBytes { (base + offset).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+    }
+
     /// Sets `count` bytes from `offset` to zero.
     @inlinable @inline(__always)
     public func zero(count: Int, at offset: Int) {

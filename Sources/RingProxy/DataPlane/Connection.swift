@@ -63,8 +63,9 @@ struct ConnectionTable: ~Copyable {
     let capacity: Int
     private let slots: MappedArray<Connection>
     private let freeSlots: MappedArray<UInt32>
-    /// Per slot: its PROXY header, then its backend's address, then its client's address.
-    private let rooms: MappedRegion
+    /// Per slot: its PROXY header, then its backend's address, then its client's address. Sends and connects
+    /// read them from here (`headerOffset`, `holdAddress`).
+    let rooms: MappedRegion
     private let openedAt: MappedArray<Int64>
     private var freeCount = 0
     /// Slots below this have been initialised at least once.
@@ -81,19 +82,24 @@ struct ConnectionTable: ~Copyable {
         openedAt = MappedArray(count: capacity, purpose: "the connections' accept times")
     }
 
-    /// Where slot `slot` keeps its PROXY protocol header until it is sent (`headerStride` bytes).
+    /// Where in `rooms` slot `slot` keeps its PROXY protocol header until it is sent (`headerStride` bytes).
     @inline(__always)
-    func header(of slot: UInt32) -> UnsafeMutableRawPointer { rooms.address(at: Int(slot) * Self.roomStride) }
+    func headerOffset(of slot: UInt32) -> Int { Int(slot) * Self.roomStride }
 
-    /// Copies `address` into slot `slot`'s own room and returns where that copy is, for its backend connect to
-    /// read. The kernel reads the address when the connect is submitted, at the end of the loop turn; by then
-    /// a reload may have released the plan (and the pool) the address came from, never the slot.
+    func keepHeader(_ header: [UInt8], for slot: UInt32) {
+        precondition(header.count <= Self.headerStride, "a PROXY header is \(ProxyProtocolVersion.maximumHeaderLength) bytes at most")
+        rooms.copy(header, to: headerOffset(of: slot))
+    }
+
+    /// Copies `address` into slot `slot`'s own room and returns where in `rooms` that copy is, for its backend
+    /// connect to read. The kernel reads the address when the connect is submitted, at the end of the loop
+    /// turn; by then a reload may have released the plan (and the pool) the address came from, never the slot.
     @inline(__always)
-    func holdAddress(_ address: SocketAddress, for slot: UInt32) -> UnsafeMutableRawPointer {
+    func holdAddress(_ address: SocketAddress, for slot: UInt32) -> Int {
         precondition(Int(address.length) <= Self.addressStride, "a backend address is IPv4 or IPv6")
         let offset = Int(slot) * Self.roomStride + Self.headerStride
         address.withSockaddr { rooms.copy(from: $0, count: Int($1), to: offset) }
-        return rooms.address(at: offset)
+        return offset
     }
 
     /// Keeps the client's address for the access log: by the time a connection closes, a client that reset

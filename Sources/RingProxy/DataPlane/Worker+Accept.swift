@@ -127,8 +127,9 @@ extension Worker {
         if let peer {
             table[slot].clientKey = stableHash(peer.addressBytes)
             if let version = listener.sendProxy, let local {
-                let length = version.writeHeader(source: peer, destination: local, into: table.header(of: slot))
-                table[slot].tunnel = Tunnel(retries: retries, proxyHeaderLength: length)
+                let header = version.header(source: peer, destination: local)
+                table.keepHeader(header, for: slot)
+                table[slot].tunnel = Tunnel(retries: retries, proxyHeaderLength: header.count)
             }
         }
         table.setOpenedAt(monotonicMilliseconds(), for: slot)

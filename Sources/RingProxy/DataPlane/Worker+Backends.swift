@@ -48,7 +48,8 @@ extension Worker {
         shard.add(1, to: .total, backend: backend)
         let generation = table[slot].generation
         ring.connect(
-            fd, to: table.holdAddress(pool.addresses[member], for: slot), length: pool.addresses[member].length, timeout: connectTimeout,
+            fd, to: table.rooms, at: table.holdAddress(pool.addresses[member], for: slot), length: pool.addresses[member].length,
+            timeout: connectTimeout,
             userData: UserData(.connect, slot: slot, generation: generation),
             timeoutUserData: UserData(.connectTimeout, slot: slot, generation: generation))
         handle(slot, .connectSubmitted)

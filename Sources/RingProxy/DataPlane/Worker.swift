@@ -285,7 +285,7 @@ struct Worker: ~Copyable {
         case .sendHeader(let offset, let length):
             stampSend(slot, .upstream)
             ring.send(
-                to: table[slot].backendFD, bytes: table.header(of: slot) + Int(offset), length: length,
+                to: table[slot].backendFD, from: table.rooms, offset: table.headerOffset(of: slot) + Int(offset), length: length,
                 userData: userData(.sendHeader, slot, .upstream))
         case .cancelReceive(let direction):
             ring.cancel(userData(.recv, slot, direction), userData: UserData(.cancel, slot: slot))
