@@ -63,8 +63,9 @@ struct ConnectionTable: ~Copyable {
     let capacity: Int
     private let slots: MappedArray<Connection>
     private let freeSlots: MappedArray<UInt32>
-    /// Per slot: its PROXY header, then its backend's address, then its client's address. Sends and connects
-    /// read them from here (`headerOffset`, `holdAddress`).
+    /// Every slot's PROXY header, then every slot's backend address, then every slot's client address (apart,
+    /// so that what every connection touches, its backend address, shares pages with no other kind). Sends and
+    /// connects read them from here (`headerOffset`, `holdAddress`).
     let rooms: MappedRegion
     private let openedAt: MappedArray<Int64>
     private var freeCount = 0
@@ -72,19 +73,24 @@ struct ConnectionTable: ~Copyable {
     private(set) var highWater: UInt32 = 0
     private(set) var active = 0
 
-    private static let roomStride = headerStride + 2 * addressStride
-
     init(capacity: Int) {
         self.capacity = capacity
         slots = MappedArray(count: capacity, purpose: "the connection table")
         freeSlots = MappedArray(count: capacity, purpose: "the connection table's free list")
-        rooms = MappedRegion(byteCount: capacity * Self.roomStride, purpose: "the connections' headers and addresses")
+        rooms = MappedRegion(byteCount: capacity * (Self.headerStride + 2 * Self.addressStride), purpose: "the connections' headers and addresses")
         openedAt = MappedArray(count: capacity, purpose: "the connections' accept times")
     }
 
     /// Where in `rooms` slot `slot` keeps its PROXY protocol header until it is sent (`headerStride` bytes).
     @inline(__always)
-    func headerOffset(of slot: UInt32) -> Int { Int(slot) * Self.roomStride }
+    func headerOffset(of slot: UInt32) -> Int { Int(slot) * Self.headerStride }
+
+    @inline(__always)
+    private func addressOffset(of slot: UInt32) -> Int { capacity * Self.headerStride + Int(slot) * Self.addressStride }
+
+    private func clientAddressOffset(of slot: UInt32) -> Int {
+        capacity * (Self.headerStride + Self.addressStride) + Int(slot) * Self.addressStride
+    }
 
     func keepHeader(_ header: [UInt8], for slot: UInt32) {
         precondition(header.count <= Self.headerStride, "a PROXY header is \(ProxyProtocolVersion.maximumHeaderLength) bytes at most")
@@ -97,7 +103,7 @@ struct ConnectionTable: ~Copyable {
     @inline(__always)
     func holdAddress(_ address: SocketAddress, for slot: UInt32) -> Int {
         precondition(Int(address.length) <= Self.addressStride, "a backend address is IPv4 or IPv6")
-        let offset = Int(slot) * Self.roomStride + Self.headerStride
+        let offset = addressOffset(of: slot)
         address.withSockaddr { rooms.copy(from: $0, count: Int($1), to: offset) }
         return offset
     }
@@ -105,14 +111,14 @@ struct ConnectionTable: ~Copyable {
     /// Keeps the client's address for the access log: by the time a connection closes, a client that reset
     /// has no address left to ask for.
     func keepClientAddress(_ address: SocketAddress?, for slot: UInt32) {
-        let offset = Int(slot) * Self.roomStride + Self.headerStride + Self.addressStride
+        let offset = clientAddressOffset(of: slot)
         rooms.zero(count: Self.addressStride, at: offset)
         address?.withSockaddr { rooms.copy(from: $0, count: min(Int($1), Self.addressStride), to: offset) }
     }
 
     /// The address `keepClientAddress` kept for the connection in `slot`.
     func clientAddress(of slot: UInt32) -> SocketAddress? {
-        let offset = Int(slot) * Self.roomStride + Self.headerStride + Self.addressStride
+        let offset = clientAddressOffset(of: slot)
         return SocketAddress(bytes: rooms.address(at: offset), capacity: Self.addressStride)
     }
 
@@ -126,6 +132,14 @@ struct ConnectionTable: ~Copyable {
     subscript(slot: UInt32) -> Connection {
         _read { yield slots[Int(slot)] }
         nonmutating _modify { yield &slots[Int(slot)] }
+    }
+
+    /// Feeds `event` to the tunnel in `slot`, in place. (A mutating call through the subscript, as in
+    /// `table[slot].tunnel.handle(...)`, makes Swift 6.3's ThreadSanitizer instrumentation emit invalid IR,
+    /// "Invalid bitcast", a compiler crash under `make test-tsan`; through the mapped array it does not.)
+    @inline(__always)
+    func handle(_ event: TunnelEvent, at slot: UInt32, links: borrowing BufferLinks, into actions: inout TunnelActions) {
+        slots[Int(slot)].tunnel.handle(event, links: links, into: &actions)
     }
 
     /// True when `slot` holds a live connection of `generation`.

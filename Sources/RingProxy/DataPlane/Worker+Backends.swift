@@ -43,7 +43,11 @@ extension Worker {
             return handle(slot, .connectUnavailable)
         }
         table[slot].backendFD = fd
-        table[slot].tried.insert(backend)
+        // Copied out and back: a mutating call through the table's subscript crashes Swift 6.3's
+        // ThreadSanitizer instrumentation (see `ConnectionTable.handle`).
+        var tried = table[slot].tried
+        tried.insert(backend)
+        table[slot].tried = tried
         shard.add(1, to: .active, backend: backend)
         shard.add(1, to: .total, backend: backend)
         let generation = table[slot].generation

@@ -217,20 +217,18 @@ struct Worker: ~Copyable {
         if direction == .upstream {
             shard.add(bytes, to: .bytesToBackend, backend: backend)
             counters.add(bytes, .bytesUpstream)
-            table[slot].bytesUpstream &+= UInt64(bytes)
+            table[slot].bytesUpstream = table[slot].bytesUpstream &+ UInt64(bytes)
         } else {
             shard.add(bytes, to: .bytesToClient, backend: backend)
             counters.add(bytes, .bytesDownstream)
-            table[slot].bytesDownstream &+= UInt64(bytes)
+            table[slot].bytesDownstream = table[slot].bytesDownstream &+ UInt64(bytes)
         }
     }
 
     /// Feeds one event to a tunnel and carries out what it decides.
     mutating func handle(_ slot: UInt32, _ event: TunnelEvent) {
         var actions = TunnelActions()
-        // The pointer first: Swift 6.3's ThreadSanitizer instrumentation of the one-expression form emits
-        // invalid IR ("Invalid bitcast", a compiler crash under `make test-tsan`).
-        table[slot].tunnel.handle(event, links: bufferLinks, into: &actions)
+        table.handle(event, at: slot, links: bufferLinks, into: &actions)
         for index in 0..<actions.count { perform(actions[index], slot) }
     }
 
