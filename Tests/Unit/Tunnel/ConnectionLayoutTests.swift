@@ -14,7 +14,7 @@ final class ConnectionLayoutTests: XCTestCase {
         let slot = table.open(client: 7, listener: 1, tunnel: Tunnel(retries: 2), now: 3)!
         table[slot].backendFD = 9
         var actions = TunnelActions()
-        table[slot].tunnel.handle(.connectSubmitted, links: BufferLinks(buffers: 1), into: &actions)
+        table.handle(.connectSubmitted, at: slot, links: BufferLinks(buffers: 1), into: &actions)
         XCTAssertEqual(table[slot].backendFD, 9)
         XCTAssertEqual(table[slot].clientFD, 7)
         XCTAssertEqual(table[slot].tunnel.pendingOperations, 2)
