@@ -4,6 +4,7 @@ import XCTest
 /// Every connection of a worker has a slot, so its size is memory per connection: held at 176 bytes or less.
 final class ConnectionLayoutTests: XCTestCase {
     func testConnectionSlotIsAtMost176Bytes() {
+        print("connection slot: \(MemoryLayout<Connection>.stride) bytes, tunnel \(MemoryLayout<Tunnel>.stride)")
         XCTAssertLessThanOrEqual(MemoryLayout<Connection>.stride, 176, "a connection slot grew past 176 bytes")
         XCTAssertLessThanOrEqual(MemoryLayout<Tunnel>.stride, 52, "the tunnel is most of the slot")
     }
