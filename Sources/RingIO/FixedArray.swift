@@ -41,14 +41,6 @@ public struct FixedArray<Element>: ~Copyable {
             return base + index
         }
     }
-
-    @inlinable public var indices: Range<Int> { 0..<count }
-
-    /// Sets every element to `value`.
-    @inlinable
-    public func fill(with value: Element) {
-        base.update(repeating: value, count: count)
-    }
 }
 
 extension FixedArray: @unchecked Sendable where Element: Sendable {}

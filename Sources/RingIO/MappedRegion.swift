@@ -45,12 +45,6 @@ public struct MappedRegion: ~Copyable {
         assert(offset >= 0 && offset + count <= byteCount, "zeroing past the end of a region")
         (base + offset).initializeMemory(as: UInt8.self, repeating: 0, count: count)
     }
-
-    /// The `T` at `offset` (which must be aligned for it).
-    @inlinable @inline(__always)
-    public func load<T: BitwiseCopyable>(_ type: T.Type, at offset: Int) -> T {
-        (base + offset).load(as: type)
-    }
 }
 
 /// `count` elements of a trivial type (no references, nothing to destroy: checked at init) in a `MappedRegion`, reached in place like a `FixedArray`'s. An element
