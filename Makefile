@@ -3,7 +3,7 @@ SHELL := /bin/bash
 SWIFT ?= swift
 RELEASE_BIN = $(shell $(SWIFT) build -c release --show-bin-path)
 
-.PHONY: all deps build debug run demo test test-unit bench-picks profile soak clean
+.PHONY: all deps build debug run demo test test-unit bench-picks profile instructions soak clean
 
 all: build
 
@@ -38,6 +38,12 @@ demo: build
 # user-space symbols. make profile PROFILE_ARGS="1000 10" (connections, seconds)
 profile: build
 	bench/profile.sh $(RELEASE_BIN) $(PROFILE_ARGS)
+
+# Counted, not timed: user-space instructions (callgrind) and io_uring_enter calls (strace) per request, one
+# worker, 20 000 rr requests on 50 connections (bench/results/instructions.md has the figures by build).
+# make instructions INSTRUCTION_ARGS="20000 50 64" (requests, connections, size)
+instructions: build
+	bench/callgrind.sh $(RELEASE_BIN) $(INSTRUCTION_ARGS)
 
 # ns per backend pick for each balancing algorithm (bench/results/pick-cost.md has the last run).
 bench-picks: deps
