@@ -99,10 +99,11 @@ class RingProxy(Proxy):
     """RingProxy with `ctx.threads` worker threads, left unpinned inside the taskset unless `extra` pins them
     (`cpus`); `extra` adds configuration keys (sqpoll, zerocopy, cpus)."""
 
-    def __init__(self, name="ringproxy", extra=None):
+    def __init__(self, name="ringproxy", extra=None, binary_path=None):
         super().__init__()
         self.name = name
         self.extra = extra or {}
+        self.binary_path = binary_path  # another build of ringproxy (a lever under test), else --bin's
 
     def available(self):
         return None
@@ -122,7 +123,7 @@ class RingProxy(Proxy):
         path = os.path.join(ctx.tmpdir, f"{self.name}.toml")
         with open(path, "w") as f:
             f.write("\n".join(lines) + "\n")
-        return [os.path.join(ctx.bin, "ringproxy"), "--config", path]
+        return [self.binary_path or os.path.join(ctx.bin, "ringproxy"), "--config", path]
 
 
 class HAProxy(Proxy):
@@ -241,11 +242,15 @@ VARIANTS = {
 }
 
 
-def build(names, variants):
-    """Proxy objects for names (ringproxy, haproxy, nginx, direct) plus RingProxy variants."""
+def build(names, variants, builds=()):
+    """Proxy objects for names (ringproxy, haproxy, nginx, direct) plus RingProxy variants (configuration) and
+    builds ("NAME=PATH": another ringproxy binary, run as ringproxy-NAME)."""
     makers = {"ringproxy": RingProxy, "haproxy": HAProxy, "nginx": Nginx, "direct": Direct}
     out = [makers[n]() for n in names]
     out += [VARIANTS[v]() for v in variants]
+    for spec in builds:
+        name, path = spec.split("=", 1)
+        out.append(RingProxy(f"ringproxy-{name}", binary_path=os.path.abspath(path)))
     return out
 
 

@@ -297,6 +297,9 @@ def main():
     parser.add_argument("--proxies", default="ringproxy,haproxy,nginx,direct")
     parser.add_argument("--variants", default=os.environ.get("BENCH_VARIANTS", ""),
                         help="extra RingProxy variants in every layout: sqpoll,zerocopy,pinned (or BENCH_VARIANTS)")
+    parser.add_argument("--build", action="append", default=[], metavar="NAME=PATH",
+                        help="another ringproxy binary (a change under test), run beside as ringproxy-NAME in every "
+                             "layout and compared with ringproxy (repeatable)")
     parser.add_argument("--cells", help="only these cells (comma-separated names)")
     parser.add_argument("--threads", type=int, default=1,
                         help="worker threads of every proxy in the pinned and unpinned layouts (twice that in "
@@ -375,7 +378,8 @@ def main():
         meta["loadavg_start"] = f.read().split()[:3]
     for note in cpu_notes:
         log(note)
-    samples_per_round = sum(len(l.cells) * (len(args.proxies.split(",")) + len(l.variants)) for l in layouts)
+    samples_per_round = sum(len(l.cells) * (len(args.proxies.split(",")) + len(l.variants) + len(args.build))
+                            for l in layouts)
     log(f"{len(layouts)} layout(s), {samples_per_round} samples a round, {args.rounds} round(s) of {args.duration:g} s "
         f"cells: about {samples_per_round * args.rounds * (args.duration + 0.6) / 60:.0f} minutes; seed {args.seed}; "
         f"temp {tmpdir}")
@@ -398,7 +402,7 @@ def main():
             log(f"layout {layout.name}: {layout.title}; proxies on {describe_cpus(ctx.proxy_cpus)}, load and "
                 f"backends on {describe_cpus(ctx.load_cpus)}")
             proxies = proxymod.build([p for p in args.proxies.split(",") if p],
-                                     [v for v in args.variants.split(",") if v] + layout.variants)
+                                     [v for v in args.variants.split(",") if v] + layout.variants, args.build)
             backends = start_backends(ctx)
             start_proxies(ctx, proxies, backends)
             warm_up(ctx, proxies, args.warmup)

@@ -74,10 +74,11 @@ def paired(samples, cell, numerator, denominator, key, rounds_out, rng):
 
 def comparisons(samples, cells, proxies, limits, seed=1):
     """{cell: {"disturbed": {round: why}, "pairs": {"A÷B": {rate, per_unit, p99, p50}}}} for every RingProxy
-    variant against HAProxy and nginx."""
+    variant against HAProxy and nginx, and each variant against plain RingProxy."""
     rng = random.Random(seed)
     ours = [p for p in proxies if p.startswith("ringproxy")]
     theirs = [p for p in ("haproxy", "nginx") if p in proxies]
+    against = lambda a: theirs + (["ringproxy"] if a != "ringproxy" and "ringproxy" in proxies else [])
     out = {}
     for cell in cells:
         mine = [s for s in samples if s["cell"] == cell.name]
@@ -91,7 +92,7 @@ def comparisons(samples, cells, proxies, limits, seed=1):
             keys = {"rss": "kib_per_connection", "total": "total_kib_per_connection",
                     "cgroup": "cgroup_kib_per_connection"}
         for a in ours:
-            for b in theirs:
+            for b in against(a):
                 pair = {}
                 for name, key in keys.items():
                     if key:
