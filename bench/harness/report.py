@@ -283,6 +283,15 @@ def headline(meta, cells, analysis):
             "| layout | cell | ratio | CPU-µs per request | p99 | rounds |", "|---|---|---|---:|---:|---:|"] + rows + [""]
 
 
+def reasons(disturbed):
+    """Why rounds were left out, briefly: "3 steal, 1 direct slow"."""
+    steal = sum(1 for why in disturbed.values() if why.startswith("steal"))
+    direct = sum(1 for why in disturbed.values() if why.startswith("direct"))
+    other = len(disturbed) - steal - direct
+    parts = [f"{steal} steal", f"{direct} direct slow", f"{other} other work"]
+    return ", ".join(p for p, n in zip(parts, (steal, direct, other)) if n)
+
+
 def layout_section(meta, layout, cells, result):
     names, summary, comps = result["proxies"], result["summary"], result["comparisons"]
     lines = [f"## Layout `{layout['name']}`: {layout['title']}", "",
@@ -323,7 +332,7 @@ def layout_section(meta, layout, cells, result):
                          f"| {ci_text(r.get('rate'))} {verdict(r.get('rate'), True)} "
                          f"| {ci_text(r.get('per_unit'))} {verdict(r.get('per_unit'), False)} "
                          f"| {ci_text(r.get('p50'))} | {ci_text(r.get('p99'))} {verdict(r.get('p99'), False)} "
-                         f"| {kept} of {entry['rounds']}" + (f" ({len(out)}: " + ", ".join(sorted(set(out.values())))[:120] + ")" if out else "") + " |")
+                         f"| {kept} of {entry['rounds']}" + (f" ({len(out)}: {reasons(out)})" if out else "") + " |")
     for cell in [c for c in cells if c.mode == "idle"]:
         lines += ["", f"Memory, {cell.title}: a fresh proxy each sample, in a memory cgroup of its own where one can be "
                   "made. RSS is the proxy's user space; slab is the machine's /proc/meminfo Slab change (the kernel's "
