@@ -9,7 +9,8 @@ proxy on CPU 1 and wrk + nginx on CPU 0 (the bench's `pinned` layout), with perf
 - how busy each CPU was, per request (the proxy's CPU, and the cost it puts on the load CPU).
 
     python3 bench/harness/trace.py [--bin DIR] [--proxies ringproxy,haproxy,nginx] [--connections 100]
-                                   [--seconds 5] [--ringproxy-config 'key = value; ...'] [--json FILE]
+                                   [--seconds 5] [--ringproxy-config 'key = value; ...'] [--no-nopush]
+                                   [--build NAME=PATH] [--json FILE]
 
 Needs perf (linux-perf) and root (tracepoints). Prints a Markdown table; --json keeps the raw counts.
 """
@@ -83,6 +84,27 @@ def read_stat(path):
     return counts
 
 
+def sched_latency(ctx, host, port, cell, tmp):
+    """`perf sched latency` rows (task, runtime ms, switches, average and maximum delay ms: from being woken to
+    running) over 2 s of the same load, system-wide."""
+    data = os.path.join(tmp, "sched.data")
+    wrk = subprocess.Popen(ctx.client_cmd(thirdparty.wrk_argv(host, port, cell, 4, 1), ctx.load_cpus),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1)
+    subprocess.run(["perf", "sched", "record", "-a", "-o", data, "--", "sleep", "2"],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wrk.wait()
+    text = subprocess.run(["perf", "sched", "latency", "-i", data, "--sort", "max"], capture_output=True,
+                          text=True).stdout
+    rows = []
+    for line in text.splitlines():
+        m = re.match(r"\s*(\S+?):(?:[\d,]+|\(\d+\))\s*\|\s*([\d.]+) ms\s*\|\s*(\d+)\s*\|\s*avg:\s*([\d.]+) ms\s*\|\s*max:\s*([\d.]+) ms", line)
+        if m and re.match(r"(ringproxy|haproxy|nginx|wrk|worker)", m[1]):
+            rows.append({"task": m[1], "runtime_ms": float(m[2]), "switches": int(m[3]), "avg_delay_ms": float(m[4]),
+                         "max_delay_ms": float(m[5])})
+    return rows
+
+
 def trace(ctx, proxy, cell, seconds, tmp):
     host, port = proxy.frontends["http"]
     # Warm-up, then the counted run: perf stat over the proxy while wrk runs.
@@ -101,7 +123,8 @@ def trace(ctx, proxy, cell, seconds, tmp):
     load = thirdparty.parse_wrk(text)
     requests = load.get("requests") or 1
     counts = read_stat(stat_out)
-    return {"proxy": proxy.name, "requests": requests, "requests_per_s": load.get("requests_per_s"),
+    sched = sched_latency(ctx, host, port, cell, tmp) if ctx.sched else None
+    return {"sched_latency": sched, "proxy": proxy.name, "requests": requests, "requests_per_s": load.get("requests_per_s"),
             "p50_ms": load["latency_ms"].get("p50"), "p99_ms": load["latency_ms"].get("p99"),
             "counts": counts, "per_request": {k: v / requests for k, v in counts.items()},
             "voluntary_switches_per_request": (vol1 - vol0) / requests,
@@ -142,6 +165,10 @@ def main():
     parser.add_argument("--nopush", action=argparse.BooleanOptionalAction, default=True,
                         help="nginx tcp_nopush (Debian's default: on; off sends a response's header and body as two "
                              "segments)")
+    parser.add_argument("--build", action="append", default=[], metavar="NAME=PATH",
+                        help="another ringproxy binary, traced as ringproxy-NAME (repeatable)")
+    parser.add_argument("--sched", action="store_true",
+                        help="also `perf sched latency` (system-wide) over 2 s: how long each task waited to run once woken")
     parser.add_argument("--json")
     args = parser.parse_args()
     bin_dir = args.bin or subprocess.run(["swift", "build", "-c", "release", "--show-bin-path"],
@@ -152,12 +179,13 @@ def main():
     ctx = runmod.Context(os.path.abspath(bin_dir), tmp, children, [1], [0], 1)
     ctx.nofile = raise_fd_limit(200000)
     ctx.http_nopush = args.nopush
+    ctx.sched = args.sched
     os.sched_setaffinity(0, {0})
     backends = runmod.start_backends(ctx)
     cell = cellmod.Cell("wrk", "wrk", "wrk", "http", ["--connections", str(args.connections)], "requests_per_s", "req/s")
     extra = dict(kv.split("=", 1) for kv in args.ringproxy_config.split(";") if kv.strip())
     results = []
-    for proxy in proxymod.build(args.proxies.split(","), []):
+    for proxy in proxymod.build([p for p in args.proxies.split(",") if p], [], args.build):
         if proxy.name == "ringproxy" and extra:
             proxy.extra = {k.strip(): v.strip() for k, v in extra.items()}
         if not proxy.start(ctx, backends):
@@ -169,6 +197,10 @@ def main():
     print(f"wrk keep-alive, {args.connections} connections, nginx 1 KiB (tcp_nopush {'on' if args.nopush else 'off'}); proxy on CPU 1, wrk + nginx on CPU 0; "
           f"{args.seconds:g} s counted\n")
     print(table(results))
+    for r in results:
+        for row in r.get("sched_latency") or []:
+            print(f"{r['proxy']}: {row['task']:<16} runtime {row['runtime_ms']:8.1f} ms  switches {row['switches']:6}  "
+                  f"delay avg {row['avg_delay_ms']:.3f} ms  max {row['max_delay_ms']:.3f} ms")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)
