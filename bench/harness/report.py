@@ -2,7 +2,7 @@
 import statistics
 
 import stats
-from procs import describe_cpus, format_cpu_list, meta_cpus
+from procs import describe_cpus, meta_cpus
 
 SUMMARY_KEYS = ["requests_per_s", "mb_per_s", "cpu_us_per_request", "cpu_s_per_gb", "cpu_percent", "user_percent",
                 "p50_ms", "p99_ms", "rss_kib_peak", "kib_per_connection", "rss_kib_before", "rss_kib_after",
