@@ -402,7 +402,8 @@ def main():
             log(f"layout {layout.name}: {layout.title}; proxies on {describe_cpus(ctx.proxy_cpus)}, load and "
                 f"backends on {describe_cpus(ctx.load_cpus)}")
             proxies = proxymod.build([p for p in args.proxies.split(",") if p],
-                                     [v for v in args.variants.split(",") if v] + layout.variants, args.build)
+                                     list(dict.fromkeys([v for v in args.variants.split(",") if v] + layout.variants)),
+                                     args.build)
             backends = start_backends(ctx)
             start_proxies(ctx, proxies, backends)
             warm_up(ctx, proxies, args.warmup)
