@@ -124,15 +124,21 @@ fuzz: deps
 	  -rss_limit_mb=4096 -max_len=8192 -print_final_stats=1 -dict=Tests/Fuzz/config.dict \
 	  -artifact_prefix=.build-fuzz/crash- .build-fuzz/corpus Tests/Fuzz/corpus
 
-# RingProxy beside HAProxy and nginx (stream), one worker each on CPU 1, load on CPU 0: `make bench` (3 rounds,
-# about 12 minutes) or `make bench-quick` (1 short round, about 2 minutes). Writes bench/results/<date>.{md,json,svg}
-# and latest.svg; installs haproxy, nginx and libnginx-mod-stream when missing. The rr cells run again across two
-# network namespaces (BENCH_ARGS=--no-netns skips them); BENCH_VARIANTS=sqpoll,zerocopy adds RingProxy variants.
+# RingProxy beside HAProxy, nginx (stream) and direct, with ringload and with wrk + nginx and iperf3, in three
+# layouts (pinned: one worker each on CPU 1, load on CPU 0; unpinned; two workers): `make bench` (BENCH_ROUNDS=10
+# rounds of BENCH_DURATION=1 s cells, about 25 minutes on 2 CPUs; BENCH_LAYOUTS=pinned,unpinned,two) or `make
+# bench-quick` (1 round, about 3 minutes, no intervals). Writes bench/results/<date>.{md,json,svg} and latest.svg;
+# installs haproxy, nginx, libnginx-mod-stream, wrk and iperf3 when missing. BENCH_ARGS=--netns adds the rr cells
+# across two network namespaces; BENCH_VARIANTS=sqpoll,zerocopy adds RingProxy variants.
 .PHONY: bench bench-quick
 BENCH_ARGS ?=
+BENCH_ROUNDS ?= 10
+BENCH_DURATION ?= 1
+BENCH_LAYOUTS ?= pinned,unpinned,two
 
 bench: build
-	python3 bench/harness/run.py --bin $(RELEASE_BIN) --rounds 3 $(BENCH_ARGS)
+	python3 bench/harness/run.py --bin $(RELEASE_BIN) --rounds $(BENCH_ROUNDS) --duration $(BENCH_DURATION) \
+	  --layouts $(BENCH_LAYOUTS) $(BENCH_ARGS)
 
 bench-quick: build
-	python3 bench/harness/run.py --bin $(RELEASE_BIN) --quick $(BENCH_ARGS)
+	python3 bench/harness/run.py --bin $(RELEASE_BIN) --quick --layouts $(BENCH_LAYOUTS) $(BENCH_ARGS)
