@@ -327,9 +327,10 @@ final class PoolTests: XCTestCase {
                 // These follow live load, and a closed client's connection lingers for a moment while the
                 // next one is placed: how long depends on the machine's load (measured on the 2-CPU VM, quiet:
                 // least-conn 2283 / 3583 / 4134, p2c 2074 / 3491 / 4435; with six builds beside it: least-conn
-                // 2757 / 2991 / 4252, p2c 1488 / 3946 / 4566). Only the order holds here; the weights are
-                // checked exactly with held connections (testLiveLoadAlgorithmsSpreadHeldConnectionsByWeight).
-                XCTAssertTrue(counts[0] < counts[1] && counts[1] < counts[2], "\(algorithm): \(counts)")
+                // 2757 / 2991 / 4252, p2c 1488 / 3946 / 4566, and once 2023 / 4101 / 3876). Only the lightest
+                // backend's place holds here; the weights are checked exactly with held connections
+                // (testLiveLoadAlgorithmsSpreadHeldConnectionsByWeight).
+                XCTAssertTrue(counts[0] < counts[1] && counts[0] < counts[2], "\(algorithm): \(counts)")
             default:
                 // Round robin is exact per worker; weighted random draws; source-hash's arcs vary with the ports.
                 let tolerance = [.roundRobin: 0.005, .sourceHash: 0.06][algorithm] ?? 0.02
