@@ -261,8 +261,7 @@ struct RingProxyCommand: ParsableCommand {
         var text = message.split(separator: "\n", omittingEmptySubsequences: false)
             .map { $0.isEmpty ? "" : "ringproxy: \($0)" }.joined(separator: "\n")
         text += "\n"
-        var bytes = Array(text.utf8)
-        _ = bytes.withUnsafeMutableBytes { Glibc.write(2, $0.baseAddress, $0.count) }
+        _ = Glibc.write(2, text, text.utf8.count)  // the String is passed as its NUL-terminated UTF-8
         Glibc.exit(status)
     }
 }
