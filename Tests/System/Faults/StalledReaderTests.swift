@@ -102,7 +102,11 @@ final class StalledReaderTests: XCTestCase {
         XCTAssertLessThan(latencies.last!, 100_000_000, "a bystander's echo took \(Double(latencies.last!) / 1e6) ms")
         // What the stalled clients hold beyond the pool: at most what each held at the pause mark (plus what a
         // multishot receive lands before its cancel), copied into memory of their own.
-        XCTAssertLessThan(rssGrowth, stalledCount * 8 * 16384 + (16 << 20))
+        // Not under AddressSanitizer: its quarantine keeps freed spills resident, so RSS says nothing there
+        // (34 MiB seen under `make test-asan`); the plain run checks the bound.
+        if ProcessInfo.processInfo.environment["ASAN_OPTIONS"] == nil {
+            XCTAssertLessThan(rssGrowth, stalledCount * 8 * 16384 + (16 << 20))
+        }
         XCTAssertGreaterThan(proxy.total(.spills), 0, "no stalled direction gave its buffers up")
 
         var expected = StreamHash()
