@@ -37,6 +37,10 @@ public final class BackendTable: @unchecked Sendable {
     enum HeaderWord: Int {
         case healthState, consecutiveFailures, downUntil, reserved, stateChanges
         case checkSuccesses, checkFailures, lastChange
+        /// The operator's state (`BackendAdminState`): written by runtime control, read per pick.
+        case adminState
+        /// When the backend last came up or joined (monotonic ms), the start of its slow-start ramp; 0: never.
+        case rampStart
     }
 
     public let capacity: Int

@@ -46,7 +46,27 @@ public struct Candidates {
     }
 
     @inline(__always) public var count: Int { pool.count }
-    @inline(__always) public func weight(_ member: Int) -> Int { pool.weights[member] }
+
+    /// `member`'s weight as balancing uses it now, in 1/1024ths: its weight, ramped over `slow_start` after it
+    /// came back or joined. Strategies compare and sum only these, so the scale cancels out.
+    @inline(__always)
+    public func weight(_ member: Int) -> Int {
+        let full = pool.weights[member] &* SlowStart.scale
+        guard pool.slowStartMilliseconds > 0 else { return full }
+        return SlowStart.weight(full: full, rampStart: table.health(of: pool.ids[member]).rampStart, now: now,
+                                duration: pool.slowStartMilliseconds)
+    }
+
+    /// For draws over the pool's static tickets (weighted random, p2c): keeps a draw of `member` with the
+    /// probability its ramp allows (effective over full weight), so that a ramping backend is drawn in
+    /// proportion to its effective weight. Always true outside a ramp.
+    @inline(__always)
+    public func keepsDraw(_ member: Int, random: inout FastRandom) -> Bool {
+        guard pool.slowStartMilliseconds > 0 else { return true }
+        let full = pool.weights[member] &* SlowStart.scale
+        let effective = weight(member)
+        return effective >= full || random.below(full) < effective
+    }
 
     /// Connections open to `member` now, over all workers.
     @inline(__always)

@@ -23,6 +23,10 @@ public final class Proxy: @unchecked Sendable {
     private var nextListenerID: UInt32 = 1
     private var checker: HealthChecker?
     private let initialConfig: ProxyConfig
+    /// Runtime overrides (state, weight) by pool and address; read and written only under `serial`.
+    private let overrides = BackendOverrides()
+    /// Reloads and runtime control build and publish plans one at a time.
+    private let serial = Locked(())
 
     public init(config: ProxyConfig, logger: Logger) {
         initialConfig = config
@@ -160,15 +164,24 @@ public final class Proxy: @unchecked Sendable {
     /// Throws (and changes nothing) when a new listener cannot be bound or the backend table is full.
     @discardableResult
     public func reload(to newConfig: ProxyConfig) throws(ReloadError) -> ReloadOutcome {
-        let running = plan
-        let settings = SettingsReload(running: running.config, requested: newConfig)
-        let next: RuntimePlan
-        do {
-            next = try makePlan(settings.effective, generation: running.generation + 1, previous: running)
-        } catch {
-            stats.withLock { $0.reloadFailures += 1 }
-            throw error
+        try serial.withLock { (_: inout Void) throws(ReloadError) -> ReloadOutcome in
+            let running = plan
+            let settings = SettingsReload(running: running.config, requested: newConfig)
+            let next: RuntimePlan
+            do throws(ReloadError) {
+                next = try makePlan(settings.effective, generation: running.generation + 1, previous: running)
+            } catch {
+                stats.withLock { $0.reloadFailures += 1 }
+                throw error
+            }
+            publish(next, replacing: running)
+            stats.withLock { $0.reloads += 1 }
+            return ReloadOutcome(generation: next.generation, applied: settings.applied, restartOnly: settings.restartOnly)
         }
+    }
+
+    /// Hands `next` to every worker and the health checker, and waits (5 s at most) until the workers run it.
+    private func publish(_ next: RuntimePlan, replacing running: RuntimePlan) {
         current.withLock { $0 = next }
         var taking: [Int] = []
         for (index, channel) in channels.enumerated() {
@@ -182,9 +195,46 @@ public final class Proxy: @unchecked Sendable {
             logger.error("workers did not switch to the new configuration in 5 s", metadata: ["workers": "\(lagging)"])
         }
         startChecker(for: next)
-        stats.withLock { $0.reloads += 1 }
-        return ReloadOutcome(generation: next.generation, applied: settings.applied, restartOnly: settings.restartOnly)
     }
+
+    // MARK: - Runtime control
+
+    /// Sets backend `key`'s runtime state and/or weight (nil leaves it as it is), or with `reset` drops its
+    /// overrides. A state takes effect at once, through the backend's shared words; a weight through a new
+    /// plan. Overrides survive reloads and are dropped when the backend leaves the configuration.
+    /// Returns the backend as the workers now see it.
+    public func control(_ key: BackendKey, state: BackendAdminState? = nil, weight: Int? = nil, reset: Bool = false)
+        throws(ControlError) -> BackendPool.Member
+    {
+        try serial.withLock { (_: inout Void) throws(ControlError) -> BackendPool.Member in
+            let running = plan
+            guard let listener = running.listeners.first(where: { $0.name == key.pool }) else { throw .unknownPool(key.pool) }
+            guard let member = listener.pool.members.first(where: { $0.address == key.address }) else { throw .unknownBackend(key) }
+            if let weight, !ProxyConfig.Limits.weight.contains(weight) { throw .badWeight(weight) }
+            var entry = reset ? BackendOverride() : overrides[key] ?? BackendOverride()
+            if let state { entry.state = state == .ready ? nil : state }
+            if let weight { entry.weight = weight == member.configuredWeight ? nil : weight }
+            overrides[key] = entry
+            table.health(of: member.id).setAdminState(entry.state ?? .ready, now: monotonicMilliseconds())
+            let newWeight = entry.weight ?? member.configuredWeight
+            if newWeight != member.weight {
+                // Same config, same listeners and sockets: only the pool's weights change.
+                do throws(ReloadError) {
+                    let next = try makePlan(running.config, generation: running.generation + 1, previous: running)
+                    publish(next, replacing: running)
+                } catch {
+                    throw .publish(error)
+                }
+            }
+            logger.info("backend changed at runtime", metadata: [
+                "backend": "\(key)", "state": "\(entry.state ?? .ready)", "weight": "\(newWeight)",
+            ])
+            return plan.listeners.first { $0.name == key.pool }?.pool.members.first { $0.address == key.address } ?? member
+        }
+    }
+
+    /// The runtime override of `key`, if any.
+    public func override(of key: BackendKey) -> BackendOverride? { serial.withLock { _ in overrides[key] } }
 
     /// Counts a reload that failed before it reached the proxy (a bad file).
     public func recordReloadFailure() { stats.withLock { $0.reloadFailures += 1 } }
@@ -198,11 +248,19 @@ public final class Proxy: @unchecked Sendable {
         }
         var bound: [Int32] = []
         var listeners: [ListenerPlan] = []
+        var keys = Set<BackendKey>()
+        var joined: [BackendID] = []
         for listener in config.listeners {
             let members = listener.backends.map { backend in
-                BackendPool.Member(
-                    id: registry.id(pool: listener.name, backend: backend), name: backend.name, address: backend.address,
-                    weight: backend.weight, maxConnections: backend.maxConnections)
+                let key = BackendKey(pool: listener.name, address: backend.address)
+                keys.insert(key)
+                let isNew = !registry.has(pool: listener.name, address: backend.address)
+                let id = registry.id(pool: listener.name, backend: backend)
+                if isNew && previous != nil { joined.append(id) }
+                return BackendPool.Member(
+                    id: id, name: backend.name, address: backend.address,
+                    weight: overrides[key]?.weight ?? backend.weight, maxConnections: backend.maxConnections,
+                    configuredWeight: backend.weight)
             }
             let pool = BackendPool(name: listener.name, members: members, algorithm: listener.balance, health: config.health)
             // The same listener: same name and address (a port 0 keeps the port it was given).
@@ -235,14 +293,31 @@ public final class Proxy: @unchecked Sendable {
                 sockets: sockets))
             nextListenerID += 1
         }
+        applyOverrides(keeping: keys, joined: joined, listeners: listeners)
         return RuntimePlan(generation: generation, config: config, listeners: listeners)
+    }
+
+    /// Drops the overrides of backends that left, writes every member's runtime state into its row (a row
+    /// that comes back later starts ready), and starts the slow-start ramp of backends that joined.
+    private func applyOverrides(keeping keys: Set<BackendKey>, joined: [BackendID], listeners: [ListenerPlan]) {
+        for key in overrides.prune(keeping: keys) {
+            logger.info("runtime override dropped: the backend left the configuration", metadata: ["backend": "\(key)"])
+        }
+        let now = monotonicMilliseconds()
+        for listener in listeners {
+            for member in listener.pool.members {
+                let state = overrides[BackendKey(pool: listener.name, address: member.address)]?.state ?? .ready
+                table.health(of: member.id).setAdminState(state, now: now)
+            }
+        }
+        for id in joined { table.health(of: id).startRamp(now: now) }
     }
 
     private func startChecker(for plan: RuntimePlan) {
         if let checker {
-            checker.publish(plan)
+            checker.update(plan.healthTargets)
         } else if plan.config.health.checks != nil {
-            checker = HealthChecker(plan: plan, table: table, logger: logger)
+            checker = HealthChecker(targets: plan.healthTargets, table: table, logger: logger)
         }
     }
 
@@ -341,6 +416,24 @@ public enum ReloadError: Error, CustomStringConvertible, Sendable {
         case .listen(let error): error.description
         case .backendTableFull(let capacity, let needed):
             "the backend table holds \(capacity) backends over the life of the process and this configuration would need \(needed); restart to start afresh"
+        }
+    }
+}
+
+/// Why a runtime control request was refused (nothing changed).
+public enum ControlError: Error, CustomStringConvertible, Sendable {
+    case unknownPool(String)
+    case unknownBackend(BackendKey)
+    case badWeight(Int)
+    case publish(ReloadError)
+
+    public var description: String {
+        switch self {
+        case .unknownPool(let pool): "no listener (pool) named '\(pool)'"
+        case .unknownBackend(let key): "pool '\(key.pool)' has no backend \(key.address)"
+        case .badWeight(let weight):
+            "weight \(weight) is out of range: expected \(ProxyConfig.Limits.weight.lowerBound) to \(ProxyConfig.Limits.weight.upperBound)"
+        case .publish(let error): "cannot publish the change: \(error)"
         }
     }
 }
