@@ -18,7 +18,9 @@ struct RingProxyCommand: ParsableCommand {
               ringproxy --config ringproxy.toml --check
 
             Flags override the file's settings (`--ring-size` overrides `ring_size`).
-            """
+            `ringproxy ctl` talks to a running proxy's admin endpoint (see `ringproxy ctl --help`).
+            """,
+        subcommands: [CtlCommand.self]
     )
 
     @Option(name: .shortAndLong, help: ArgumentHelp("TOML configuration file.", valueName: "file"))

@@ -201,11 +201,8 @@ struct ConfigValidation {
                 fail(setting, "active health checks need health.interval")
             }
         }
-        var slowStart = Duration.zero
-        if let setting = spec.slowStart {
-            if setting.value < .zero { fail(setting.source, "expected a duration of zero (off) or more") } else { slowStart = setting.value }
-        }
-        return HealthPolicy(failThreshold: failThreshold, failTimeout: failTimeout, checks: checks, slowStart: slowStart)
+        // The parser takes no negative duration: zero (off) or more.
+        return HealthPolicy(failThreshold: failThreshold, failTimeout: failTimeout, checks: checks, slowStart: spec.slowStart?.value ?? .zero)
     }
 
     // MARK: - Values
