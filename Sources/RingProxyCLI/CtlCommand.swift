@@ -6,22 +6,22 @@ import Glibc
 /// as `haproxyctl` or `socat` on HAProxy's runtime socket.
 struct CtlCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "ctl",
+        commandName: "ringproxy ctl",
         abstract: "Show or change backends of a running ringproxy through its admin endpoint.",
         discussion: """
               ringproxy ctl backends
-              ringproxy ctl drain web 10.0.1.1:8080      no new connections; open ones finish
-              ringproxy ctl maint web 10.0.1.1:8080      no new connections; health checks paused
+              ringproxy ctl drain web 10.0.1.1:8080    (no new connections)
+              ringproxy ctl maint web 10.0.1.1:8080    (and no health checks)
               ringproxy ctl ready web 10.0.1.1:8080
               ringproxy ctl weight web 10.0.1.1:8080 5
-              ringproxy ctl reset web 10.0.1.1:8080      drop the runtime overrides
+              ringproxy ctl reset web 10.0.1.1:8080    (drop the overrides)
             """,
         subcommands: [Backends.self, Ready.self, Drain.self, Maint.self, Weight.self, Reset.self])
 }
 
 /// Where the admin endpoint is, and its token.
 struct AdminOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("The admin endpoint, host:port or a port (default 127.0.0.1:9901).", valueName: "address"))
+    @Option(help: ArgumentHelp("The admin endpoint, host:port or a port.", valueName: "address"))
     var admin = "127.0.0.1:9901"
 
     @Option(help: ArgumentHelp("A file holding the admin bearer token (needed when the proxy has admin_token_file).", valueName: "file"))
