@@ -12,7 +12,8 @@ final class HealthCheckTests: XCTestCase {
     /// Two database backends whose HTTP check endpoint (on the check port of each address, as Patroni's 8008)
     /// answers 200 on the primary and 503 on the replica. The primary flips under load: after fall x interval
     /// (the first failing check comes within one interval of the flip, the fall-th one fall - 1 intervals
-    /// later) and a 150 ms margin, no new client reaches the old primary (measured: 364 to 380 ms of 550), and
+    /// later) and a 250 ms margin, no new client reaches the old primary (measured: 360 to 380 ms on a quiet
+    /// machine, 508 ms once with six builds sharing two CPUs; the bound is 650), and
     /// no client fails (the new primary passes its first check a round before the old one fails its second).
     func testPatroniLikePairFollowsThePrimaryFlipUnderLoad() throws {
         let primaryIsFirst = Atomic<Bool>(true)
@@ -53,14 +54,14 @@ final class HealthCheckTests: XCTestCase {
         }
         XCTAssertNotNil(db1Down, "the old primary goes down")
         XCTAssertNotNil(db2Up, "the new primary comes up")
-        let bound = Int64(fall * interval + 150)
+        let bound = Int64(fall * interval + 250)
         XCTAssertTrue(eventually(5) { clients.backends(since: flipped + bound).values.reduce(0, +) >= 100 }, "clients go on")
         let outcome = clients.stop()
 
         XCTAssertEqual(outcome.failures, [], "no client fails across the flip")
         let lastOnOld = outcome.visits.filter { $0.backend == "db1" }.map(\.started).max() ?? flipped
         let firstOnNew = outcome.visits.filter { $0.backend == "db2" }.map(\.started).min() ?? .max
-        XCTAssertLessThanOrEqual(lastOnOld - flipped, bound, "no new client reaches the old primary after fall x interval + 150 ms")
+        XCTAssertLessThanOrEqual(lastOnOld - flipped, bound, "no new client reaches the old primary after fall x interval + 250 ms")
         XCTAssertEqual(outcome.visits.filter { $0.started > flipped + bound && $0.backend == "db1" }.count, 0)
         XCTAssertGreaterThanOrEqual(outcome.visits.filter { $0.started > flipped + bound }.count, 100)
         XCTAssertGreaterThan(check1.answered, 0)
