@@ -157,6 +157,12 @@ public enum ConfigFile {
         "admin", "admin_token_file", "drain_timeout", "report_interval", "log_level", "log_format", "access_log",
     ]
 
+    /// The keys of `[health]`.
+    static let healthKeys: Set<String> = [
+        "fail_threshold", "fail_timeout", "interval", "timeout", "rise", "fall", "type", "send", "send_hex", "expect",
+        "expect_within", "method", "path", "host", "status", "check_port", "slow_start",
+    ]
+
     /// Walks the parsed table, converting each known key and collecting an issue for each bad one.
     private struct Reader {
         let lines: SourceLines
@@ -168,10 +174,6 @@ public enum ConfigFile {
 
         static let listenerKeys: Set<String> = ["name", "bind", "host", "port", "balance", "send_proxy", "backends"]
         static let backendKeys: Set<String> = ["host", "port", "weight", "max_connections"]
-        static let healthKeys: Set<String> = [
-            "fail_threshold", "fail_timeout", "interval", "timeout", "rise", "fall", "type", "send", "send_hex", "expect",
-            "expect_within", "method", "path", "host", "status", "check_port", "slow_start",
-        ]
 
         mutating func settings(from table: TOMLTable) -> ProxySettings {
             var settings = ProxySettings()
@@ -295,7 +297,7 @@ public enum ConfigFile {
                 case "status": spec.status = integerList(field, fieldSource)
                 case "check_port": spec.checkPort = integer(field, fieldSource)
                 case "slow_start": spec.slowStart = duration(field, fieldSource)
-                default: unknown(key, fieldSource, known: Self.healthKeys)
+                default: unknown(key, fieldSource, known: ConfigFile.healthKeys)
                 }
             }
             return spec

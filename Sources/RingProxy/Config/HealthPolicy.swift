@@ -54,6 +54,15 @@ public enum HealthProbe: Sendable, Equatable {
     case http(HTTPProbe)
 
     public static let defaultExpectWithin = 4096
+
+    /// As `--check` and the reload log show it: `connect`, `send-expect "+PONG"`, `http GET /primary [200]`.
+    public var summary: String {
+        switch self {
+        case .connect: "connect"
+        case .sendExpect(_, let expect, let within): "send-expect \"\(String(decoding: expect, as: UTF8.self))\" within \(within) B"
+        case .http(let http): "http \(http.method) \(http.path) \(http.statuses)"
+        }
+    }
 }
 
 /// The request and the answers that pass of an HTTP check.

@@ -33,6 +33,10 @@ final class SettingsTableTests: XCTestCase {
         log_level = "info"
         log_format = "text"
         access_log = false
+        [health]
+        interval = "1s"
+        type = "connect"
+        slow_start = "10s"
         [[backends]]
         host = "127.0.0.1"
         port = 9000
@@ -62,16 +66,22 @@ final class SettingsTableTests: XCTestCase {
         log_level = "debug"
         log_format = "json"
         access_log = true
+        [health]
+        interval = "1s"
+        type = "http"
+        check_port = 8008
         [[backends]]
         host = "127.0.0.1"
         port = 9001
         """
     }
 
-    func testEveryEntryIsATopLevelKeyOfTheFileOnce() {
+    func testEveryEntryIsATopLevelOrHealthKeyOfTheFileOnce() {
         let names = ProxyConfig.settings.map(\.name)
         for name in names {
-            XCTAssertTrue(ConfigFile.topLevelKeys.contains(name), "\(name) is not a key of the configuration file")
+            let isKey = name.hasPrefix("health.") ? ConfigFile.healthKeys.contains(String(name.dropFirst("health.".count)))
+                : ConfigFile.topLevelKeys.contains(name)
+            XCTAssertTrue(isKey, "\(name) is not a key of the configuration file")
         }
         XCTAssertEqual(Set(names).count, names.count, "a setting is listed twice: \(names)")
     }
