@@ -170,8 +170,8 @@ private struct HealthCheckLoop: ~Copyable {
         targets = newTargets
         epoch = (epoch &+ 1) & UserData.generationMask
         busy = []
-        // Checks of the old list finish early; each keeps the old memory alive until its last completion.
-        for check in running.values { ring.cancelAll(on: check.fd, userData: UserData(.cancel, slot: 0)) }
+        // Checks of the old list run to their end (their deadline bounds them) and are not counted; each keeps
+        // the old memory alive until its last completion, so the kernel never reads or writes freed memory.
         memory = CheckMemory(newTargets)
         // One round per shortest interval; every target shares the check timeout of the first.
         if let shortest = newTargets.map(\.checks.interval).min(), let first = newTargets.first {
