@@ -141,6 +141,23 @@ private struct HealthCheckLoop: ~Copyable {
             let count = ring.reapCompletions(into: completions, capacity: 64)
             for index in 0..<count { handle(completions[index]) }
         }
+        finishRunningChecks()
+    }
+
+    /// Stopping: cancels the checks in flight and waits for their operations to end, so that none outlives
+    /// the memory it reads or writes (each one's deadline, already armed, bounds the wait in any case).
+    private mutating func finishRunningChecks() {
+        for check in running.values { ring.cancelAll(on: check.fd, userData: UserData(.cancel, slot: 0)) }
+        while !running.isEmpty {
+            ring.submitAndWait(1)
+            let count = ring.reapCompletions(into: completions, capacity: 64)
+            for index in 0..<count {
+                let completion = completions[index]
+                guard completion.userData.kind == .check, completion.userData.direction != Self.deadline,
+                      let check = running[completion.userData.rawValue] else { continue }
+                end(completion.userData.rawValue, check)
+            }
+        }
     }
 
     private mutating func handle(_ completion: Completion) {
