@@ -211,11 +211,11 @@ public final class Proxy: @unchecked Sendable {
             guard let listener = running.listeners.first(where: { $0.name == key.pool }) else { throw .unknownPool(key.pool) }
             guard let member = listener.pool.members.first(where: { $0.address == key.address }) else { throw .unknownBackend(key) }
             if let weight, !ProxyConfig.Limits.weight.contains(weight) { throw .badWeight(weight) }
-            var entry = reset ? BackendOverride() : overrides[key] ?? BackendOverride()
+            let previous = overrides[key]
+            var entry = reset ? BackendOverride() : previous ?? BackendOverride()
             if let state { entry.state = state == .ready ? nil : state }
             if let weight { entry.weight = weight == member.configuredWeight ? nil : weight }
             overrides[key] = entry
-            table.health(of: member.id).setAdminState(entry.state ?? .ready, now: monotonicMilliseconds())
             let newWeight = entry.weight ?? member.configuredWeight
             if newWeight != member.weight {
                 // Same config, same listeners and sockets: only the pool's weights change.
@@ -223,9 +223,11 @@ public final class Proxy: @unchecked Sendable {
                     let next = try makePlan(running.config, generation: running.generation + 1, previous: running)
                     publish(next, replacing: running)
                 } catch {
+                    overrides[key] = previous
                     throw .publish(error)
                 }
             }
+            table.health(of: member.id).setAdminState(entry.state ?? .ready, now: monotonicMilliseconds())
             logger.info("backend changed at runtime", metadata: [
                 "backend": "\(key)", "state": "\(entry.state ?? .ready)", "weight": "\(newWeight)",
             ])
