@@ -31,6 +31,8 @@ public struct Candidates {
     /// The hash of the client's address, for `source-hash`.
     public let clientKey: UInt64
     let now: Int64
+    /// The pool's slow start in milliseconds (0: off), read once per pick.
+    private let slowStart: Int64
     /// Backends whose claim failed during this pick (a race with another worker).
     private var refused = BackendSet()
     /// The claimed backend is down and this connection is its trial: report how the connect went.
@@ -43,6 +45,7 @@ public struct Candidates {
         self.tried = tried
         self.clientKey = clientKey
         self.now = now
+        slowStart = pool.slowStartMilliseconds
     }
 
     @inline(__always) public var count: Int { pool.count }
@@ -52,9 +55,8 @@ public struct Candidates {
     @inline(__always)
     public func weight(_ member: Int) -> Int {
         let full = pool.weights[member] &* SlowStart.scale
-        guard pool.slowStartMilliseconds > 0 else { return full }
-        return SlowStart.weight(full: full, rampStart: table.health(of: pool.ids[member]).rampStart, now: now,
-                                duration: pool.slowStartMilliseconds)
+        guard slowStart > 0 else { return full }
+        return SlowStart.weight(full: full, rampStart: table.health(of: pool.ids[member]).rampStart, now: now, duration: slowStart)
     }
 
     /// For draws over the pool's static tickets (weighted random, p2c): keeps a draw of `member` with the
@@ -62,7 +64,7 @@ public struct Candidates {
     /// proportion to its effective weight. Always true outside a ramp.
     @inline(__always)
     public func keepsDraw(_ member: Int, random: inout FastRandom) -> Bool {
-        guard pool.slowStartMilliseconds > 0 else { return true }
+        guard slowStart > 0 else { return true }
         let full = pool.weights[member] &* SlowStart.scale
         let effective = weight(member)
         return effective >= full || random.below(full) < effective
