@@ -1,55 +1,41 @@
-import Glibc
+import RingIO
+import RingSystem
 
 /// The memory the kernel reads and writes for one list of health targets: each target's connect address,
-/// request bytes and receive area, in one allocation that lives as long as a check of the list is in flight
+/// request bytes and receive area, in fixed arrays that live as long as a check of the list is in flight
 /// (every running check holds a reference), so a new target list never frees what the kernel still uses.
 final class CheckMemory {
-    private let base: UnsafeMutableRawPointer
-    private let offsets: [(address: Int, request: Int, requestLength: Int, receive: Int, within: Int)]
+    /// Each target's connect address, where its connect points until submitted.
+    let addresses: FixedArray<SocketAddress>
+    /// Every target's request, then its receive area, one after the other.
+    let bytes: FixedArray<UInt8>
+    private let layout: [(request: Int, requestLength: Int, receive: Int, within: Int)]
 
     init(_ targets: [HealthTarget]) {
-        var layout: [(Int, Int, Int, Int, Int)] = []
-        var size = 0
+        var bytes: [UInt8] = []
+        var layout: [(Int, Int, Int, Int)] = []
         for target in targets {
             let request = target.checks.probe.request(host: "\(target.address)")
-            let address = size
-            size += MemoryLayout<sockaddr_storage>.stride
-            let requestOffset = size
-            size += (request.count + 7) & ~7
-            let receive = size
-            size += (target.checks.probe.within + 7) & ~7
-            layout.append((address, requestOffset, request.count, receive, target.checks.probe.within))
+            let requestOffset = bytes.count
+            bytes += request
+            let receive = bytes.count
+            bytes += repeatElement(0, count: target.checks.probe.within)
+            layout.append((requestOffset, request.count, receive, target.checks.probe.within))
         }
-        base = .allocate(byteCount: max(8, size), alignment: 16)
-        base.initializeMemory(as: UInt8.self, repeating: 0, count: max(8, size))
-        offsets = layout
-        for (index, target) in targets.enumerated() {
-            target.address.withSockaddr { address, length in
-                (base + layout[index].0).copyMemory(from: address, byteCount: Int(length))
-            }
-            let request = target.checks.probe.request(host: "\(target.address)")
-            request.withUnsafeBytes { bytes in
-                if let start = bytes.baseAddress { (base + layout[index].1).copyMemory(from: start, byteCount: bytes.count) }
-            }
-        }
+        addresses = FixedArray(targets.map(\.address))
+        self.bytes = FixedArray(bytes)
+        self.layout = layout
     }
 
-    deinit { base.deallocate() }
+    /// Where target `index`'s request starts in `bytes`, and its length.
+    func request(_ index: Int) -> (offset: Int, count: Int) { (layout[index].request, layout[index].requestLength) }
 
-    func address(_ index: Int) -> UnsafePointer<sockaddr> {
-        UnsafePointer((base + offsets[index].address).assumingMemoryBound(to: sockaddr.self))
-    }
-
-    func request(_ index: Int) -> (bytes: UnsafeRawPointer, count: Int) {
-        (UnsafeRawPointer(base + offsets[index].request), offsets[index].requestLength)
-    }
-
-    func receiveArea(_ index: Int) -> (bytes: UnsafeMutableRawPointer, capacity: Int) {
-        (base + offsets[index].receive, offsets[index].within)
-    }
+    /// Where target `index`'s receive area starts in `bytes`, and its size (the probe's `within`).
+    func receiveArea(_ index: Int) -> (offset: Int, capacity: Int) { (layout[index].receive, layout[index].within) }
 
     /// The first `count` bytes received for target `index`.
     func received(_ index: Int, count: Int) -> [UInt8] {
-        Array(UnsafeRawBufferPointer(start: base + offsets[index].receive, count: count))
+        let start = layout[index].receive
+        return (0..<count).map { bytes[start + $0] }
     }
 }

@@ -105,10 +105,10 @@ private struct HealthCheckLoop: ~Copyable {
     private var epoch: UInt32 = 0
     /// Numbers each check, so that the deadline of a finished check never cancels the next one.
     private var sequence: UInt32 = 0
-    private let completions = UnsafeMutablePointer<Completion>.allocate(capacity: 64)
-    private let interval = UnsafeMutablePointer<__kernel_timespec>.allocate(capacity: 1)
-    private let timeout = UnsafeMutablePointer<__kernel_timespec>.allocate(capacity: 1)
-    private let controlBuffer = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
+    private let completions = FixedArray(repeating: Completion(userData: UserData(rawValue: 0), result: 0, flags: 0), count: 64)
+    private let interval = KernelTimeout(.seconds(1))
+    private let timeout = KernelTimeout(.seconds(1))
+    private let controlBuffer = FixedArray<UInt64>(repeating: 0, count: 1)
     private var terminating = false
     /// The direction bit of a check's user data marks its deadline (a timeout), apart from its operations.
     private static let deadline: UInt8 = 1
@@ -119,26 +119,19 @@ private struct HealthCheckLoop: ~Copyable {
         self.table = table
         self.logger = logger
         memory = CheckMemory([])
-        interval.initialize(to: Self.timespec(.seconds(1)))
-        timeout.initialize(to: Self.timespec(.seconds(1)))
-        controlBuffer.initialize(to: 0)
         adopt(mailbox.take().targets ?? [])
     }
 
     deinit {
         for check in running.values { Glibc.close(check.fd) }
-        completions.deallocate()
-        interval.deallocate()
-        timeout.deallocate()
-        controlBuffer.deallocate()
     }
 
     mutating func run() {
-        ring.read(mailbox.eventFD, into: controlBuffer, length: 8, userData: UserData(.control, slot: 0))
+        ring.read(mailbox.eventFD, into: controlBuffer, userData: UserData(.control, slot: 0))
         ring.timeout(interval, userData: UserData(.tick, slot: 0))
         while !terminating {
             ring.submitAndWait(1)
-            let count = ring.reapCompletions(into: completions, capacity: 64)
+            let count = ring.reapCompletions(into: completions)
             for index in 0..<count { handle(completions[index]) }
         }
         finishRunningChecks()
@@ -150,7 +143,7 @@ private struct HealthCheckLoop: ~Copyable {
         for check in running.values { ring.cancelAll(on: check.fd, userData: UserData(.cancel, slot: 0)) }
         while !running.isEmpty {
             ring.submitAndWait(1)
-            let count = ring.reapCompletions(into: completions, capacity: 64)
+            let count = ring.reapCompletions(into: completions)
             for index in 0..<count {
                 let completion = completions[index]
                 guard completion.userData.kind == .check, completion.userData.direction != Self.deadline,
@@ -165,7 +158,7 @@ private struct HealthCheckLoop: ~Copyable {
         case .control:
             let (newTargets, stopping) = mailbox.take()
             if stopping { terminating = true; return }
-            ring.read(mailbox.eventFD, into: controlBuffer, length: 8, userData: UserData(.control, slot: 0))
+            ring.read(mailbox.eventFD, into: controlBuffer, userData: UserData(.control, slot: 0))
             if let newTargets, newTargets != targets { adopt(newTargets) }
         case .tick:
             ring.timeout(interval, userData: UserData(.tick, slot: 0))
@@ -192,10 +185,10 @@ private struct HealthCheckLoop: ~Copyable {
         memory = CheckMemory(newTargets)
         // One round per shortest interval; every target shares the check timeout of the first.
         if let shortest = newTargets.map(\.checks.interval).min(), let first = newTargets.first {
-            interval.pointee = Self.timespec(shortest)
-            timeout.pointee = Self.timespec(first.checks.timeout)
+            interval.set(shortest)
+            timeout.set(first.checks.timeout)
         } else {
-            interval.pointee = Self.timespec(.seconds(1))
+            interval.set(.seconds(1))
         }
     }
 
@@ -209,7 +202,7 @@ private struct HealthCheckLoop: ~Copyable {
             let key = UserData(.check, slot: UInt32(index), generation: sequence)
             running[key.rawValue] = RunningCheck(index: index, fd: fd, epoch: epoch, memory: memory)
             busy.insert(index)
-            ring.connect(fd, to: memory.address(index), length: target.address.length, timeout: timeout,
+            ring.connect(fd, to: memory.addresses, at: index, timeout: timeout,
                          userData: key, timeoutUserData: UserData(.connectTimeout, slot: UInt32(index)))
             ring.timeout(timeout, userData: UserData(.check, slot: UInt32(index), generation: sequence, direction: Self.deadline))
         }
@@ -243,11 +236,13 @@ private struct HealthCheckLoop: ~Copyable {
         }
         let request = check.memory.request(check.index)
         if check.phase == .sending, check.sent < request.count {
-            ring.send(to: check.fd, bytes: request.bytes + check.sent, length: UInt32(request.count - check.sent), userData: completion.userData)
+            ring.send(to: check.fd, from: check.memory.bytes, offset: request.offset + check.sent,
+                      length: UInt32(request.count - check.sent), userData: completion.userData)
         } else {
             check.phase = .receiving
             let area = check.memory.receiveArea(check.index)
-            ring.read(check.fd, into: area.bytes + check.received, length: UInt32(area.capacity - check.received), userData: completion.userData)
+            ring.read(check.fd, into: check.memory.bytes, offset: area.offset + check.received,
+                      length: UInt32(area.capacity - check.received), userData: completion.userData)
         }
         running[key] = check
     }
@@ -269,11 +264,6 @@ private struct HealthCheckLoop: ~Copyable {
     private mutating func end(_ key: UInt64, _ check: RunningCheck) {
         running.removeValue(forKey: key)
         Glibc.close(check.fd)
-    }
-
-    private static func timespec(_ duration: Duration) -> __kernel_timespec {
-        let (seconds, attoseconds) = duration.components
-        return __kernel_timespec(tv_sec: seconds, tv_nsec: attoseconds / 1_000_000_000)
     }
 
     private static func describe(errno: Int32) -> String { "\(String(cString: strerror(errno))) (\(errnoName(errno)))" }

@@ -52,6 +52,12 @@ extension ProxyConfig {
         .init("health.type", \.health.checks, reloadable: true) { $0.map { $0.probe.summary } ?? "off" },
         .init("health.check_port", \.health.checks, reloadable: true) { $0?.port.map(String.init) ?? "the backend's" },
         .init("health.slow_start", \.health.slowStart, reloadable: true) { $0 == .zero ? "off" : Units.text($0) },
+        // Discovery reads them at each change: a reload applies them to the next lookups.
+        .init("resolvers", \.resolvers, reloadable: true) { $0?.joined(separator: ",") ?? "/etc/resolv.conf" },
+        .init("dns_min_ttl", \.dnsMinTTL, reloadable: true) { Units.text($0) },
+        .init("dns_max_ttl", \.dnsMaxTTL, reloadable: true) { Units.text($0) },
+        .init("dns_hold", \.dnsHold, reloadable: true) { Units.text($0) },
+        .init("dns_start", \.dnsStart, reloadable: true) { $0.rawValue },
     ]
 }
 

@@ -22,11 +22,13 @@ public final class Proxy: @unchecked Sendable {
     private let running = ThreadCount()
     private var nextListenerID: UInt32 = 1
     private var checker: HealthChecker?
+    /// Behind a lock of its own: the admin endpoint reads its stats while a reload may start it.
+    private let discovery = Locked<Discovery?>(nil)
+    /// Held while a plan is made and published: reloads, discovery's changes and runtime control take turns.
+    private let publishing = Locked(())
     private let initialConfig: ProxyConfig
-    /// Runtime overrides (state, weight) by pool and address; read and written only under `serial`.
+    /// Runtime overrides (state, weight) by pool and address; read and written only under `publishing`.
     private let overrides = BackendOverrides()
-    /// Reloads and runtime control build and publish plans one at a time.
-    private let serial = Locked(())
 
     public init(config: ProxyConfig, logger: Logger) {
         initialConfig = config
@@ -114,6 +116,7 @@ public final class Proxy: @unchecked Sendable {
             throw .worker(RingAvailability.explain(error, lockedBytesNeeded: config.buffersPerWorker * 16 + config.ringSize * 128))
         }
         startChecker(for: plan)
+        publishing.withLock { _ in followNames(of: plan.config) }
         logStart(plan, ringSetup: results.compactMap { try? $0?.get() }.first ?? "unknown", capacity: capacity)
     }
 
@@ -164,24 +167,26 @@ public final class Proxy: @unchecked Sendable {
     /// Throws (and changes nothing) when a new listener cannot be bound or the backend table is full.
     @discardableResult
     public func reload(to newConfig: ProxyConfig) throws(ReloadError) -> ReloadOutcome {
-        try serial.withLock { (_: inout Void) throws(ReloadError) -> ReloadOutcome in
+        try publishing.withLock { _ throws(ReloadError) in
             let running = plan
             let settings = SettingsReload(running: running.config, requested: newConfig)
             let next: RuntimePlan
             do throws(ReloadError) {
-                next = try makePlan(settings.effective, generation: running.generation + 1, previous: running)
+                next = try publish(keepingHeldNames(settings.effective, running: running.config), replacing: running)
             } catch {
                 stats.withLock { $0.reloadFailures += 1 }
                 throw error
             }
-            publish(next, replacing: running)
+            followNames(of: next.config)
             stats.withLock { $0.reloads += 1 }
             return ReloadOutcome(generation: next.generation, applied: settings.applied, restartOnly: settings.restartOnly)
         }
     }
 
-    /// Hands `next` to every worker and the health checker, and waits (5 s at most) until the workers run it.
-    private func publish(_ next: RuntimePlan, replacing running: RuntimePlan) {
+    /// Makes the plan for `config` and switches every worker (and the health checker) to it. The caller holds
+    /// `publishing`.
+    private func publish(_ config: ProxyConfig, replacing running: RuntimePlan) throws(ReloadError) -> RuntimePlan {
+        let next = try makePlan(config, generation: running.generation + 1, previous: running)
         current.withLock { $0 = next }
         var taking: [Int] = []
         for (index, channel) in channels.enumerated() {
@@ -195,6 +200,7 @@ public final class Proxy: @unchecked Sendable {
             logger.error("workers did not switch to the new configuration in 5 s", metadata: ["workers": "\(lagging)"])
         }
         startChecker(for: next)
+        return next
     }
 
     // MARK: - Runtime control
@@ -206,7 +212,7 @@ public final class Proxy: @unchecked Sendable {
     public func control(_ key: BackendKey, state: BackendAdminState? = nil, weight: Int? = nil, reset: Bool = false)
         throws(ControlError) -> BackendPool.Member
     {
-        try serial.withLock { (_: inout Void) throws(ControlError) -> BackendPool.Member in
+        try publishing.withLock { (_: inout Void) throws(ControlError) -> BackendPool.Member in
             let running = plan
             guard let listener = running.listeners.first(where: { $0.name == key.pool }) else { throw .unknownPool(key.pool) }
             guard let member = listener.pool.members.first(where: { $0.address == key.address }) else { throw .unknownBackend(key) }
@@ -218,10 +224,10 @@ public final class Proxy: @unchecked Sendable {
             overrides[key] = entry
             let newWeight = entry.weight ?? member.configuredWeight
             if newWeight != member.weight {
-                // Same config, same listeners and sockets: only the pool's weights change.
+                // Same config (discovered addresses included), same listeners and sockets: only the pool's
+                // weights change.
                 do throws(ReloadError) {
-                    let next = try makePlan(running.config, generation: running.generation + 1, previous: running)
-                    publish(next, replacing: running)
+                    _ = try publish(running.config, replacing: running)
                 } catch {
                     overrides[key] = previous
                     throw .publish(error)
@@ -236,7 +242,56 @@ public final class Proxy: @unchecked Sendable {
     }
 
     /// The runtime override of `key`, if any.
-    public func override(of key: BackendKey) -> BackendOverride? { serial.withLock { _ in overrides[key] } }
+    public func override(of key: BackendKey) -> BackendOverride? { publishing.withLock { _ in overrides[key] } }
+
+    // MARK: - Discovery
+
+    /// Starts DNS discovery for the names of `config`, or hands them to it. The caller holds `publishing`.
+    private func followNames(of config: ProxyConfig) {
+        discovery.withLock { discovery in
+            if let discovery {
+                discovery.follow(config)
+            } else if !config.queries.isEmpty {
+                discovery = Discovery(config: config, logger: logger) { [weak self] sets in self?.publishDiscovered(sets) }
+            }
+        }
+    }
+
+    /// `config` with the running addresses of each name it resolved to nothing (possible with `dns_start =
+    /// "wait"`) that discovery still holds (within `dns_hold`): a reload does not cut the hold short.
+    private func keepingHeldNames(_ config: ProxyConfig, running: ProxyConfig) -> ProxyConfig {
+        let held = running.discoveredSets
+        var sets = config.discoveredSets
+        var kept = false
+        for (query, targets) in sets where targets.isEmpty {
+            guard let running = held[query], !running.isEmpty else { continue }
+            sets[query] = running
+            kept = true
+        }
+        return kept ? config.expanded(with: sets) : config
+    }
+
+    /// A plan with the addresses discovery found (`sets`, for the names the running plan still follows),
+    /// published the way a reload is: an address that stays keeps its row, its counters and its connections.
+    private func publishDiscovered(_ sets: [DNSQuery: [DNSTarget]]) {
+        publishing.withLock { _ in
+            let running = plan
+            var merged = running.config.discoveredSets
+            for (query, targets) in sets where merged[query] != nil { merged[query] = targets }
+            let config = running.config.expanded(with: merged)
+            guard config != running.config else { return }
+            do {
+                _ = try publish(config, replacing: running)
+                stats.withLock { $0.discoveryPlans += 1 }
+            } catch {
+                stats.withLock { $0.discoveryPlanFailures += 1 }
+                logger.error("new DNS addresses not applied; the running ones stay", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    /// What discovery has done for each name it follows.
+    public var discoveryStats: [DNSQuery: DNSNameStats] { discovery.withLock { $0 }?.stats ?? [:] }
 
     /// Counts a reload that failed before it reached the proxy (a bad file).
     public func recordReloadFailure() { stats.withLock { $0.reloadFailures += 1 } }
@@ -262,7 +317,7 @@ public final class Proxy: @unchecked Sendable {
                 return BackendPool.Member(
                     id: id, name: backend.name, address: backend.address,
                     weight: overrides[key]?.weight ?? backend.weight, maxConnections: backend.maxConnections,
-                    configuredWeight: backend.weight)
+                    configuredWeight: backend.weight, origin: backend.origin?.description ?? "file")
             }
             let pool = BackendPool(name: listener.name, members: members, algorithm: listener.balance, health: config.health)
             // The same listener: same name and address (a port 0 keeps the port it was given).
@@ -347,6 +402,12 @@ public final class Proxy: @unchecked Sendable {
 
     /// Closes every connection, stops the workers and the health checker, and waits for their threads.
     public func stop() {
+        // Discovery first: a change it is publishing waits for the workers to take it.
+        let stopping = discovery.withLock { discovery in
+            defer { discovery = nil }
+            return discovery
+        }
+        stopping?.stop()
         terminate()
         for thread in threads { WorkerThread.join(thread) }
         channels.removeAll()
@@ -397,6 +458,9 @@ private final class ThreadCount: Sendable {
 public struct ProcessStats: Sendable {
     public var reloads = 0
     public var reloadFailures = 0
+    /// Plans published for a change of DNS addresses, and those refused (the backend table full).
+    public var discoveryPlans = 0
+    public var discoveryPlanFailures = 0
 }
 
 /// What a reload did beyond switching the plan.

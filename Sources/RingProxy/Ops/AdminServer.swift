@@ -199,9 +199,9 @@ struct BackendsDocument: Codable, Equatable {
     struct Backend: Codable, Equatable {
         var name: String
         var address: String
-        /// Where the backend came from: "file" (or a DNS name).
+        /// Where the backend came from: "file", or the DNS name the address came from.
         var origin: String
-        /// The weight the workers use (the override, else the file's).
+        /// The weight the workers use (the override, else the file's or DNS's).
         var weight: Int
         /// The weight its source gave.
         var fileWeight: Int
