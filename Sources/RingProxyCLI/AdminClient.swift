@@ -30,11 +30,8 @@ struct AdminClient {
         let fd = Socket.openStream(family: address.family)
         guard fd >= 0 else { throw Failure(description: "cannot open a socket: \(String(cString: strerror(errno)))") }
         defer { Glibc.close(fd) }
-        var limit = timeval(tv_sec: 10, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
-        let connected = address.withSockaddr { Glibc.connect(fd, $0, $1) }
-        guard connected == 0 else {
+        Socket.setTimeouts(fd, seconds: 10)
+        guard Socket.connect(fd, to: address) else {
             throw Failure(description: "cannot reach the admin endpoint at \(address): \(String(cString: strerror(errno))) (is ringproxy running with --admin \(address)?)")
         }
         var head = "\(method) \(path) HTTP/1.1\r\nHost: \(address)\r\nConnection: close\r\nUser-Agent: ringproxy-ctl\r\n"
@@ -42,20 +39,16 @@ struct AdminClient {
         if !body.isEmpty || method == "PUT" {
             head += "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: \(body.utf8.count)\r\n"
         }
-        let request = Array((head + "\r\n" + body).utf8)
-        var sent = 0
-        while sent < request.count {
-            let count = request[sent...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            guard count > 0 else { throw Failure(description: "the admin endpoint closed the connection: \(String(cString: strerror(errno)))") }
-            sent += count
+        guard Socket.sendAll(fd, Array((head + "\r\n" + body).utf8)) else {
+            throw Failure(description: "the admin endpoint closed the connection: \(String(cString: strerror(errno)))")
         }
         var answer: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
-            let count = chunk.withUnsafeMutableBytes { Glibc.recv(fd, $0.baseAddress, $0.count, 0) }
-            if count == 0 { break }
-            guard count > 0 else { throw Failure(description: "no answer from the admin endpoint: \(String(cString: strerror(errno)))") }
-            answer += chunk[0..<count]
+            guard let chunk = Socket.receive(fd) else {
+                throw Failure(description: "no answer from the admin endpoint: \(String(cString: strerror(errno)))")
+            }
+            if chunk.isEmpty { break }
+            answer += chunk
             guard answer.count < 64 << 20 else { throw Failure(description: "the admin endpoint's answer is over 64 MiB") }
         }
         let text = String(decoding: answer, as: UTF8.self)
