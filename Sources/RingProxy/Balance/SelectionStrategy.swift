@@ -50,12 +50,13 @@ public struct Candidates {
 
     @inline(__always) public var count: Int { pool.count }
 
-    /// `member`'s weight as balancing uses it now, in 1/1024ths: its weight, ramped over `slow_start` after it
-    /// came back or joined. Strategies compare and sum only these, so the scale cancels out.
+    /// `member`'s weight as balancing uses it now: its weight, or with `slow_start` (then in 1/1024ths, the same
+    /// for every member of the pool) its weight ramped since it came back or joined. Strategies compare and sum
+    /// only these within one pick, so the scale cancels out; without slow start a pick costs what it did.
     @inline(__always)
     public func weight(_ member: Int) -> Int {
+        guard slowStart > 0 else { return pool.weights[member] }
         let full = pool.weights[member] &* SlowStart.scale
-        guard slowStart > 0 else { return full }
         return SlowStart.weight(full: full, rampStart: table.health(of: pool.ids[member]).rampStart, now: now, duration: slowStart)
     }
 
