@@ -110,8 +110,6 @@ private struct HealthCheckLoop: ~Copyable {
     private let timeout = KernelTimeout(.seconds(1))
     private let controlBuffer = FixedArray<UInt64>(repeating: 0, count: 1)
     private var terminating = false
-    /// The direction bit of a check's user data marks its deadline (a timeout), apart from its operations.
-    private static let deadline: UInt8 = 1
 
     init(mailbox: HealthTargetMailbox, table: BackendTable, logger: Logger) throws(RingError) {
         ring = try IORing(entries: 256)
@@ -127,8 +125,8 @@ private struct HealthCheckLoop: ~Copyable {
     }
 
     mutating func run() {
-        ring.read(mailbox.eventFD, into: controlBuffer, userData: UserData(.control, slot: 0))
-        ring.timeout(interval, userData: UserData(.tick, slot: 0))
+        ring.read(mailbox.eventFD, into: controlBuffer, userData: .ringWide(.control))
+        ring.timeout(interval, userData: .ringWide(.tick))
         while !terminating {
             ring.submitAndWait(1)
             let count = ring.reapCompletions(into: completions)
@@ -140,13 +138,13 @@ private struct HealthCheckLoop: ~Copyable {
     /// Stopping: cancels the checks in flight and waits for their operations to end, so that none outlives
     /// the memory it reads or writes (each one's deadline, already armed, bounds the wait in any case).
     private mutating func finishRunningChecks() {
-        for check in running.values { ring.cancelAll(on: check.fd, userData: UserData(.cancel, slot: 0)) }
+        for check in running.values { ring.cancelAll(on: check.fd, userData: .ringWide(.cancel)) }
         while !running.isEmpty {
             ring.submitAndWait(1)
             let count = ring.reapCompletions(into: completions)
             for index in 0..<count {
                 let completion = completions[index]
-                guard completion.userData.kind == .check, completion.userData.direction != Self.deadline,
+                guard completion.userData.kind == .check, !completion.userData.isDeadline,
                       let check = running[completion.userData.rawValue] else { continue }
                 end(completion.userData.rawValue, check)
             }
@@ -158,17 +156,17 @@ private struct HealthCheckLoop: ~Copyable {
         case .control:
             let (newTargets, stopping) = mailbox.take()
             if stopping { terminating = true; return }
-            ring.read(mailbox.eventFD, into: controlBuffer, userData: UserData(.control, slot: 0))
+            ring.read(mailbox.eventFD, into: controlBuffer, userData: .ringWide(.control))
             if let newTargets, newTargets != targets { adopt(newTargets) }
         case .tick:
-            ring.timeout(interval, userData: UserData(.tick, slot: 0))
+            ring.timeout(interval, userData: .ringWide(.tick))
             startRound()
-        case .check where completion.userData.direction == Self.deadline:
+        case .check where completion.userData.isDeadline:
             // The check's deadline passed: if it still runs, cancel what it waits for (it then fails).
-            let key = UserData(.check, slot: completion.userData.slot, generation: completion.userData.generation).rawValue
+            let key = completion.userData.checkOperation.rawValue
             guard running[key] != nil else { return }
             running[key]?.timedOut = true
-            ring.cancelAll(on: running[key]!.fd, userData: UserData(.cancel, slot: 0))
+            ring.cancelAll(on: running[key]!.fd, userData: .ringWide(.cancel))
         case .check:
             advance(completion)
         default:
@@ -199,12 +197,12 @@ private struct HealthCheckLoop: ~Copyable {
             let fd = Socket.openStream(family: target.address.family)
             guard fd >= 0 else { continue }
             sequence = (sequence &+ 1) & UserData.generationMask
-            let key = UserData(.check, slot: UInt32(index), generation: sequence)
+            let key = UserData.check(target: UInt32(index), number: sequence)
             running[key.rawValue] = RunningCheck(index: index, fd: fd, epoch: epoch, memory: memory)
             busy.insert(index)
             ring.connect(fd, to: memory.addresses, at: index, timeout: timeout,
-                         userData: key, timeoutUserData: UserData(.connectTimeout, slot: UInt32(index)))
-            ring.timeout(timeout, userData: UserData(.check, slot: UInt32(index), generation: sequence, direction: Self.deadline))
+                         userData: key, timeoutUserData: .check(.connectTimeout, target: UInt32(index), number: sequence))
+            ring.timeout(timeout, userData: .check(target: UInt32(index), number: sequence, deadline: true))
         }
     }
 
