@@ -23,9 +23,6 @@ final class BackendRegistry {
         }).subtracting(rows.keys).count
     }
 
-    /// Whether `address` in pool `pool` has had a row before.
-    func has(pool: String, address: SocketAddress) -> Bool { rows[Key(pool: pool, address: address)] != nil }
-
     /// The row of `backend` in pool `pool`, taking a fresh one the first time. The caller checked there is room.
     func id(pool: String, backend: ProxyConfig.Backend) -> BackendID {
         let key = Key(pool: pool, address: backend.address)

@@ -307,13 +307,16 @@ public final class Proxy: @unchecked Sendable {
         var listeners: [ListenerPlan] = []
         var keys = Set<BackendKey>()
         var joined: [BackendID] = []
+        // A backend joins when the running plan's pool lacks it: new, or back (a DNS record that returned).
+        let running = Set(previous?.listeners.flatMap { listener in
+            listener.pool.members.map { BackendKey(pool: listener.name, address: $0.address) }
+        } ?? [])
         for listener in config.listeners {
             let members = listener.backends.map { backend in
                 let key = BackendKey(pool: listener.name, address: backend.address)
                 keys.insert(key)
-                let isNew = !registry.has(pool: listener.name, address: backend.address)
                 let id = registry.id(pool: listener.name, backend: backend)
-                if isNew && previous != nil { joined.append(id) }
+                if previous != nil && !running.contains(key) { joined.append(id) }
                 return BackendPool.Member(
                     id: id, name: backend.name, address: backend.address,
                     weight: overrides[key]?.weight ?? backend.weight, maxConnections: backend.maxConnections,

@@ -76,4 +76,35 @@ final class DiscoveredControlTests: XCTestCase {
         XCTAssertEqual(member("127.0.0.2")?.weight, 3, "the other override stays")
         print("discovered backends under control: split with 127.0.0.3 drained and 127.0.0.2 at weight 3: \(split)")
     }
+
+    /// Slow start for discovered addresses: one that appears ramps, and so does one whose record comes back
+    /// (its row, kept for the life of the process, is not a reason to skip the ramp).
+    func testADiscoveredAddressRampsWhenItAppearsAndWhenItComesBack() throws {
+        let backends = try servers(["127.0.0.2", "127.0.0.3"])
+        let port = backends["127.0.0.2"]!.port
+        let dns = try DNSMasq(hosts: ["127.0.0.2 \(web)"])
+        let proxy = try ProxyHarness(backends: []) { settings in
+            settings.backends = [BackendSpec(host: Setting(self.web, self.source), port: Setting(Int(port), self.source), source: self.source)]
+            settings.resolvers = Setting([dns.resolver], self.source)
+            settings.health.slowStart = Setting(.seconds(2), self.source)
+        }
+        defer { proxy.stop() }
+        func rampStart(_ host: String) -> Int64? {
+            proxy.pool.members.first { $0.address.host == host }.map { proxy.table.health(of: $0.id).rampStart }
+        }
+        XCTAssertEqual(rampStart("127.0.0.2"), 0, "up since the start: no ramp")
+
+        let added = monotonicMilliseconds()
+        try dns.setHosts(["127.0.0.2 \(web)", "127.0.0.3 \(web)"])
+        XCTAssertTrue(eventually(10) { rampStart("127.0.0.3") != nil })
+        XCTAssertGreaterThanOrEqual(try XCTUnwrap(rampStart("127.0.0.3")), added, "a new address ramps")
+
+        try dns.setHosts(["127.0.0.2 \(web)"])
+        XCTAssertTrue(eventually(10) { rampStart("127.0.0.3") == nil })
+        let back = monotonicMilliseconds()
+        try dns.setHosts(["127.0.0.2 \(web)", "127.0.0.3 \(web)"])
+        XCTAssertTrue(eventually(10) { rampStart("127.0.0.3") != nil })
+        XCTAssertGreaterThanOrEqual(try XCTUnwrap(rampStart("127.0.0.3")), back, "an address that comes back ramps again")
+        XCTAssertEqual(rampStart("127.0.0.2"), 0, "an address that stays does not")
+    }
 }
