@@ -80,4 +80,12 @@ extension IORing {
         precondition(offset >= 0 && offset + Int(length) <= bytes.count, "a send past the end of a fixed array")
         send(to: fd, bytes: UnsafeRawPointer(bytes.base + offset), length: length, userData: userData)
     }
+
+    /// Reads up to `length` bytes from `fd` into `bytes` at `offset` (memory that stays in place until the
+    /// read completes).
+    @inlinable @inline(__always)
+    public mutating func read(_ fd: Int32, into bytes: borrowing FixedArray<UInt8>, offset: Int, length: UInt32, userData: UserData) {
+        precondition(offset >= 0 && offset + Int(length) <= bytes.count, "a read past the end of a fixed array")
+        read(fd, into: UnsafeMutableRawPointer(bytes.base + offset), length: length, userData: userData)
+    }
 }

@@ -24,6 +24,10 @@ public struct SharedWords: @unchecked Sendable {
     @inlinable @inline(__always)
     public func store(_ value: Int, at index: Int) { curing_store_relaxed(base + index, value) }
 
+    /// Stores with release ordering: a reader that sees the value with an acquire load sees what came before.
+    @inlinable @inline(__always)
+    public func storeRelease(_ value: Int, at index: Int) { curing_store_release(base + index, value) }
+
     /// Adds `delta` (acquire-release) and returns the value before.
     @inlinable @inline(__always) @discardableResult
     public func fetchAdd(_ delta: Int, at index: Int) -> Int { curing_fetch_add(base + index, delta) }

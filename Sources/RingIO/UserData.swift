@@ -53,11 +53,12 @@ public struct UserData: RawRepresentable, Hashable, Sendable {
         UserData(.sendZeroCopy, slot: slot, generation: UInt32(buffer), direction: direction)
     }
 
-    /// A health check's connect (`.check`) or its linked timeout (`.connectTimeout`) for target `target` of the
-    /// checker's list `epoch`: a completion from an older list is recognised and dropped.
+    /// An operation of a health check (`.check`: its connect, send or read; with `deadline`, the timeout that
+    /// bounds the whole check) or its connect's linked timeout (`.connectTimeout`), for target `target`.
+    /// `number` numbers the checks, so that the deadline of a finished check never touches the next one.
     @inlinable @inline(__always)
-    public static func check(_ kind: OperationKind = .check, target: UInt32, epoch: UInt32) -> UserData {
-        UserData(kind, slot: target, generation: epoch)
+    public static func check(_ kind: OperationKind = .check, target: UInt32, number: UInt32, deadline: Bool = false) -> UserData {
+        UserData(kind, slot: target, generation: number, direction: deadline ? 1 : 0)
     }
 
     /// An operation of the ring's owner, not of a connection: its tick, its control read, a cancel or close
@@ -77,9 +78,12 @@ public struct UserData: RawRepresentable, Hashable, Sendable {
     @inlinable @inline(__always) public var isMultishot: Bool { direction == 1 }
     /// Of a `zeroCopySend`: the buffer it lent the kernel.
     @inlinable @inline(__always) public var lentBuffer: UInt16 { UInt16(truncatingIfNeeded: generation) }
-    /// Of a `check`: the target and the list it was made for.
+    /// Of a `check`: the target, the check's number, whether it is the check's deadline, and the user data of
+    /// the check's operations (the same without the deadline mark).
     @inlinable @inline(__always) public var target: UInt32 { slot }
-    @inlinable @inline(__always) public var epoch: UInt32 { generation }
+    @inlinable @inline(__always) public var checkNumber: UInt32 { generation }
+    @inlinable @inline(__always) public var isDeadline: Bool { direction == 1 }
+    @inlinable @inline(__always) public var checkOperation: UserData { .check(kind ?? .check, target: target, number: checkNumber) }
     /// Of a `ringWide` operation: its tag.
     @inlinable @inline(__always) public var tag: UInt32 { slot }
 }

@@ -18,6 +18,7 @@ struct RingProxyCommand: ParsableCommand {
               ringproxy --config ringproxy.toml --check
 
             Flags override the file's settings (`--ring-size` overrides `ring_size`).
+            `ringproxy ctl` talks to a running proxy's admin endpoint (see `ringproxy ctl --help`).
             """
     )
 
@@ -112,6 +113,12 @@ struct RingProxyCommand: ParsableCommand {
     var dnsStart: String?
 
     static func main() {
+        // `ctl` is a command of its own, parsed apart: its `--admin` (where to reach a proxy) is not the
+        // proxy's `--admin` (where to serve), and a subcommand would see the root's options first.
+        if CommandLine.arguments.count > 1, CommandLine.arguments[1] == "ctl" {
+            CtlCommand.main(Array(CommandLine.arguments.dropFirst(2)))
+            exit()
+        }
         let parsed: ParsableCommand
         do {
             parsed = try parseAsRoot()

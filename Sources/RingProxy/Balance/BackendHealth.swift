@@ -18,6 +18,29 @@ public enum HealthState: Int, Sendable, CustomStringConvertible {
     }
 }
 
+/// What the operator set a backend to at runtime (`PUT /backends/...`, `ringproxy ctl`), apart from its health.
+public enum BackendAdminState: Int, Sendable, CaseIterable, CustomStringConvertible {
+    /// Takes connections as its health allows.
+    case ready = 0
+    /// No new connections; open ones finish.
+    case drain = 1
+    /// No new connections, and active health checks paused.
+    case maint = 2
+
+    public var description: String {
+        switch self {
+        case .ready: "ready"
+        case .drain: "drain"
+        case .maint: "maint"
+        }
+    }
+
+    public init?(name: String) {
+        guard let state = Self.allCases.first(where: { $0.description == name }) else { return nil }
+        self = state
+    }
+}
+
 /// A change of health state, for the log line that reports it.
 public struct HealthTransition: Sendable, Equatable {
     public let to: HealthState
@@ -38,10 +61,41 @@ public struct BackendHealth: Sendable {
     /// Connections holding a slot of the backend's `max_connections`.
     public var reserved: Int { words.load(.reserved) }
 
+    public var adminState: BackendAdminState { BackendAdminState(rawValue: words.load(.adminState)) ?? .ready }
+
+    /// Whether the operator lets the backend take new connections (not drained, not in maintenance).
+    @inline(__always)
+    public var isAdminReady: Bool { words.load(.adminState) == BackendAdminState.ready.rawValue }
+
+    /// When the backend last came up or joined (monotonic ms; 0 when it has been up since the start).
+    @inline(__always)
+    public var rampStart: Int64 { Int64(words.load(.rampStart)) }
+
+    /// The state shown to operators: the operator's drain or maintenance first, else up or down (a trial
+    /// is down until it succeeds).
+    public var displayState: String {
+        switch adminState {
+        case .drain, .maint: "\(adminState)"
+        case .ready: state == .up ? "up" : "down"
+        }
+    }
+
+    /// Sets the operator's state; leaving drain or maintenance starts the slow-start ramp as a comeback does.
+    public func setAdminState(_ new: BackendAdminState, now: Int64) {
+        let old = words.load(.adminState)
+        guard old != new.rawValue else { return }
+        if new == .ready { startRamp(now: now) }
+        words.storeRelease(at: .adminState, new.rawValue)
+    }
+
+    /// Starts the slow-start ramp now (the backend came up, joined, or left maintenance).
+    public func startRamp(now: Int64) { words.store(at: .rampStart, Int(max(1, now))) }
+
     /// Whether a new connection may go to this backend now (without claiming anything).
     @inline(__always)
     public func isAvailable(now: Int64, policy: HealthPolicy) -> Bool {
-        switch state {
+        guard isAdminReady else { return false }
+        return switch state {
         case .up: true
         case .down: policy.checks == nil && now >= Int64(words.load(.downUntil))
         case .trial: false
@@ -52,6 +106,7 @@ public struct BackendHealth: Sendable {
     /// of a down backend whose timeout has passed (`isTrial` then tells the caller to report the outcome).
     @inline(__always)
     public func claim(now: Int64, policy: HealthPolicy, isTrial: inout Bool) -> Bool {
+        guard isAdminReady else { return false }
         switch state {
         case .up:
             isTrial = false
@@ -132,6 +187,7 @@ public struct BackendHealth: Sendable {
 
     private func change(from old: HealthState, to new: HealthState, now: Int64) -> Bool {
         guard words.compareExchange(.healthState, old.rawValue, new.rawValue) else { return false }
+        if new == .up { startRamp(now: now) }
         _ = words.fetchAdd(at: .stateChanges, 1)
         words.store(at: .lastChange, Int(now))
         return true
@@ -143,6 +199,7 @@ private extension SharedWords {
     @inline(__always) func load(_ word: BackendTable.HeaderWord) -> Int { load(word.rawValue) }
     @inline(__always) func loadAcquire(_ word: BackendTable.HeaderWord) -> Int { loadAcquire(word.rawValue) }
     @inline(__always) func store(at word: BackendTable.HeaderWord, _ value: Int) { store(value, at: word.rawValue) }
+    @inline(__always) func storeRelease(at word: BackendTable.HeaderWord, _ value: Int) { storeRelease(value, at: word.rawValue) }
     @inline(__always) @discardableResult
     func fetchAdd(at word: BackendTable.HeaderWord, _ delta: Int) -> Int { fetchAdd(delta, at: word.rawValue) }
     @inline(__always)

@@ -11,15 +11,19 @@ public final class BackendPool: @unchecked Sendable {
         public var weight: Int
         /// Open connections at most; 0 for no limit.
         public var maxConnections: Int
+        /// The weight its source gave (the file or DNS); `weight` differs when the operator overrode it at runtime.
+        public var configuredWeight: Int
         /// Where the address came from: "file", or the DNS name that resolved to it.
         public var origin: String
 
-        public init(id: BackendID, name: String, address: SocketAddress, weight: Int, maxConnections: Int, origin: String = "file") {
+        public init(id: BackendID, name: String, address: SocketAddress, weight: Int, maxConnections: Int,
+                    configuredWeight: Int? = nil, origin: String = "file") {
             self.id = id
             self.name = name
             self.address = address
             self.weight = weight
             self.maxConnections = maxConnections
+            self.configuredWeight = configuredWeight ?? weight
             self.origin = origin
         }
     }
@@ -30,6 +34,8 @@ public final class BackendPool: @unchecked Sendable {
     public let health: HealthPolicy
     public let count: Int
     public let totalWeight: Int
+    /// `health.slow_start` in milliseconds (0: off), read per pick to ramp a backend's effective weight.
+    let slowStartMilliseconds: Int64
     /// The hot per-member fields, in fixed arrays (no array bounds checks or reference counting per pick).
     let ids: FixedArray<BackendID>
     let weights: FixedArray<Int>
@@ -46,6 +52,7 @@ public final class BackendPool: @unchecked Sendable {
         self.members = members
         self.algorithm = algorithm
         self.health = health
+        slowStartMilliseconds = health.slowStart.milliseconds
         count = members.count
         ids = FixedArray(members.map(\.id))
         weights = FixedArray(members.map(\.weight))

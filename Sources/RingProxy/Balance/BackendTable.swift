@@ -33,10 +33,16 @@ public final class BackendTable: @unchecked Sendable {
         case bytesToClient
     }
 
-    /// Shared words of a row, written by whichever thread observes the event.
+    /// Shared words of a row, written by whichever thread observes the event. Those a pick reads come first,
+    /// in the row's first 64-byte line, so that a scan of the pool touches one line per backend.
     enum HeaderWord: Int {
-        case healthState, consecutiveFailures, downUntil, reserved, stateChanges
-        case checkSuccesses, checkFailures, lastChange
+        case healthState, consecutiveFailures, downUntil, reserved
+        /// The operator's state (`BackendAdminState`): written by runtime control, read per pick.
+        case adminState
+        /// When the backend last came up or joined (monotonic ms), the start of its slow-start ramp; 0: never.
+        case rampStart
+        case stateChanges, lastChange
+        case checkSuccesses, checkFailures
     }
 
     public let capacity: Int

@@ -9,8 +9,8 @@ public final class PowerOfTwoChoices: SelectionStrategy {
         if pool.count >= 2, pool.totalWeight > 0 {
             let first = pool.owner(ofTicket: random.below(pool.totalWeight))
             let second = secondDraw(excluding: first, pool, &random)
-            let firstUp = candidates.isAvailable(first)
-            let secondUp = second.map { candidates.isAvailable($0) } ?? false
+            let firstUp = candidates.isAvailable(first) && candidates.keepsDraw(first, random: &random)
+            let secondUp = second.map { candidates.isAvailable($0) && candidates.keepsDraw($0, random: &random) } ?? false
             if let second, firstUp && secondUp {
                 // Cross-multiplied: load(first)/weight(first) <= load(second)/weight(second).
                 let firstWins = candidates.load(first) * candidates.weight(second)

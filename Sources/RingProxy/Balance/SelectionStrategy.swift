@@ -31,6 +31,8 @@ public struct Candidates {
     /// The hash of the client's address, for `source-hash`.
     public let clientKey: UInt64
     let now: Int64
+    /// The pool's slow start in milliseconds (0: off), read once per pick.
+    private let slowStart: Int64
     /// Backends whose claim failed during this pick (a race with another worker).
     private var refused = BackendSet()
     /// The claimed backend is down and this connection is its trial: report how the connect went.
@@ -43,10 +45,31 @@ public struct Candidates {
         self.tried = tried
         self.clientKey = clientKey
         self.now = now
+        slowStart = pool.slowStartMilliseconds
     }
 
     @inline(__always) public var count: Int { pool.count }
-    @inline(__always) public func weight(_ member: Int) -> Int { pool.weights[member] }
+
+    /// `member`'s weight as balancing uses it now: its weight, or with `slow_start` (then in 1/1024ths, the same
+    /// for every member of the pool) its weight ramped since it came back or joined. Strategies compare and sum
+    /// only these within one pick, so the scale cancels out; without slow start a pick costs what it did.
+    @inline(__always)
+    public func weight(_ member: Int) -> Int {
+        guard slowStart > 0 else { return pool.weights[member] }
+        let full = pool.weights[member] &* SlowStart.scale
+        return SlowStart.weight(full: full, rampStart: table.health(of: pool.ids[member]).rampStart, now: now, duration: slowStart)
+    }
+
+    /// For draws over the pool's static tickets (weighted random, p2c): keeps a draw of `member` with the
+    /// probability its ramp allows (effective over full weight), so that a ramping backend is drawn in
+    /// proportion to its effective weight. Always true outside a ramp.
+    @inline(__always)
+    public func keepsDraw(_ member: Int, random: inout FastRandom) -> Bool {
+        guard slowStart > 0 else { return true }
+        let full = pool.weights[member] &* SlowStart.scale
+        let effective = weight(member)
+        return effective >= full || random.below(full) < effective
+    }
 
     /// Connections open to `member` now, over all workers.
     @inline(__always)

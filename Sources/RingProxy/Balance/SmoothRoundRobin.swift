@@ -29,8 +29,9 @@ struct SmoothScores: ~Copyable {
     mutating func next(among count: Int, _ included: (Int) -> Bool, weight: (Int) -> Int) -> Int? {
         var best = -1, total = 0
         for member in 0..<count where included(member) {
-            scores[member] += weight(member)
-            total += weight(member)
+            let memberWeight = weight(member)
+            scores[member] += memberWeight
+            total += memberWeight
             if best < 0 || scores[member] > scores[best] { best = member }
         }
         guard best >= 0 else { return nil }

@@ -9,7 +9,7 @@ public final class WeightedRandom: SelectionStrategy {
         // full or already tried does the pick look at every backend.
         if pool.totalWeight > 0 {
             let first = pool.owner(ofTicket: random.below(pool.totalWeight))
-            if candidates.offer(first) { return first }
+            if candidates.keepsDraw(first, random: &random), candidates.offer(first) { return first }
         }
         return candidates.drawAmongAvailable(random: &random)
     }

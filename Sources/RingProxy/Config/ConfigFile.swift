@@ -158,6 +158,12 @@ public enum ConfigFile {
         "resolvers", "dns_min_ttl", "dns_max_ttl", "dns_hold", "dns_start",
     ]
 
+    /// The keys of `[health]`.
+    static let healthKeys: Set<String> = [
+        "fail_threshold", "fail_timeout", "interval", "timeout", "rise", "fall", "type", "send", "send_hex", "expect",
+        "expect_within", "method", "path", "host", "status", "check_port", "slow_start",
+    ]
+
     /// Walks the parsed table, converting each known key and collecting an issue for each bad one.
     private struct Reader {
         let lines: SourceLines
@@ -169,7 +175,6 @@ public enum ConfigFile {
 
         static let listenerKeys: Set<String> = ["name", "bind", "host", "port", "balance", "send_proxy", "backends"]
         static let backendKeys: Set<String> = ["host", "port", "weight", "max_connections", "resolve", "srv"]
-        static let healthKeys: Set<String> = ["fail_threshold", "fail_timeout", "interval", "timeout", "rise", "fall"]
 
         mutating func settings(from table: TOMLTable) -> ProxySettings {
             var settings = ProxySettings()
@@ -289,7 +294,18 @@ public enum ConfigFile {
                 case "timeout": spec.timeout = duration(field, fieldSource)
                 case "rise": spec.rise = integer(field, fieldSource)
                 case "fall": spec.fall = integer(field, fieldSource)
-                default: unknown(key, fieldSource, known: Self.healthKeys)
+                case "type": spec.type = string(field, fieldSource)
+                case "send": spec.send = string(field, fieldSource)
+                case "send_hex": spec.sendHex = string(field, fieldSource)
+                case "expect": spec.expect = string(field, fieldSource)
+                case "expect_within": spec.expectWithin = byteSize(field, fieldSource)
+                case "method": spec.method = string(field, fieldSource)
+                case "path": spec.path = string(field, fieldSource)
+                case "host": spec.host = string(field, fieldSource)
+                case "status": spec.status = integerList(field, fieldSource)
+                case "check_port": spec.checkPort = integer(field, fieldSource)
+                case "slow_start": spec.slowStart = duration(field, fieldSource)
+                default: unknown(key, fieldSource, known: ConfigFile.healthKeys)
                 }
             }
             return spec
@@ -311,6 +327,15 @@ public enum ConfigFile {
         mutating func integer(_ value: TOMLValueConvertible, _ source: SettingSource) -> Setting<Int>? {
             guard value.type == .int, let number = value.int else { return mismatch(value, source, expected: "an integer") }
             return Setting(number, source)
+        }
+
+        /// An integer, or an array of integers (`status = [200, 204]`).
+        mutating func integerList(_ value: TOMLValueConvertible, _ source: SettingSource) -> Setting<[Int]>? {
+            if value.type == .int, let number = value.int { return Setting([number], source) }
+            guard let array = value.array, array.allSatisfy({ $0.type == .int }) else {
+                return mismatch(value, source, expected: "an integer or an array of integers")
+            }
+            return Setting(array.compactMap(\.int), source)
         }
 
         mutating func boolean(_ value: TOMLValueConvertible, _ source: SettingSource) -> Setting<Bool>? {

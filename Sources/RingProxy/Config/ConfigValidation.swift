@@ -265,13 +265,16 @@ struct ConfigValidation {
             checks = HealthChecks(
                 interval: interval, timeout: timeout,
                 rise: range(spec.rise, ProxyConfig.Limits.riseFall, what: "a count") ?? ProxyConfig.defaultCheckRise,
-                fall: range(spec.fall, ProxyConfig.Limits.riseFall, what: "a count") ?? ProxyConfig.defaultCheckFall)
+                fall: range(spec.fall, ProxyConfig.Limits.riseFall, what: "a count") ?? ProxyConfig.defaultCheckFall,
+                probe: probe(spec) ?? .connect,
+                port: range(spec.checkPort, 1...65535, what: "a port").map { UInt16($0) })
         } else {
-            for setting in [spec.timeout?.source, spec.rise?.source, spec.fall?.source].compactMap({ $0 }) {
+            for setting in spec.activeCheckSources {
                 fail(setting, "active health checks need health.interval")
             }
         }
-        return HealthPolicy(failThreshold: failThreshold, failTimeout: failTimeout, checks: checks)
+        // The parser takes no negative duration: zero (off) or more.
+        return HealthPolicy(failThreshold: failThreshold, failTimeout: failTimeout, checks: checks, slowStart: spec.slowStart?.value ?? .zero)
     }
 
     // MARK: - Values

@@ -106,7 +106,9 @@ public struct BackendSpec: Sendable, Equatable {
     }
 }
 
-/// `[health]`: passive (`fail_threshold`, `fail_timeout`) and active (`interval`, `timeout`, `rise`, `fall`).
+/// `[health]`: passive (`fail_threshold`, `fail_timeout`), active (`interval`, `timeout`, `rise`, `fall`, and
+/// what a check does: `type`, `send`/`send_hex`, `expect`, `expect_within`, `method`, `path`, `host`,
+/// `status`, `check_port`), and `slow_start`.
 public struct HealthSpec: Sendable, Equatable {
     public var failThreshold: Setting<Int>?
     public var failTimeout: Setting<Duration>?
@@ -114,24 +116,30 @@ public struct HealthSpec: Sendable, Equatable {
     public var timeout: Setting<Duration>?
     public var rise: Setting<Int>?
     public var fall: Setting<Int>?
+    public var type: Setting<String>?
+    public var send: Setting<String>?
+    public var sendHex: Setting<String>?
+    public var expect: Setting<String>?
+    public var expectWithin: Setting<Int>?
+    public var method: Setting<String>?
+    public var path: Setting<String>?
+    public var host: Setting<String>?
+    public var status: Setting<[Int]>?
+    public var checkPort: Setting<Int>?
+    public var slowStart: Setting<Duration>?
 
     public init() {}
 
+    /// Each key `other` sets replaces this one's.
     func overridden(by other: HealthSpec) -> HealthSpec {
-        HealthSpec(
-            failThreshold: other.failThreshold ?? failThreshold, failTimeout: other.failTimeout ?? failTimeout,
-            interval: other.interval ?? interval, timeout: other.timeout ?? timeout,
-            rise: other.rise ?? rise, fall: other.fall ?? fall)
-    }
-
-    private init(failThreshold: Setting<Int>?, failTimeout: Setting<Duration>?, interval: Setting<Duration>?,
-                 timeout: Setting<Duration>?, rise: Setting<Int>?, fall: Setting<Int>?) {
-        self.failThreshold = failThreshold
-        self.failTimeout = failTimeout
-        self.interval = interval
-        self.timeout = timeout
-        self.rise = rise
-        self.fall = fall
+        var merged = self
+        func take<Value>(_ path: WritableKeyPath<HealthSpec, Setting<Value>?>) {
+            if let value = other[keyPath: path] { merged[keyPath: path] = value }
+        }
+        take(\.failThreshold); take(\.failTimeout); take(\.interval); take(\.timeout); take(\.rise); take(\.fall)
+        take(\.type); take(\.send); take(\.sendHex); take(\.expect); take(\.expectWithin); take(\.method)
+        take(\.path); take(\.host); take(\.status); take(\.checkPort); take(\.slowStart)
+        return merged
     }
 }
 

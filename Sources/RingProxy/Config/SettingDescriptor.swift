@@ -26,7 +26,8 @@ public struct SettingDescriptor: Sendable {
 }
 
 extension ProxyConfig {
-    /// Every top-level setting but the listeners, their backends and `[health]`, in the order of the file's keys.
+    /// Every top-level setting but the listeners and their backends, in the order of the file's keys, and
+    /// the `[health]` keys that say what a check does and how a backend comes back (`health.type`).
     public static let settings: [SettingDescriptor] = [
         .init("threads", \.threads, reloadable: false),
         .init("pin", \.pin, reloadable: false),
@@ -48,6 +49,9 @@ extension ProxyConfig {
         .init("log_level", \.logLevel, reloadable: false) { $0.rawValue },
         .init("log_format", \.logFormat, reloadable: false) { $0.rawValue },
         .init("access_log", \.accessLog, reloadable: true),
+        .init("health.type", \.health.checks, reloadable: true) { $0.map { $0.probe.summary } ?? "off" },
+        .init("health.check_port", \.health.checks, reloadable: true) { $0?.port.map(String.init) ?? "the backend's" },
+        .init("health.slow_start", \.health.slowStart, reloadable: true) { $0 == .zero ? "off" : Units.text($0) },
         // Discovery reads them at each change: a reload applies them to the next lookups.
         .init("resolvers", \.resolvers, reloadable: true) { $0?.joined(separator: ",") ?? "/etc/resolv.conf" },
         .init("dns_min_ttl", \.dnsMinTTL, reloadable: true) { Units.text($0) },

@@ -24,9 +24,11 @@ public final class Proxy: @unchecked Sendable {
     private var checker: HealthChecker?
     /// Behind a lock of its own: the admin endpoint reads its stats while a reload may start it.
     private let discovery = Locked<Discovery?>(nil)
-    /// Held while a plan is made and published: reloads and discovery's changes take turns.
+    /// Held while a plan is made and published: reloads, discovery's changes and runtime control take turns.
     private let publishing = Locked(())
     private let initialConfig: ProxyConfig
+    /// Runtime overrides (state, weight) by pool and address; read and written only under `publishing`.
+    private let overrides = BackendOverrides()
 
     public init(config: ProxyConfig, logger: Logger) {
         initialConfig = config
@@ -201,6 +203,47 @@ public final class Proxy: @unchecked Sendable {
         return next
     }
 
+    // MARK: - Runtime control
+
+    /// Sets backend `key`'s runtime state and/or weight (nil leaves it as it is), or with `reset` drops its
+    /// overrides. A state takes effect at once, through the backend's shared words; a weight through a new
+    /// plan. Overrides survive reloads and are dropped when the backend leaves the configuration.
+    /// Returns the backend as the workers now see it.
+    public func control(_ key: BackendKey, state: BackendAdminState? = nil, weight: Int? = nil, reset: Bool = false)
+        throws(ControlError) -> BackendPool.Member
+    {
+        try publishing.withLock { (_: inout Void) throws(ControlError) -> BackendPool.Member in
+            let running = plan
+            guard let listener = running.listeners.first(where: { $0.name == key.pool }) else { throw .unknownPool(key.pool) }
+            guard let member = listener.pool.members.first(where: { $0.address == key.address }) else { throw .unknownBackend(key) }
+            if let weight, !ProxyConfig.Limits.weight.contains(weight) { throw .badWeight(weight) }
+            let previous = overrides[key]
+            var entry = reset ? BackendOverride() : previous ?? BackendOverride()
+            if let state { entry.state = state == .ready ? nil : state }
+            if let weight { entry.weight = weight == member.configuredWeight ? nil : weight }
+            overrides[key] = entry
+            let newWeight = entry.weight ?? member.configuredWeight
+            if newWeight != member.weight {
+                // Same config (discovered addresses included), same listeners and sockets: only the pool's
+                // weights change.
+                do throws(ReloadError) {
+                    _ = try publish(running.config, replacing: running)
+                } catch {
+                    overrides[key] = previous
+                    throw .publish(error)
+                }
+            }
+            table.health(of: member.id).setAdminState(entry.state ?? .ready, now: monotonicMilliseconds())
+            logger.info("backend changed at runtime", metadata: [
+                "backend": "\(key)", "state": "\(entry.state ?? .ready)", "weight": "\(newWeight)",
+            ])
+            return plan.listeners.first { $0.name == key.pool }?.pool.members.first { $0.address == key.address } ?? member
+        }
+    }
+
+    /// The runtime override of `key`, if any.
+    public func override(of key: BackendKey) -> BackendOverride? { publishing.withLock { _ in overrides[key] } }
+
     // MARK: - Discovery
 
     /// Starts DNS discovery for the names of `config`, or hands them to it. The caller holds `publishing`.
@@ -262,11 +305,22 @@ public final class Proxy: @unchecked Sendable {
         }
         var bound: [Int32] = []
         var listeners: [ListenerPlan] = []
+        var keys = Set<BackendKey>()
+        var joined: [BackendID] = []
+        // A backend joins when the running plan's pool lacks it: new, or back (a DNS record that returned).
+        let running = Set(previous?.listeners.flatMap { listener in
+            listener.pool.members.map { BackendKey(pool: listener.name, address: $0.address) }
+        } ?? [])
         for listener in config.listeners {
             let members = listener.backends.map { backend in
-                BackendPool.Member(
-                    id: registry.id(pool: listener.name, backend: backend), name: backend.name, address: backend.address,
-                    weight: backend.weight, maxConnections: backend.maxConnections, origin: backend.origin?.description ?? "file")
+                let key = BackendKey(pool: listener.name, address: backend.address)
+                keys.insert(key)
+                let id = registry.id(pool: listener.name, backend: backend)
+                if previous != nil && !running.contains(key) { joined.append(id) }
+                return BackendPool.Member(
+                    id: id, name: backend.name, address: backend.address,
+                    weight: overrides[key]?.weight ?? backend.weight, maxConnections: backend.maxConnections,
+                    configuredWeight: backend.weight, origin: backend.origin?.description ?? "file")
             }
             let pool = BackendPool(name: listener.name, members: members, algorithm: listener.balance, health: config.health)
             // The same listener: same name and address (a port 0 keeps the port it was given).
@@ -299,14 +353,31 @@ public final class Proxy: @unchecked Sendable {
                 sockets: sockets))
             nextListenerID += 1
         }
+        applyOverrides(keeping: keys, joined: joined, listeners: listeners)
         return RuntimePlan(generation: generation, config: config, listeners: listeners)
+    }
+
+    /// Drops the overrides of backends that left, writes every member's runtime state into its row (a row
+    /// that comes back later starts ready), and starts the slow-start ramp of backends that joined.
+    private func applyOverrides(keeping keys: Set<BackendKey>, joined: [BackendID], listeners: [ListenerPlan]) {
+        for key in overrides.prune(keeping: keys) {
+            logger.info("runtime override dropped: the backend left the configuration", metadata: ["backend": "\(key)"])
+        }
+        let now = monotonicMilliseconds()
+        for listener in listeners {
+            for member in listener.pool.members {
+                let state = overrides[BackendKey(pool: listener.name, address: member.address)]?.state ?? .ready
+                table.health(of: member.id).setAdminState(state, now: now)
+            }
+        }
+        for id in joined { table.health(of: id).startRamp(now: now) }
     }
 
     private func startChecker(for plan: RuntimePlan) {
         if let checker {
-            checker.publish(plan)
+            checker.update(plan.healthTargets)
         } else if plan.config.health.checks != nil {
-            checker = HealthChecker(plan: plan, table: table, logger: logger)
+            checker = HealthChecker(targets: plan.healthTargets, table: table, logger: logger)
         }
     }
 
@@ -414,6 +485,24 @@ public enum ReloadError: Error, CustomStringConvertible, Sendable {
         case .listen(let error): error.description
         case .backendTableFull(let capacity, let needed):
             "the backend table holds \(capacity) backends over the life of the process and this configuration would need \(needed); restart to start afresh"
+        }
+    }
+}
+
+/// Why a runtime control request was refused (nothing changed).
+public enum ControlError: Error, CustomStringConvertible, Sendable {
+    case unknownPool(String)
+    case unknownBackend(BackendKey)
+    case badWeight(Int)
+    case publish(ReloadError)
+
+    public var description: String {
+        switch self {
+        case .unknownPool(let pool): "no listener (pool) named '\(pool)'"
+        case .unknownBackend(let key): "pool '\(key.pool)' has no backend \(key.address)"
+        case .badWeight(let weight):
+            "weight \(weight) is out of range: expected \(ProxyConfig.Limits.weight.lowerBound) to \(ProxyConfig.Limits.weight.upperBound)"
+        case .publish(let error): "cannot publish the change: \(error)"
         }
     }
 }

@@ -9,7 +9,10 @@ import Synchronization
 ///
 /// - `GET /metrics`: Prometheus text format (see `MetricsExporter`);
 /// - `GET /healthz`: 200 `ok`, or 503 `draining` once a drain has begun (load balancers stop sending);
-/// - `GET /backends`: the live table as JSON: each listener's pool, each backend's origin, weight, health and load.
+/// - `GET /backends`: the live table as JSON: each listener's pool, each backend's weights (file, runtime
+///   override, effective), state, origin and load;
+/// - `PUT /backends/<pool>/<address>` with `state=ready|drain|maint` and/or `weight=N` (a form or JSON body,
+///   or the query string): runtime control (`AdminControl`); `DELETE` on the same path drops the overrides.
 ///
 /// With a token (`admin_token_file`, required beyond loopback), every path but `/healthz` (which probes call)
 /// needs `Authorization: Bearer <token>`, else 401. `AdminLimits` bounds the connections and their idle time.
@@ -80,13 +83,17 @@ public final class AdminServer: Sendable {
         try? group.syncShutdownGracefully()
     }
 
-    /// The answer to a request: 401 without the token where one is needed, else what `respond(to:)` says.
-    func answer(_ head: HTTPRequestHead, path: Substring) -> (HTTPResponseStatus, String, [UInt8]) {
+    /// The answer to a request: 401 without the token where one is needed (writes included), else what
+    /// `respond(to:)` or `AdminControl` says.
+    func answer(_ head: HTTPRequestHead, path: Substring, body: [UInt8] = []) -> (HTTPResponseStatus, String, [UInt8]) {
         if let token, path != "/healthz", !token.accepts(authorization: head.headers.first(name: "Authorization")) {
             counters.unauthorized.add(1, ordering: .relaxed)
             return (.unauthorized, "text/plain", Array("a bearer token is required (Authorization: Bearer <token>)\n".utf8))
         }
-        guard head.method == .GET else { return (.methodNotAllowed, "text/plain", Array("only GET\n".utf8)) }
+        if path.hasPrefix("/backends/") {
+            return AdminControl(proxy: proxy, table: proxy.table).answer(method: head.method, path: path, uri: head.uri, body: body)
+        }
+        guard head.method == .GET else { return (.methodNotAllowed, "text/plain", Array("only GET here; PUT or DELETE /backends/<pool>/<address>\n".utf8)) }
         return respond(to: path)
     }
 
@@ -107,20 +114,16 @@ public final class AdminServer: Sendable {
     /// The live table: `{"generation": 2, "listeners": [{"name": ..., "backends": [...]}]}`.
     func backendsJSON() -> Data {
         let plan = proxy.plan
-        let table = proxy.table
         let document = BackendsDocument(generation: plan.generation, draining: isDraining, listeners: plan.listeners.map { listener in
             .init(name: listener.name, address: "\(listener.address)", balance: listener.pool.algorithm.rawValue,
-                  sendProxy: listener.sendProxy?.rawValue, backends: listener.pool.members.map { member in
-                      let health = table.health(of: member.id)
-                      return .init(
-                          name: member.name, address: "\(member.address)", origin: member.origin, weight: member.weight,
-                          maxConnections: member.maxConnections, state: "\(health.state)",
-                          active: table.sum(.active, backend: member.id), total: table.sum(.total, backend: member.id),
-                          connectFailures: table.sum(.connectFailures, backend: member.id),
-                          bytesToBackend: table.sum(.bytesToBackend, backend: member.id),
-                          bytesToClient: table.sum(.bytesToClient, backend: member.id))
+                  sendProxy: listener.sendProxy?.rawValue, backends: listener.pool.members.indices.map { index in
+                      BackendsDocument.Backend(listener.pool, index, proxy: proxy)
                   })
         })
+        return Self.encode(document)
+    }
+
+    static func encode<Document: Encodable>(_ document: Document) -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         encoder.keyEncodingStrategy = .convertToSnakeCase
@@ -135,6 +138,9 @@ private final class AdminRequestHandler: ChannelInboundHandler {
 
     private let admin: AdminServer
     private var head: HTTPRequestHead?
+    private var body: [UInt8] = []
+    /// The most a request body may hold (a control request is a few dozen bytes).
+    private static let bodyLimit = 4096
 
     init(admin: AdminServer) { self.admin = admin }
 
@@ -148,13 +154,20 @@ private final class AdminRequestHandler: ChannelInboundHandler {
         switch unwrapInboundIn(data) {
         case .head(let requestHead):
             head = requestHead
-        case .body:
-            break
+            body = []
+        case .body(var chunk):
+            // Beyond the limit the body is cut, and the request refused below.
+            if body.count <= Self.bodyLimit, let bytes = chunk.readBytes(length: min(chunk.readableBytes, Self.bodyLimit + 1 - body.count)) {
+                body += bytes
+            }
         case .end:
             guard let head else { return }
             self.head = nil
             let path = head.uri.split(separator: "?", maxSplits: 1).first ?? ""
-            let (status, contentType, body) = admin.answer(head, path: path)
+            let (status, contentType, body) = self.body.count > Self.bodyLimit
+                ? (.payloadTooLarge, "text/plain", Array("the body is over \(Self.bodyLimit) bytes\n".utf8))
+                : admin.answer(head, path: path, body: self.body)
+            self.body = []
             var headers = HTTPHeaders([("Content-Type", contentType), ("Content-Length", "\(body.count)")])
             if status == .unauthorized { headers.add(name: "WWW-Authenticate", value: "Bearer realm=\"ringproxy\"") }
             if !head.isKeepAlive { headers.add(name: "Connection", value: "close") }
@@ -186,11 +199,21 @@ struct BackendsDocument: Codable, Equatable {
     struct Backend: Codable, Equatable {
         var name: String
         var address: String
-        /// "file", or the DNS name the address came from.
+        /// Where the backend came from: "file", or the DNS name the address came from.
         var origin: String
+        /// The weight the workers use (the override, else the file's or DNS's).
         var weight: Int
+        /// The weight its source gave.
+        var fileWeight: Int
+        /// `weight` as slow start ramps it now.
+        var effectiveWeight: Double
+        /// What the operator set at runtime; nil: nothing.
+        var override: Override?
         var maxConnections: Int
+        /// up, down, drain or maint.
         var state: String
+        /// The health checks' and passive health's view: up, down or trial.
+        var health: String
         var active: Int
         var total: Int
         var connectFailures: Int
@@ -198,7 +221,30 @@ struct BackendsDocument: Codable, Equatable {
         var bytesToClient: Int
     }
 
+    struct Override: Codable, Equatable {
+        var state: String?
+        var weight: Int?
+    }
+
     var generation: Int
     var draining: Bool
     var listeners: [Listener]
+}
+
+extension BackendsDocument.Backend {
+    init(_ pool: BackendPool, _ index: Int, proxy: Proxy) {
+        let member = pool.members[index]
+        let table = proxy.table
+        let health = table.health(of: member.id)
+        let override = proxy.override(of: BackendKey(pool: pool.name, address: member.address))
+        self.init(
+            name: member.name, address: "\(member.address)", origin: member.origin, weight: member.weight,
+            fileWeight: member.configuredWeight, effectiveWeight: (pool.effectiveWeight(of: index, table: table) * 100).rounded() / 100,
+            override: override.map { BackendsDocument.Override(state: $0.state.map { "\($0)" }, weight: $0.weight) },
+            maxConnections: member.maxConnections, state: health.displayState, health: "\(health.state)",
+            active: table.sum(.active, backend: member.id), total: table.sum(.total, backend: member.id),
+            connectFailures: table.sum(.connectFailures, backend: member.id),
+            bytesToBackend: table.sum(.bytesToBackend, backend: member.id),
+            bytesToClient: table.sum(.bytesToClient, backend: member.id))
+    }
 }

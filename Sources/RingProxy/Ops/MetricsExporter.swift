@@ -34,8 +34,9 @@ final class MetricsExporter: Sendable {
         let table = proxy.table
         state.withLock { series in
             series.touched = []
+            let now = monotonicMilliseconds()
             for listener in plan.listeners {
-                for member in listener.pool.members {
+                for (index, member) in listener.pool.members.enumerated() {
                     let labels = [("listener", listener.name), ("backend", member.name)]
                     let id = member.id
                     let health = table.health(of: id)
@@ -47,6 +48,11 @@ final class MetricsExporter: Sendable {
                     series.counter("ringproxy_backend_health_changes_total", labels, health.stateChanges, factory)
                     series.gauge("ringproxy_backend_up", labels, health.state == .up ? 1 : 0, factory)
                     series.gauge("ringproxy_backend_weight", labels, member.weight, factory)
+                    series.gauge("ringproxy_backend_effective_weight", labels, listener.pool.effectiveWeight(of: index, table: table, now: now), factory)
+                    let state = health.displayState
+                    for name in Self.backendStates {
+                        series.gauge("ringproxy_backend_state", labels + [("state", name)], state == name ? 1 : 0, factory)
+                    }
                     // Where the address came from, as a label of its own series: the others keep theirs.
                     series.gauge("ringproxy_backend_info", labels + [("address", "\(member.address)"), ("origin", member.origin)], 1, factory)
                 }
@@ -83,6 +89,9 @@ final class MetricsExporter: Sendable {
         return registry.emitToString()
     }
 
+    /// The values of `ringproxy_backend_state`'s `state` label: one series each, 1 for the backend's state.
+    private static let backendStates = ["up", "down", "drain", "maint"]
+
     private static let workerCounters: [(String, WorkerCounters.Name)] = [
         ("accepted", .accepted), ("closed", .closed), ("accept_errors", .acceptErrors),
         ("connect_failures", .connectFailures), ("no_backend", .noBackend), ("idle_timeouts", .idleTimeouts),
@@ -104,6 +113,14 @@ extension MetricsExporter.Series {
     }
 
     fileprivate mutating func gauge(_ name: String, _ labels: [(String, String)], _ value: Int, _ factory: PrometheusMetricsFactory) {
+        let key = Self.key(name, labels)
+        touched.insert(key)
+        let gauge = gauges[key] ?? CoreMetrics.Gauge(label: name, dimensions: labels, factory: factory)
+        gauge.record(value)
+        gauges[key] = gauge
+    }
+
+    fileprivate mutating func gauge(_ name: String, _ labels: [(String, String)], _ value: Double, _ factory: PrometheusMetricsFactory) {
         let key = Self.key(name, labels)
         touched.insert(key)
         let gauge = gauges[key] ?? CoreMetrics.Gauge(label: name, dimensions: labels, factory: factory)

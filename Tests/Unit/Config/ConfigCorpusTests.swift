@@ -33,7 +33,7 @@ final class ConfigCorpusTests: XCTestCase {
     /// that reach the end of validation.
     func testValidSeedsAreValid() throws {
         for name in ["flat-minimal.toml", "flat-readme.toml", "every-key-flat.toml", "listeners-every-key.toml", "shipped-docker.toml",
-                     "discovery-keys.toml"] {
+                     "health-checks-every-key.toml", "health-send-expect.toml", "discovery-keys.toml"] {
             let text = try String(contentsOf: Self.corpus.appendingPathComponent(name), encoding: .utf8)
             XCTAssertNoThrow(try ProxyConfig.validate(ConfigFile.parse(text, file: name), file: name, allowedCPUs: [0, 1, 2, 3]), name)
         }

@@ -155,3 +155,43 @@ final class ConfigTests: XCTestCase {
         ])
     }
 }
+
+/// `[health]`'s check types and slow start.
+final class HealthCheckConfigTests: XCTestCase {
+    private func load(_ health: String) throws -> ProxyConfig {
+        try ProxyConfig.validate(ConfigFile.parse("port = 8080\n[health]\n\(health)\n[[backends]]\nhost = \"127.0.0.1\"\nport = 9000\n", file: "t.toml"),
+                                 file: "t.toml", allowedCPUs: [0])
+    }
+
+    private func errors(_ health: String) -> String {
+        do { _ = try load(health); return "" } catch { return "\(error)" }
+    }
+
+    func testSendExpectWithTextOrHexAndAWindow() throws {
+        let redis = try load("interval = \"1s\"\ntype = \"send-expect\"\nsend = \"PING\\r\\n\"\nexpect = \"+PONG\"\nexpect_within = 64")
+        XCTAssertEqual(redis.health.checks?.probe, .sendExpect(send: Array("PING\r\n".utf8), expect: Array("+PONG".utf8), within: 64))
+        let postgres = try load("interval = 1\ntype = \"send-expect\"\nsend_hex = \"00000008 04d2162f\"\nexpect = \"N\"\ncheck_port = 5433")
+        XCTAssertEqual(postgres.health.checks?.probe, .sendExpect(send: [0, 0, 0, 8, 0x04, 0xD2, 0x16, 0x2F], expect: [0x4E], within: 4096))
+        XCTAssertEqual(postgres.health.checks?.port, 5433)
+    }
+
+    func testHTTPWithMethodPathHostAndStatuses() throws {
+        let config = try load("interval = 1\ntype = \"http\"\npath = \"/primary\"\nhost = \"db\"\nstatus = [200, 204]\nslow_start = \"30s\"")
+        XCTAssertEqual(config.health.checks?.probe, .http(HTTPProbe(method: "GET", path: "/primary", host: "db", statuses: [200, 204])))
+        XCTAssertEqual(config.health.slowStart, .seconds(30))
+        XCTAssertEqual(try load("").health.slowStart, .zero)
+        XCTAssertEqual(try load("interval = 1").health.checks?.probe, .connect)
+    }
+
+    func testBadCheckKeysAreErrorsThatNameTheKey() {
+        XCTAssertTrue(errors("interval = 1\ntype = \"ping\"").contains("health.type: expected \"connect\", \"send-expect\" or \"http\", got \"ping\""))
+        XCTAssertTrue(errors("interval = 1\ntype = \"send-expect\"\nsend = \"PING\"").contains("needs health.expect"))
+        XCTAssertTrue(errors("interval = 1\ntype = \"send-expect\"\nexpect = \"x\"\nsend_hex = \"0g\"").contains("health.send_hex: expected pairs of hex digits"))
+        XCTAssertTrue(errors("interval = 1\ntype = \"http\"\nexpect = \"x\"").contains("health.expect: applies to health.type = \"send-expect\" only"))
+        XCTAssertTrue(errors("interval = 1\npath = \"/x\"").contains("health.path: applies to health.type = \"http\" only"))
+        XCTAssertTrue(errors("interval = 1\ntype = \"http\"\nstatus = [99]").contains("health.status: expected HTTP status codes"))
+        XCTAssertTrue(errors("interval = 1\ntype = \"http\"\npath = \"no-slash\"").contains("health.path: expected a path starting with '/'"))
+        XCTAssertTrue(errors("type = \"http\"").contains("health.type: active health checks need health.interval"))
+        XCTAssertTrue(errors("slow_start = -1").contains("health.slow_start: expected a duration like 3"))
+    }
+}

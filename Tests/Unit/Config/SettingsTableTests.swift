@@ -38,6 +38,10 @@ final class SettingsTableTests: XCTestCase {
         dns_max_ttl = "300s"
         dns_hold = "30s"
         dns_start = "fail"
+        [health]
+        interval = "1s"
+        type = "connect"
+        slow_start = "10s"
         [[backends]]
         host = "127.0.0.1"
         port = 9000
@@ -72,16 +76,22 @@ final class SettingsTableTests: XCTestCase {
         dns_max_ttl = "60s"
         dns_hold = "10s"
         dns_start = "wait"
+        [health]
+        interval = "1s"
+        type = "http"
+        check_port = 8008
         [[backends]]
         host = "127.0.0.1"
         port = 9001
         """
     }
 
-    func testEveryEntryIsATopLevelKeyOfTheFileOnce() {
+    func testEveryEntryIsATopLevelOrHealthKeyOfTheFileOnce() {
         let names = ProxyConfig.settings.map(\.name)
         for name in names {
-            XCTAssertTrue(ConfigFile.topLevelKeys.contains(name), "\(name) is not a key of the configuration file")
+            let isKey = name.hasPrefix("health.") ? ConfigFile.healthKeys.contains(String(name.dropFirst("health.".count)))
+                : ConfigFile.topLevelKeys.contains(name)
+            XCTAssertTrue(isKey, "\(name) is not a key of the configuration file")
         }
         XCTAssertEqual(Set(names).count, names.count, "a setting is listed twice: \(names)")
     }
