@@ -119,8 +119,10 @@ private struct HealthCheckLoop: ~Copyable {
         busy = []
         var seen = Set<BackendID>()
         targets = newPlan.listeners.flatMap { listener in
-            listener.pool.members.compactMap { member in
-                seen.insert(member.id).inserted ? Target(id: member.id, name: "\(listener.name)/\(member.name)", address: member.address) : nil
+            listener.pools.flatMap { pool, prefix in
+                pool.members.compactMap { member in
+                    seen.insert(member.id).inserted ? Target(id: member.id, name: "\(prefix)/\(member.name)", address: member.address) : nil
+                }
             }
         }
         // Connects of the old plan prepared in this loop turn (a round started by a tick reaped in the same

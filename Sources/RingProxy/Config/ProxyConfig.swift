@@ -17,7 +17,15 @@ public struct ProxyConfig: Sendable, Equatable {
         public var address: SocketAddress
         public var balance: BalanceAlgorithm
         public var sendProxy: ProxyProtocolVersion?
+        /// The listener's own pool, or its `default_pool` (empty when routes have no default).
         public var backends: [Backend]
+        /// The `default_pool` whose backends `backends` are; nil: the listener's own.
+        public var defaultPool: String? = nil
+        /// The routing stage's settings; nil: the plain path.
+        public var routing: ListenerRouting? = nil
+
+        /// The backend table's key for the rows of `backends`.
+        public var rowKey: String { defaultPool.map { "pools.\($0)" } ?? name }
     }
 
     public var listeners: [Listener]

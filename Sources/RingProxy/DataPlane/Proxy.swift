@@ -12,6 +12,8 @@ public final class Proxy: @unchecked Sendable {
 
     public let table: BackendTable
     public let counters: [WorkerCounters]
+    /// Per-client limits of routing listeners, shared by the workers (mapped, touched only when used).
+    let clientLimits = ClientLimits()
     public let startedAt = monotonicMilliseconds()
     private let logger: Logger
     private let registry: BackendRegistry
@@ -73,7 +75,8 @@ public final class Proxy: @unchecked Sendable {
             }
             let setup = WorkerSetup(
                 index: index, plan: plan, table: table, counters: counters[index], control: control, logger: logger,
-                acceptBurst: burst, connectionCapacity: Self.share(of: capacity, worker: index, of: config.threads))
+                acceptBurst: burst, connectionCapacity: Self.share(of: capacity, worker: index, of: config.threads),
+                clientLimits: clientLimits)
             running.value.add(1, ordering: .relaxed)
             let started = WorkerThread.start(name: "ringproxy-w\(index)", cpu: config.pin ? config.workerCPUs[index] : nil) {
                 [running] in
@@ -199,12 +202,8 @@ public final class Proxy: @unchecked Sendable {
         var bound: [Int32] = []
         var listeners: [ListenerPlan] = []
         for listener in config.listeners {
-            let members = listener.backends.map { backend in
-                BackendPool.Member(
-                    id: registry.id(pool: listener.name, backend: backend), name: backend.name, address: backend.address,
-                    weight: backend.weight, maxConnections: backend.maxConnections)
-            }
-            let pool = BackendPool(name: listener.name, members: members, algorithm: listener.balance, health: config.health)
+            let pool = makePool(name: listener.defaultPool ?? listener.name, rowKey: listener.rowKey, backends: listener.backends,
+                                algorithm: listener.balance, health: config.health)
             // The same listener: same name and address (a port 0 keeps the port it was given).
             let same = previous?.listeners.first { running in
                 running.name == listener.name
@@ -213,7 +212,7 @@ public final class Proxy: @unchecked Sendable {
             if let same {
                 listeners.append(ListenerPlan(
                     id: same.id, name: listener.name, address: same.address, pool: pool, sendProxy: listener.sendProxy,
-                    sockets: same.sockets))
+                    sockets: same.sockets, routing: makeRouting(listener, id: same.id, health: config.health)))
                 continue
             }
             var address = listener.address
@@ -232,10 +231,35 @@ public final class Proxy: @unchecked Sendable {
             }
             listeners.append(ListenerPlan(
                 id: nextListenerID, name: listener.name, address: address, pool: pool, sendProxy: listener.sendProxy,
-                sockets: sockets))
+                sockets: sockets, routing: makeRouting(listener, id: nextListenerID, health: config.health)))
             nextListenerID += 1
         }
         return RuntimePlan(generation: generation, config: config, listeners: listeners)
+    }
+
+    private func makePool(name: String, rowKey: String, backends: [ProxyConfig.Backend], algorithm: BalanceAlgorithm,
+                          health: HealthPolicy) -> BackendPool {
+        let members = backends.map { backend in
+            BackendPool.Member(
+                id: registry.id(pool: rowKey, backend: backend), name: backend.name, address: backend.address,
+                weight: backend.weight, maxConnections: backend.maxConnections)
+        }
+        return BackendPool(name: name, members: members, algorithm: algorithm, health: health)
+    }
+
+    /// The routing stage of `listener`: one pool per pool name its routes use.
+    private func makeRouting(_ listener: ProxyConfig.Listener, id: UInt32, health: HealthPolicy) -> RoutingPlan? {
+        guard let routing = listener.routing else { return nil }
+        var pools: [BackendPool] = []
+        var indices: [String: Int] = [:]
+        let routePools = routing.routes.map { route in
+            if let index = indices[route.pool.name] { return index }
+            pools.append(makePool(name: route.pool.name, rowKey: route.pool.rowKey, backends: route.pool.backends,
+                                  algorithm: route.pool.balance, health: health))
+            indices[route.pool.name] = pools.count - 1
+            return pools.count - 1
+        }
+        return RoutingPlan(settings: routing, pools: pools, routePools: routePools, listenerID: id)
     }
 
     private func startChecker(for plan: RuntimePlan) {

@@ -71,15 +71,16 @@ public struct Tunnel: Sendable {
     /// then), and for an error, its errno.
     public private(set) var closeReason = CloseReason.open
     public private(set) var closeError: Int32 = 0
-    /// The PROXY protocol header to send to the backend before any payload (0: none), and how much of it went.
-    public private(set) var headerLength: UInt8
-    public private(set) var headerSent: UInt8 = 0
+    /// The preamble to send to the backend before any payload (0: none), and how much of it went: the PROXY
+    /// protocol header, and on a routing listener the client's bytes its routing stage held.
+    public private(set) var headerLength: UInt16
+    public private(set) var headerSent: UInt16 = 0
     /// The upstream send in flight is the header, not a buffer of the queue.
     public private(set) var sendingHeader = false
 
     public init(retries: Int, proxyHeaderLength: Int = 0) {
         retriesLeft = UInt8(clamping: retries)
-        headerLength = UInt8(clamping: proxyHeaderLength)
+        headerLength = UInt16(clamping: proxyHeaderLength)
     }
 
     public func pipe(_ direction: Direction) -> Pipe {
@@ -235,7 +236,7 @@ public struct Tunnel: Sendable {
             guard result > 0 || retry else {
                 return sideFailed(.backend, error: -result, sourceEnded: false, links, &actions)
             }
-            if !retry { headerSent = UInt8(clamping: Int(headerSent) + Int(result)) }
+            if !retry { headerSent = UInt16(clamping: Int(headerSent) + Int(result)) }
             if headerSent < headerLength {
                 upstream.sendPending = true
                 sendingHeader = true

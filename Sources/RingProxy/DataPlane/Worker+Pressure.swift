@@ -40,7 +40,8 @@ extension Worker {
             let connection = table[slot]
             for direction in Direction.allCases where isBackedUp(connection, direction) {
                 lastScanEvicted = true
-                if counters[.spilledBytes] >= spillBudget {
+                // Bytes held by routing stages count against the same budget.
+                if counters[.spilledBytes] + counters[.heldBytes] >= spillBudget {
                     counters.add(1, .shed)
                     handle(slot, .shed)
                     break

@@ -14,6 +14,7 @@ struct WorkerSetup: Sendable {
     let acceptBurst: Int
     /// Connections this worker admits at most.
     let connectionCapacity: Int
+    let clientLimits: ClientLimits
 }
 
 /// One data-plane thread: its own io_uring, provided-buffer ring, listening sockets and connection table.
@@ -72,6 +73,11 @@ struct Worker: ~Copyable {
     var listeners: [ListenerState]
     /// One balancing strategy per listener of `plan` (its state is this worker's own).
     var strategies: [any SelectionStrategy]
+    /// The routing stage's state per slot, made when a plan first has a listener that routes (`Worker+Routing`).
+    var routes: RouteTable?
+    /// `routeStrategies[listener][pool]`: a strategy for each pool of a listener's routes.
+    var routeStrategies: [[any SelectionStrategy]] = []
+    let clientLimits: ClientLimits
     /// Draining listeners whose backlog is still being taken (the table was full when the drain began).
     var backlogs: [Backlog] = []
     var phase = ControlChannel.Phase.running
@@ -112,6 +118,7 @@ struct Worker: ~Copyable {
         plan = setup.plan
         listeners = setup.plan.listeners.map { ListenerState(id: $0.id, fd: $0.sockets[setup.index]) }
         strategies = setup.plan.listeners.map { $0.pool.algorithm.makeStrategy(for: $0.pool) }
+        clientLimits = setup.clientLimits
         acceptBurst = setup.acceptBurst
         backendTable = setup.table
         shard = setup.table.shard(setup.index)
@@ -125,6 +132,7 @@ struct Worker: ~Copyable {
         tickTimeout.initialize(to: Self.timespec(Self.tickInterval))
         controlBuffer = .allocate(capacity: 1)
         controlBuffer.initialize(to: 0)
+        adoptRouting(setup.plan, previous: nil)
     }
 
     deinit {
@@ -134,6 +142,7 @@ struct Worker: ~Copyable {
         connectTimeout.deallocate()
         tickTimeout.deallocate()
         controlBuffer.deallocate()
+        routes?.deallocate()
     }
 
     /// How the ring was set up, for the start-up log.
@@ -175,6 +184,7 @@ struct Worker: ~Copyable {
         case .control: controlCompleted()
         case .connect, .connectTimeout, .recv, .send, .sendHeader: tunnelCompleted(kind, completion)
         case .sendZeroCopy: zeroCopyCompleted(completion)
+        case .preread: prereadCompleted(completion)
         case .cancel, .close, .shutdown, .check: break  // posted only on failure, and there is nothing left to undo
         }
     }
@@ -216,6 +226,7 @@ struct Worker: ~Copyable {
             handle(slot, .received(direction, result: completion.result, buffer: completion.bufferID, armed: completion.hasMore))
         case .sendHeader:
             handle(slot, .headerSent(result: completion.result))
+            if routes != nil { preambleSent(slot) }
         default:
             if completion.result > 0 { countBytes(Int(completion.result), direction, connection) }
             handle(slot, .sent(direction, result: completion.result))
@@ -299,8 +310,10 @@ struct Worker: ~Copyable {
             freeSpill(slot, direction)
         case .sendHeader(let offset, let length):
             stampSend(connection, .upstream)
+            // The PROXY header, or on a routing listener the preamble: that header and the client's held bytes.
+            let preamble = routes?.preamble(of: slot) ?? table.header(of: slot)
             ring.send(
-                to: connection.pointee.backendFD, bytes: table.header(of: slot) + Int(offset), length: length,
+                to: connection.pointee.backendFD, bytes: preamble + Int(offset), length: length,
                 userData: userData(.sendHeader, slot, .upstream))
         case .cancelReceive(let direction):
             ring.cancel(userData(.recv, slot, direction), userData: UserData(.cancel, slot: slot))
@@ -340,7 +353,7 @@ struct Worker: ~Copyable {
         if connection.pointee.backendFD >= 0 { closeSocket(connection.pointee.backendFD, abortive: abortive, slot) }
     }
 
-    private mutating func release(_ slot: UInt32) {
+    mutating func release(_ slot: UInt32) {
         wheel.remove(slot, in: table)
         starved.remove(slot, in: table)
         awaitingDescriptor.remove(slot, in: table)
@@ -351,6 +364,7 @@ struct Worker: ~Copyable {
             freeSpill(slot, .downstream)
         }
         releaseBackend(table[slot])
+        if routes != nil { routingReleased(slot) }
         table.free(slot)
         counters.add(1, .closed)
     }
@@ -482,4 +496,5 @@ struct WorkerLogs {
     var backendSocket = RateLimitedLog(intervalTicks: 4)
     var acceptFailure = RateLimitedLog(intervalTicks: 4)
     var acceptOverflow = RateLimitedLog(intervalTicks: 4)
+    var noRoute = RateLimitedLog(intervalTicks: 4)
 }

@@ -110,10 +110,12 @@ public final class AdminServer: Sendable {
         let table = proxy.table
         let document = BackendsDocument(generation: plan.generation, draining: isDraining, listeners: plan.listeners.map { listener in
             .init(name: listener.name, address: "\(listener.address)", balance: listener.pool.algorithm.rawValue,
-                  sendProxy: listener.sendProxy?.rawValue, backends: listener.pool.members.map { member in
+                  sendProxy: listener.sendProxy?.rawValue, backends: listener.pools.flatMap { pool, prefix in
+                      pool.members.map { (member: $0, name: prefix == listener.name ? $0.name : "\(pool.name)/\($0.name)") }
+                  }.map { member, name in
                       let health = table.health(of: member.id)
                       return .init(
-                          name: member.name, address: "\(member.address)", weight: member.weight,
+                          name: name, address: "\(member.address)", weight: member.weight,
                           maxConnections: member.maxConnections, state: "\(health.state)",
                           active: table.sum(.active, backend: member.id), total: table.sum(.total, backend: member.id),
                           connectFailures: table.sum(.connectFailures, backend: member.id),

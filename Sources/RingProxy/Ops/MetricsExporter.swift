@@ -35,8 +35,11 @@ final class MetricsExporter: Sendable {
         state.withLock { series in
             series.touched = []
             for listener in plan.listeners {
-                for member in listener.pool.members {
-                    let labels = [("listener", listener.name), ("backend", member.name)]
+                for (pool, prefix) in listener.pools {
+                for member in pool.members {
+                    // A route's pool shows its backends as `pool/backend`.
+                    let backend = prefix == listener.name ? member.name : "\(pool.name)/\(member.name)"
+                    let labels = [("listener", listener.name), ("backend", backend)]
                     let id = member.id
                     let health = table.health(of: id)
                     series.gauge("ringproxy_backend_active_connections", labels, table.sum(.active, backend: id), factory)
@@ -48,6 +51,7 @@ final class MetricsExporter: Sendable {
                     series.gauge("ringproxy_backend_up", labels, health.state == .up ? 1 : 0, factory)
                     series.gauge("ringproxy_backend_weight", labels, member.weight, factory)
                 }
+                }
             }
             for (index, counters) in proxy.counters.enumerated() {
                 let labels = [("worker", "\(index)")]
@@ -55,6 +59,14 @@ final class MetricsExporter: Sendable {
                 series.gauge("ringproxy_worker_spilled_bytes", labels, counters[.spilledBytes], factory)
                 for (name, counter) in Self.workerCounters {
                     series.counter("ringproxy_worker_\(name)_total", labels, counters[counter], factory)
+                }
+                // The routing stage (issue 12): only where a listener routes.
+                if plan.listeners.contains(where: { $0.routing != nil }) {
+                    series.counter("ringproxy_worker_routed_total", labels, counters[.routed], factory)
+                    series.gauge("ringproxy_worker_held_bytes", labels, counters[.heldBytes], factory)
+                    for reason in Rejection.allCases {
+                        series.counter("ringproxy_worker_rejected_total", labels + [("reason", "\(reason)")], counters[reason.counter], factory)
+                    }
                 }
             }
             let stats = proxy.processStats

@@ -10,6 +10,10 @@ public final class WorkerCounters: @unchecked Sendable {
         case bufferRingEmpty, zeroCopySends, resetsDeferred, spills, spilledBytes, shed
         case submissions, completions, kernelEnters, staleCompletions
         case bytesUpstream, bytesDownstream
+        /// The routing stage (issue 12): clients routed, bytes held before connect, clients closed by reason.
+        case routed, heldBytes
+        case rejectedDenied, rejectedClientConnections, rejectedClientRate, rejectedProxyHeader, rejectedNoRoute
+        case rejectedPrereadTimeout, rejectedPrereadBudget
     }
 
     private let values: UnsafeMutablePointer<Atomic<Int>>
