@@ -250,6 +250,10 @@ extension Worker {
         ring.close(fd, userData: UserData(.close, slot: slot))
         descriptorsFreed = true
         table[slot].pointee.clientFD = -1
+        // The tunnel never started: stopping it marks it closed at once (every scan of the table skips closed
+        // slots); what it asks for, the stage has done.
+        var done = TunnelActions()
+        table[slot].pointee.tunnel.handle(.terminate, links: bufferLinks, into: &done)
         release(slot)
     }
 
