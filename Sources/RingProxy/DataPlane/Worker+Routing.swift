@@ -149,7 +149,8 @@ extension Worker {
                 entry.pointee.expectsHeader = false
                 entry.pointee.stripped = UInt32(consumed)
                 proxied = header
-                if let client = header.source, !trustClient(client, slot: slot, routing) { return }
+                // LOCAL (a balancer's own check), UNSPEC, UNIX: the connection's own address stays the client's.
+                if let client = header.source ?? table.clientAddress(of: slot), !trustClient(client, slot: slot, routing) { return }
             }
         }
         var hello: ClientHello?
