@@ -114,7 +114,7 @@ def ringproxy_conf(folder, port, backends, binary):
 
 
 def haproxy_conf(folder, port, backends, _):
-    conf = ["global", "    nbthread 1", "    maxconn 20000", "defaults", "    mode tcp", "    timeout connect 5s",
+    conf = ["global", "    nbthread 1", "    maxconn 4000", "defaults", "    mode tcp", "    timeout connect 5s",
             "    timeout client 30s", "    timeout server 30s", "frontend front", f"    bind 127.0.0.1:{port}",
             "    tcp-request inspect-delay 5s", "    tcp-request content accept if { req.ssl_hello_type 1 }"]
     conf += [f"    use_backend be_{name.split('.')[0]} if {{ req.ssl_sni -i {name} }}" for name in backends]
@@ -207,6 +207,9 @@ def main():
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--out", help="write a markdown table here")
     args = parser.parse_args()
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     missing = [tool for tool in ("openssl", "nginx", "haproxy", "taskset") if not shutil.which(tool)]
     if missing or not os.path.exists(NGINX_STREAM_MODULE):
         raise SystemExit(f"missing: {missing or NGINX_STREAM_MODULE}")
