@@ -22,9 +22,19 @@ struct RouteEntry {
     /// The client sent EOF before the stage could decide.
     var ended = false
     /// The decided pool: an index into the listener's `RoutingPlan.pools`, or `defaultPool`.
-    var pool = RouteEntry.defaultPool
+    var pool: Int16 {
+        get { storedPool - 1 }
+        set { storedPool = newValue + 1 }
+    }
     /// The `ClientLimits` row holding one of the client's open connections; -1 for none.
-    var limitRow: Int32 = -1
+    var limitRow: Int32 {
+        get { storedLimitRow - 1 }
+        set { storedLimitRow = newValue + 1 }
+    }
+    // Kept plus one, so that zeroed memory (the entry of a slot only plain listeners have used, which is
+    // released like any other) reads as the default pool and no row.
+    private var storedPool: Int16 = 0
+    private var storedLimitRow: Int32 = 0
     /// The reason to count and log when an aborting receive completes (nil: a stop, not counted).
     var abortReason: Rejection?
     /// The tick by which the stage must have decided.
@@ -60,7 +70,7 @@ struct RouteTable {
         mappedBytes = max(1, capacity) * MemoryLayout<RouteEntry>.stride
         let memory = mmap(nil, mappedBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
         precondition(memory != MAP_FAILED, "cannot map \(mappedBytes) bytes for the routing table")
-        // Zeroed memory is not a valid entry (`next`, `limitRow`): entries are initialised as slots open.
+        // Zeroed memory reads as an idle entry, on no list, holding nothing (see `RouteEntry.pool`).
         entries = memory!.bindMemory(to: RouteEntry.self, capacity: max(1, capacity))
     }
 
