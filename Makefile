@@ -126,3 +126,9 @@ bench: build
 
 bench-quick: build
 	python3 bench/harness/run.py --bin $(RELEASE_BIN) --quick $(BENCH_ARGS)
+
+# The SNI-routed TLS cell (issue 12): new TLS connections per second through RingProxy, HAProxy (req.ssl_sni)
+# and nginx (ssl_preread) to three nginx TLS servers, and each proxy's CPU per connection (about a minute).
+.PHONY: bench-tls
+bench-tls: build
+	python3 bench/harness/tls_cell.py --bin $(RELEASE_BIN) --rounds 2 $(BENCH_ARGS)

@@ -13,7 +13,7 @@ the harness does; the figure is the proxy's own CPU time (user + system from /pr
 carried.
 
 Standalone (it shares no code with run.py, to keep the issue-14 rework of the harness free to move):
-    python3 bench/harness/tls_cell.py --bin .build/release --seconds 10 --clients 4 [--out bench/results/x-tls.md]
+    make bench-tls, or python3 bench/harness/tls_cell.py --bin .build/release --seconds 10 --clients 4 [--out FILE.md]
 """
 import argparse
 import multiprocessing

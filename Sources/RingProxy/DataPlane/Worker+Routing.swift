@@ -234,8 +234,7 @@ extension Worker {
     mutating func preambleSent(_ slot: UInt32) {
         let tunnel = table[slot].pointee.tunnel
         guard tunnel.headerSent >= tunnel.headerLength || tunnel.phase != .established else { return }
-        counters.add(-routes![slot].pointee.heldCapacity.asInt, .heldBytes)
-        _ = routes!.freeHeld(slot)
+        counters.add(-routes!.freeHeld(slot), .heldBytes)
     }
 
     // MARK: - Closing before connect
@@ -352,8 +351,4 @@ extension Worker {
         let pool = Int(routes[slot].pointee.pool)
         return pool >= 0 && pool < routing.pools.count ? (routing.pools[pool], pool) : (listener.pool, -1)
     }
-}
-
-private extension UInt32 {
-    var asInt: Int { Int(self) }
 }
