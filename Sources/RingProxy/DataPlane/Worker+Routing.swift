@@ -230,10 +230,15 @@ extension Worker {
         handle(slot, .start)
     }
 
-    /// The preamble went out (or the tunnel is closing): its memory goes back.
+    /// The preamble went out (or the tunnel is closing): its memory goes back, and the client's bytes in it
+    /// are counted as bytes carried upstream.
     mutating func preambleSent(_ slot: UInt32) {
         let tunnel = table[slot].pointee.tunnel
         guard tunnel.headerSent >= tunnel.headerLength || tunnel.phase != .established else { return }
+        let entry = routes![slot]
+        if entry.pointee.held != nil && tunnel.headerSent >= tunnel.headerLength {
+            countBytes(Int(entry.pointee.heldBytes - entry.pointee.stripped), .upstream, table[slot])
+        }
         counters.add(-routes!.freeHeld(slot), .heldBytes)
     }
 

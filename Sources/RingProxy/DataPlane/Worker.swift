@@ -233,7 +233,7 @@ struct Worker: ~Copyable {
         }
     }
 
-    private func countBytes(_ bytes: Int, _ direction: Direction, _ connection: UnsafeMutablePointer<Connection>) {
+    func countBytes(_ bytes: Int, _ direction: Direction, _ connection: UnsafeMutablePointer<Connection>) {
         let backend = connection.pointee.backend
         guard backend.rawValue >= 0 else { return }
         if direction == .upstream {

@@ -70,4 +70,37 @@ final class RoutingOperationsTests: XCTestCase {
             XCTAssertEqual(try open.receiveLine(), "after \(round)", "the open connection keeps flowing")
         }
     }
+
+    /// The client a trusted PROXY header names is the client of the access log; a rejected client has its line
+    /// too, with its reason.
+    func testTheAccessLogNamesTheProxiedClientAndTheRejectionReason() throws {
+        let backend = try TestServer(.echo)
+        let log = CapturedLog()
+        let proxy = try RoutedProxy("""
+            access_log = true
+            [[listeners]]
+            name = "front"
+            bind = "127.0.0.1:0"
+            accept_proxy = ["127.0.0.2/32"]
+            deny = ["192.0.2.66/32"]
+            [[listeners.backends]]
+            host = "127.0.0.1"
+            port = \(backend.port)
+            """, log: log)
+        defer { proxy.stop() }
+        let balancer = SocketAddress(numericHost: "127.0.0.2", port: 0)!
+        let served = try TestClient(proxy.address(), from: balancer)
+        try served.send("PROXY TCP4 192.0.2.55 127.0.0.1 5555 443\r\nhello\n")
+        XCTAssertEqual(try served.receiveLine(), "hello")
+        served.shutdownWrite()
+        XCTAssertEqual(served.awaitEnd(within: 3).end, .endOfStream)
+        let denied = try TestClient(proxy.address(), from: balancer)
+        try denied.send("PROXY TCP4 192.0.2.66 127.0.0.1 6666 443\r\n")
+        XCTAssertNotEqual(denied.awaitEnd(within: 3).end, .stillOpen)
+        XCTAssertTrue(eventually(3) { log.all.filter { $0.hasPrefix("connection closed") }.count == 2 }, log.all.joined(separator: "\n"))
+        let lines = log.all.filter { $0.hasPrefix("connection closed") }
+        XCTAssertTrue(lines.contains { $0.contains("client=192.0.2.55:5555") && $0.contains("reason=completed") && $0.contains("bytes_up=6") },
+                      lines.joined(separator: "\n"))
+        XCTAssertTrue(lines.contains { $0.contains("client=192.0.2.66:6666") && $0.contains("reason=denied") }, lines.joined(separator: "\n"))
+    }
 }

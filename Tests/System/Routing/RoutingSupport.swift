@@ -8,9 +8,10 @@ import XCTest
 final class RoutedProxy {
     let proxy: Proxy
 
-    init(_ toml: String, threads: Int = 2) throws {
+    /// `log` receives the proxy's info lines (the access log) when given.
+    init(_ toml: String, threads: Int = 2, log: CapturedLog? = nil) throws {
         raiseOpenFileLimit()
-        proxy = Proxy(config: try Self.config(toml, threads: threads), logger: Self.quietLogger)
+        proxy = Proxy(config: try Self.config(toml, threads: threads), logger: log?.logger ?? Self.quietLogger)
         try proxy.start()
     }
 
@@ -146,4 +147,36 @@ func replyLine(for bytes: [UInt8]) -> String {
     var hash = StreamHash()
     bytes.withUnsafeBytes { hash.add($0) }
     return hash.digest
+}
+
+/// Keeps the lines logged at info and above, each as its message and metadata (`key=value`, sorted).
+final class CapturedLog: @unchecked Sendable {
+    private let lines = Locked<[String]>([])
+
+    var all: [String] { lines.withLock { $0 } }
+
+    var logger: Logger {
+        var logger = Logger(label: "ringproxy-routing-test") { _ in Handler(log: self) }
+        logger.logLevel = .info
+        return logger
+    }
+
+    fileprivate func append(_ line: String) { lines.withLock { $0.append(line) } }
+
+    private struct Handler: LogHandler {
+        let log: CapturedLog
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .info
+
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+
+        func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String,
+                 function: String, line: UInt) {
+            let fields = (metadata ?? [:]).map { "\($0.key)=\($0.value)" }.sorted().joined(separator: " ")
+            log.append("\(message) \(fields)")
+        }
+    }
 }
