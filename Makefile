@@ -3,17 +3,21 @@ SHELL := /bin/bash
 SWIFT ?= swift
 RELEASE_BIN = $(shell $(SWIFT) build -c release --show-bin-path)
 
-.PHONY: all deps build debug run demo test test-unit bench-picks profile soak clean
+.PHONY: all deps build debug run demo test test-unit bench-picks profile instructions soak clean
 
 all: build
 
-# liburing's headers (Debian: liburing-dev) are the only system package the build needs.
+# The system packages the build needs: liburing's headers (Debian: liburing-dev) and c-ares' (libc-ares-dev,
+# the resolver behind DNS discovery).
 deps:
-	@if [ ! -f /usr/include/liburing.h ]; then \
-	  echo "installing liburing-dev (the io_uring headers)"; \
+	@missing=; \
+	[ -f /usr/include/liburing.h ] || missing="$$missing liburing-dev"; \
+	[ -f /usr/include/ares.h ] || missing="$$missing libc-ares-dev"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq liburing-dev pkg-config || \
-	    { echo "cannot install liburing-dev: install it with your package manager" >&2; exit 1; }; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing pkg-config || \
+	    { echo "cannot install$$missing: install it with your package manager" >&2; exit 1; }; \
 	fi
 
 build: deps
@@ -34,6 +38,12 @@ demo: build
 # user-space symbols. make profile PROFILE_ARGS="1000 10" (connections, seconds)
 profile: build
 	bench/profile.sh $(RELEASE_BIN) $(PROFILE_ARGS)
+
+# Counted, not timed: user-space instructions (callgrind) and io_uring_enter calls (strace) per request, one
+# worker, 20 000 rr requests on 50 connections (bench/results/instructions.md has the figures by build).
+# make instructions INSTRUCTION_ARGS="20000 50 64" (requests, connections, size)
+instructions: build
+	bench/callgrind.sh $(RELEASE_BIN) $(INSTRUCTION_ARGS)
 
 # ns per backend pick for each balancing algorithm (bench/results/pick-cost.md has the last run).
 bench-picks: deps
@@ -114,18 +124,24 @@ fuzz: deps
 	  -rss_limit_mb=4096 -max_len=8192 -print_final_stats=1 -dict=Tests/Fuzz/config.dict \
 	  -artifact_prefix=.build-fuzz/crash- .build-fuzz/corpus Tests/Fuzz/corpus
 
-# RingProxy beside HAProxy and nginx (stream), one worker each on CPU 1, load on CPU 0: `make bench` (3 rounds,
-# about 12 minutes) or `make bench-quick` (1 short round, about 2 minutes). Writes bench/results/<date>.{md,json,svg}
-# and latest.svg; installs haproxy, nginx and libnginx-mod-stream when missing. The rr cells run again across two
-# network namespaces (BENCH_ARGS=--no-netns skips them); BENCH_VARIANTS=sqpoll,zerocopy adds RingProxy variants.
+# RingProxy beside HAProxy, nginx (stream) and direct, with ringload and with wrk + nginx and iperf3, in three
+# layouts (pinned: one worker each on CPU 1, load on CPU 0; unpinned; two workers): `make bench` (BENCH_ROUNDS=10
+# rounds of BENCH_DURATION=1 s cells, about 25 minutes on 2 CPUs; BENCH_LAYOUTS=pinned,unpinned,two) or `make
+# bench-quick` (1 round, about 3 minutes, no intervals). Writes bench/results/<date>.{md,json,svg} and latest.svg;
+# installs haproxy, nginx, libnginx-mod-stream, wrk and iperf3 when missing. BENCH_ARGS=--netns adds the rr cells
+# across two network namespaces; BENCH_VARIANTS=sqpoll,zerocopy adds RingProxy variants.
 .PHONY: bench bench-quick
 BENCH_ARGS ?=
+BENCH_ROUNDS ?= 10
+BENCH_DURATION ?= 1
+BENCH_LAYOUTS ?= pinned,unpinned,two
 
 bench: build
-	python3 bench/harness/run.py --bin $(RELEASE_BIN) --rounds 3 $(BENCH_ARGS)
+	python3 bench/harness/run.py --bin $(RELEASE_BIN) --rounds $(BENCH_ROUNDS) --duration $(BENCH_DURATION) \
+	  --layouts $(BENCH_LAYOUTS) $(BENCH_ARGS)
 
 bench-quick: build
-	python3 bench/harness/run.py --bin $(RELEASE_BIN) --quick $(BENCH_ARGS)
+	python3 bench/harness/run.py --bin $(RELEASE_BIN) --quick --layouts $(BENCH_LAYOUTS) $(BENCH_ARGS)
 
 # The SNI-routed TLS cell (issue 12): new TLS connections per second through RingProxy, HAProxy (req.ssl_sni)
 # and nginx (ssl_preread) to three nginx TLS servers, and each proxy's CPU per connection (about a minute).

@@ -25,6 +25,11 @@ let package = Package(
             pkgConfig: "liburing",
             providers: [.apt(["liburing-dev"])]
         ),
+        .systemLibrary(
+            name: "CAres",
+            pkgConfig: "libcares",
+            providers: [.apt(["libc-ares-dev"])]
+        ),
         // The floors, each depending only on the ones below (ARCHITECTURE.md):
         // CURing → RingSystem (sockets, errno, clock, locks, threads) → RingIO (the ring: the unsafe floor)
         // → RingProxy (tunnel, worker, balance, config, ops) → the ringproxy CLI.
@@ -36,12 +41,19 @@ let package = Package(
             name: "RingIO",
             dependencies: ["CURing", "RingSystem"]
         ),
+        // Beside RingIO on the system floor: the c-ares resolver (a system service, and C callbacks with raw
+        // pointers), so that ringload, which needs no DNS, does not link it.
+        .target(
+            name: "RingDNS",
+            dependencies: ["CAres", "RingSystem"]
+        ),
         .target(
             name: "RingProxy",
             dependencies: [
                 "CURing",
                 "RingSystem",
                 "RingIO",
+                "RingDNS",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -79,14 +91,14 @@ let package = Package(
         // balancers, config). `make test-unit` runs only these.
         .testTarget(
             name: "RingProxyUnitTests",
-            dependencies: ["RingSystem", "RingIO", "RingProxy"],
+            dependencies: ["RingSystem", "RingIO", "RingDNS", "RingProxy"],
             path: "Tests/Unit"
         ),
         // System tests by area (forwarding, pools, operations, faults, bad input): real sockets, real rings,
         // the real binaries. The executables are dependencies so that `swift test` builds them.
         .testTarget(
             name: "RingProxySystemTests",
-            dependencies: ["RingSystem", "RingIO", "RingProxy", "RingProxyCLI", "RingLoad"],
+            dependencies: ["RingSystem", "RingIO", "RingDNS", "RingProxy", "RingProxyCLI", "RingLoad"],
             path: "Tests/System"
         ),
     ]

@@ -4,15 +4,15 @@
 #   dist/ringproxy-VERSION-linux-ARCH/  and  dist/ringproxy-VERSION-linux-ARCH.tar.gz
 # Their debug information goes into bin/ringproxy.debug and bin/ringload.debug beside them, packed apart:
 #   dist/ringproxy-VERSION-linux-ARCH-debug.tar.gz
-# Swift's standard library (--static-swift-stdlib), liburing, libstdc++ (for TOMLKit's toml++) and libgcc are
+# Swift's standard library (--static-swift-stdlib), liburing, c-ares, libstdc++ (for TOMLKit's toml++) and libgcc are
 # linked in, so the binaries need only glibc (libc, libm and the loader); the build fails if anything else
 # is left. It uses its own build folder (.build-static) and leaves `swift build` and `make test` alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The module map links "uring", which the linker resolves to liburing.so when it can. SwiftPM puts the
-# library folder of liburing's pkg-config file first on the link line, so a pkg-config file of our own
-# naming a folder that holds only the static archives makes -luring (and -lstdc++) pick those instead.
+# The module maps link "uring" and "cares", which the linker resolves to the .so files when it can. SwiftPM
+# puts the library folder of their pkg-config files first on the link line, so pkg-config files of our own
+# naming a folder that holds only the static archives make -luring, -lcares (and -lstdc++) pick those instead.
 scratch=.build-static
 static=$PWD/$scratch/static-libs
 mkdir -p "$static/pkgconfig"
@@ -26,6 +26,14 @@ Description: io_uring library, linked statically
 Version: $(pkg-config --modversion liburing)
 Libs: -L$static -luring
 Cflags: -I$(pkg-config --variable=includedir liburing)
+EOF
+ln -sf "$(pkg-config --variable=libdir libcares)/libcares.a" "$static/libcares.a"
+cat >"$static/pkgconfig/libcares.pc" <<EOF
+Name: c-ares
+Description: asynchronous DNS resolver, linked statically
+Version: $(pkg-config --modversion libcares)
+Libs: -L$static -lcares
+Cflags: -I$(pkg-config --variable=includedir libcares)
 EOF
 
 PKG_CONFIG_PATH=$static/pkgconfig swift build -c release --scratch-path "$scratch" \

@@ -96,6 +96,21 @@ struct RingProxyCommand: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Log one line per closed connection (default off).")
     var accessLog: Bool?
 
+    @Option(help: ArgumentHelp("A DNS server for backend names, host:port (repeatable; default: /etc/resolv.conf's).", valueName: "host:port"))
+    var resolver: [String] = []
+
+    @Option(help: ArgumentHelp("Resolve a backend name again no sooner than this (default 1s).", valueName: "duration"))
+    var dnsMinTtl: String?
+
+    @Option(help: ArgumentHelp("Resolve a backend name again no later than this (default 300s).", valueName: "duration"))
+    var dnsMaxTtl: String?
+
+    @Option(help: ArgumentHelp("Keep the addresses of a name that no longer resolves this long (default 30s).", valueName: "duration"))
+    var dnsHold: String?
+
+    @Option(help: ArgumentHelp("A backend name that does not resolve at start: fail or wait (default fail).", valueName: "mode"))
+    var dnsStart: String?
+
     static func main() {
         let parsed: ParsableCommand
         do {
@@ -189,6 +204,8 @@ struct RingProxyCommand: ParsableCommand {
         settings.adminTokenFile = adminTokenFile.map { Setting($0, source("admin-token-file")) }
         settings.logFormat = logFormat.map { Setting($0, source("log-format")) }
         settings.accessLog = accessLog.map { Setting($0, source("access-log")) }
+        if !resolver.isEmpty { settings.resolvers = Setting(resolver, source("resolver")) }
+        settings.dnsStart = dnsStart.map { Setting($0, source("dns-start")) }
         if let bufferSize {
             if let bytes = Units.byteSize(bufferSize) {
                 settings.bufferSize = Setting(bytes, source("buffer-size"))
@@ -199,6 +216,7 @@ struct RingProxyCommand: ParsableCommand {
         let durations: [(String, String?, WritableKeyPath<ProxySettings, Setting<Duration>?>)] = [
             ("connect-timeout", connectTimeout, \.connectTimeout), ("idle-timeout", idleTimeout, \.idleTimeout),
             ("drain-timeout", drainTimeout, \.drainTimeout), ("report-interval", reportInterval, \.reportInterval),
+            ("dns-min-ttl", dnsMinTtl, \.dnsMinTTL), ("dns-max-ttl", dnsMaxTtl, \.dnsMaxTTL), ("dns-hold", dnsHold, \.dnsHold),
         ]
         for (flag, text, setting) in durations {
             guard let text else { continue }
@@ -218,6 +236,8 @@ struct RingProxyCommand: ParsableCommand {
             let backends = listener.backends.map { backend in
                 "\(backend.name) (\(backend.address), weight \(backend.weight)"
                     + (backend.maxConnections > 0 ? ", max \(backend.maxConnections)" : "") + ")"
+            } + listener.names.filter { named in !listener.backends.contains { $0.origin == named.query } }.map { named in
+                "\(named.name) (no address yet)"
             }
             lines.append("  listener \(listener.name) \(listener.address) \(listener.balance.rawValue)"
                 + (listener.sendProxy.map { " send-proxy \($0.rawValue)" } ?? "") + " -> " + backends.joined(separator: ", "))

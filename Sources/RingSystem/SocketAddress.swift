@@ -11,6 +11,20 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
         self.length = length
     }
 
+    /// Where in a `SocketAddress` its `sockaddr` is, for the ring floor to hand the kernel one kept in place.
+    public static let sockaddrOffset = MemoryLayout<SocketAddress>.offset(of: \SocketAddress.storage)!
+
+    /// The IPv4 or IPv6 address stored as a `sockaddr` at `bytes` (at most `capacity` bytes); nil for any other
+    /// family (zeroed memory: no address was kept).
+    public init?(bytes: UnsafeRawPointer, capacity: Int) {
+        let family = Int32(bytes.loadUnaligned(as: sa_family_t.self))
+        let length = family == AF_INET ? MemoryLayout<sockaddr_in>.size : family == AF_INET6 ? MemoryLayout<sockaddr_in6>.size : 0
+        guard length > 0, length <= capacity else { return nil }
+        var storage = sockaddr_storage()
+        withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: UnsafeRawBufferPointer(start: bytes, count: length)) }
+        self.init(storage: storage, length: socklen_t(length))
+    }
+
     /// Parses a numeric address: `1.2.3.4:80`, `[::1]:80`, or `:80` (every IPv4 interface).
     public init?(numeric text: String) {
         guard let (host, port) = Self.split(text) else { return nil }

@@ -38,7 +38,7 @@ struct BackendServer: ~Copyable {
 
     mutating func run() {
         for (index, fd) in listeners.enumerated() {
-            for _ in 0..<8 { ring.accept(listener: fd, userData: UserData(.accept, slot: UInt32(index))) }
+            for _ in 0..<8 { ring.accept(listener: fd, userData: .accept(listener: UInt32(index), multishot: false)) }
         }
         while true {
             ring.submitAndWait(1)
@@ -52,7 +52,7 @@ struct BackendServer: ~Copyable {
         let fd = Int32(completion.userData.slot)
         switch completion.userData.kind {
         case .accept:
-            ring.accept(listener: listeners[Int(completion.userData.slot)], userData: completion.userData)
+            ring.accept(listener: listeners[Int(completion.userData.listener)], userData: completion.userData)
             guard completion.result >= 0, Int(completion.result) < capacity else {
                 if completion.result >= 0 { Glibc.close(completion.result) }
                 return

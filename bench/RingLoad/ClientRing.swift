@@ -20,8 +20,8 @@ protocol LoadClient: ~Copyable {
 struct ClientRing: ~Copyable {
     static let heartbeatNanoseconds: UInt64 = 100_000_000
     /// The user data of the completion `wake(after:)` asks for.
-    static let wakeUp = UserData(.tick, slot: 1)
-    private static let heartbeat = UserData(.tick, slot: 0)
+    static let wakeUp = UserData.ringWide(.tick, tag: 1)
+    private static let heartbeat = UserData.ringWide(.tick)
     private static let completionBatch = 512
 
     private var ring: IORing

@@ -9,7 +9,8 @@ import re
 import subprocess
 import time
 
-from procs import RSSSampler, cpu_busy, cpu_of, rss_kib, wait_line
+import thirdparty
+from procs import MemoryCgroup, RSSSampler, cpu_busy, cpu_of, meminfo_kib, rss_kib, machine_ticks, wait_line
 
 
 class Cell:
@@ -27,23 +28,49 @@ class Cell:
         self.higher_is_better = higher_is_better
         self.netns = netns
 
+    @property
+    def rate_key(self):
+        """The sample key of its rate (the open-loop cells: the rate achieved)."""
+        return "requests_per_s" if self.metric == "cpu_us_per_request" else self.metric
 
-def make_cells(rate=20000, idle_connections=10000, stream_connections=8):
-    """The cells of a run, in order."""
+    @property
+    def per_unit_key(self):
+        """The sample key of the proxy's CPU per unit of work: per request (or connection), or per GB moved."""
+        return "cpu_s_per_gb" if self.mode in ("stream", "iperf") else "cpu_us_per_request"
+
+    @property
+    def load_per_unit_key(self):
+        return "load_" + self.per_unit_key
+
+
+def make_cells(rate=20000, idle_connections=4000, stream_connections=8):
+    """Every cell there is, in order (a layout picks its own from these by name)."""
     rr = lambda n: ["--connections", str(n), "--size", "64"]
+    fixed = lambda n: Cell(f"rr-{n}-fixed", f"rr 64 B, {n} connections, open loop at {rate} req/s", "rr", "echo",
+                           rr(n) + ["--rate", str(rate)], "cpu_us_per_request", "CPU-µs/req", higher_is_better=False,
+                           short=f"rr {n} conns at {rate:,} req/s")
     return [
         Cell("rr-1", "rr 64 B, 1 connection", "rr", "echo", rr(1), "requests_per_s", "req/s"),
         Cell("rr-100", "rr 64 B, 100 connections", "rr", "echo", rr(100), "requests_per_s", "req/s"),
         Cell("rr-1000", "rr 64 B, 1000 connections", "rr", "echo", rr(1000), "requests_per_s", "req/s"),
-        Cell("rr-100-fixed", f"rr 64 B, 100 connections, open loop at {rate} req/s", "rr", "echo",
-             rr(100) + ["--rate", str(rate)], "cpu_us_per_request", "CPU-µs/req", higher_is_better=False,
-             short=f"rr 100 conns at {rate:,} req/s"),
+        fixed(100),
+        fixed(1000),
         Cell("stream", f"stream up, {stream_connections} connections, to a sink", "stream", "sink",
              ["--connections", str(stream_connections), "--direction", "up"], "mb_per_s", "MB/s", netns=False,
              short=f"stream up, {stream_connections} conns"),
         Cell("connect", "connect + 64 B echo + close, concurrency 50", "connect", "echo",
              ["--concurrency", "50", "--size", "64"], "requests_per_s", "conn/s", netns=False,
              short="connect, concurrency 50"),
+        Cell("wrk-ka-100", "wrk keep-alive, nginx 1 KiB, 100 connections", "wrk", "http", ["--connections", "100"],
+             "requests_per_s", "req/s", netns=False, short="wrk keep-alive 100"),
+        Cell("wrk-ka-1000", "wrk keep-alive, nginx 1 KiB, 1000 connections", "wrk", "http",
+             ["--connections", "1000"], "requests_per_s", "req/s", netns=False, short="wrk keep-alive 1000"),
+        Cell("wrk-close", "wrk Connection: close, nginx 1 KiB, 50 connections", "wrk", "http",
+             ["--connections", "50", "--close"], "requests_per_s", "req/s", netns=False, short="wrk close 50"),
+        Cell("iperf-1", "iperf3, one stream", "iperf", "iperf", ["--streams", "1"], "gbit_per_s", "Gbit/s",
+             netns=False, short="iperf3 1 stream"),
+        Cell("iperf-4", "iperf3, four streams", "iperf", "iperf", ["--streams", "4"], "gbit_per_s", "Gbit/s",
+             netns=False, short="iperf3 4 streams"),
         Cell("idle", f"{idle_connections} idle connections", "idle", "echo",
              ["--connections", str(idle_connections)], "kib_per_connection", "KiB/conn",
              higher_is_better=False, netns=False),
@@ -115,10 +142,16 @@ def parse_text_report(text):
 
 
 def measure(ctx, proxy, cell, duration, round_index):
-    """One sample of cell through proxy: a dict with the load's results and the proxy's CPU and memory."""
+    """One sample of cell through proxy: a dict with the load's results, the proxy's CPU and memory, the load
+    side's CPU (the client's, from wait4, and the backend's) and the CPU time stolen from this machine."""
     sample = {"cell": cell.name, "proxy": proxy.name, "round": round_index, "ok": False}
     options = [a for a in cell.args if a.startswith("--")]
-    if cell.mode != "idle" and not ctx.ringload.supports(cell.mode, *options):
+    if cell.mode in ("wrk", "iperf"):
+        if cell.backend not in proxy.frontends:
+            sample["error"] = f"no {cell.backend} backend here ({'wrk and nginx' if cell.mode == 'wrk' else 'iperf3'} needed)"
+            sample["unsupported"] = True
+            return sample
+    elif cell.mode != "idle" and not ctx.ringload.supports(cell.mode, *options):
         sample["error"] = f"ringload {cell.mode} {' '.join(options)} not available in this build"
         sample["unsupported"] = True
         return sample
@@ -128,61 +161,79 @@ def measure(ctx, proxy, cell, duration, round_index):
     if cell.mode == "idle":
         return measure_idle(ctx, proxy, cell, sample)
     host, port = proxy.frontends[cell.backend]
-    argv = [ctx.ringload.path, cell.mode, "--target", f"{host}:{port}"] + cell.args + ["--duration", f"{duration:g}"]
-    argv += ctx.ringload.thread_args(cell.mode, len(ctx.load_cpus), client_connections(cell.args))
     json_path = os.path.join(ctx.tmpdir, f"load-{cell.name}-{proxy.name}-{round_index}.json")
-    use_json = ctx.ringload.supports(cell.mode, "--json")
-    if use_json:
-        argv += ["--json", json_path]
-        if ctx.ringload.supports(cell.mode, "--quiet"):
-            argv.append("--quiet")
+    if cell.mode == "wrk":
+        argv = thirdparty.wrk_argv(host, port, cell, duration, len(ctx.load_cpus))
+    elif cell.mode == "iperf":
+        argv = thirdparty.iperf_argv(host, port, cell, duration)
+    else:
+        argv = [ctx.ringload.path, cell.mode, "--target", f"{host}:{port}"] + [a for a in cell.args] \
+            + ["--duration", f"{duration:g}"]
+        argv += ctx.ringload.thread_args(cell.mode, len(ctx.load_cpus), client_connections(cell.args))
+        if ctx.ringload.supports(cell.mode, "--json"):
+            argv += ["--json", json_path]
+            if ctx.ringload.supports(cell.mode, "--quiet"):
+                argv.append("--quiet")
     pids = proxy.cpu_pids()
-    backend_pid = ctx.backend_pids.get(cell.backend)
+    backend_pids = ctx.backend_pids.get(cell.backend, lambda: [])()
     user0, sys0 = cpu_of(pids)
-    bu0, bs0 = cpu_of([backend_pid])
+    bu0, bs0 = cpu_of(backend_pids)
     busy0, total0 = cpu_busy(ctx.proxy_cpus)
+    steal0, mbusy0, ticks0 = machine_ticks()
     started = time.monotonic()
     with RSSSampler(proxy.rss_pids()) as rss:
-        proc = ctx.children.start(ctx.client_cmd(argv, ctx.load_cpus), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        try:
-            out, _ = proc.communicate(timeout=duration + 60)
-        except subprocess.TimeoutExpired:
-            ctx.children.stop(proc)
-            sample["error"] = f"ringload ran past {duration + 60:.0f} s"
-            return sample
-        ctx.children.stop(proc)
+        status, text, client_cpu = thirdparty.run_client(ctx, argv, duration + 60)
     wall = time.monotonic() - started
     user1, sys1 = cpu_of(pids)
-    bu1, bs1 = cpu_of([backend_pid])
+    bu1, bs1 = cpu_of(backend_pids)
     busy1, total1 = cpu_busy(ctx.proxy_cpus)
+    steal1, mbusy1, ticks1 = machine_ticks()
+    if status is None:
+        sample["error"] = f"{argv[0]} ran past {duration + 60:.0f} s"
+        return sample
     if total1 > total0:
         # How busy the proxy's CPUs were, and how much of that was not the proxy (other work on the machine),
         # as a share of those CPUs' time.
         sample["proxy_cpu_busy_percent"] = round(100 * (busy1 - busy0) / (total1 - total0), 1)
         sample["foreign_on_proxy_cpu_percent"] = round(max(0.0, 100 * ((busy1 - busy0) - (user1 - user0) - (sys1 - sys0))
                                                           / (total1 - total0)), 1)
-    text = out.decode(errors="replace")
+    if ticks1 > ticks0:
+        # Stolen time, and work on this machine other than the proxy, the client and the backend (other
+        # people's builds, say), as shares of all CPUs' time.
+        sample["steal_percent"] = round(100 * (steal1 - steal0) / (ticks1 - ticks0), 1)
+        ours = (user1 - user0) + (sys1 - sys0) + (bu1 - bu0) + (bs1 - bs0) + client_cpu
+        sample["other_work_percent"] = round(max(0.0, 100 * ((mbusy1 - mbusy0) - ours) / (ticks1 - ticks0)), 1)
     load = None
-    if use_json and os.path.exists(json_path):
+    if cell.mode == "wrk":
+        load = thirdparty.parse_wrk(text)
+    elif cell.mode == "iperf":
+        load = thirdparty.parse_iperf(text)
+        if load.get("error"):
+            sample["error"] = load["error"]
+    elif os.path.exists(json_path):
         try:
             with open(json_path) as f:
                 load = json.load(f)
         except (OSError, ValueError) as e:
             sample["error"] = f"bad ringload json: {e}"
-    elif not use_json:
+    else:
         load = parse_text_report(text)
     sample.update({"wall_s": round(wall, 3), "cpu_user_s": round(user1 - user0, 3), "cpu_sys_s": round(sys1 - sys0, 3),
-                   "backend_cpu_s": round((bu1 - bu0) + (bs1 - bs0), 3),
+                   "backend_cpu_s": round((bu1 - bu0) + (bs1 - bs0), 3), "client_cpu_s": round(client_cpu, 3),
                    "rss_kib_peak": rss.peak or None, "rss_kib_end": rss.last or None, "load": load,
-                   "exit_status": proc.returncode})
-    if not load or not load.get("requests") and not load.get("bytes_sent"):
-        sample["error"] = sample.get("error") or f"ringload exit {proc.returncode}: {text.strip()[-300:]}"
+                   "exit_status": status})
+    if not load or not load.get("requests") and not load.get("bytes_sent") and not load.get("bytes_received"):
+        sample["error"] = sample.get("error") or f"{os.path.basename(argv[0])} exit {status}: {text.strip()[-300:]}"
         return sample
+    if load.get("errors_total"):
+        sample["load_errors"] = load["errors_total"]
     if not proxy.alive():
         sample["error"] = f"{proxy.name} exited during the run"
         return sample
     sample["ok"] = True
     derive(sample)
+    if cell.mode not in ("rr", "wrk"):  # ringload's stream and connect report no request latency
+        sample["p50_ms"] = sample["p99_ms"] = None
     return sample
 
 
@@ -190,14 +241,20 @@ def derive(sample):
     """Per-request, per-GB and user-share figures from a sample's raw numbers."""
     load = sample["load"]
     cpu = sample["cpu_user_s"] + sample["cpu_sys_s"]
+    proxied = sample["proxy"] != "direct"
     sample["cpu_s"] = round(cpu, 3)
     sample["cpu_percent"] = round(100 * cpu / sample["wall_s"], 1) if sample["wall_s"] else None
     sample["user_percent"] = round(100 * sample["cpu_user_s"] / cpu, 1) if cpu > 0 else None
     requests = load.get("requests") or 0
-    sample["cpu_us_per_request"] = round(cpu / requests * 1e6, 2) if requests and sample["proxy"] != "direct" else None
     moved = (load.get("bytes_sent") or 0) + (load.get("bytes_received") or 0)
-    sample["cpu_s_per_gb"] = round(cpu / (moved / 1e9), 3) if moved and sample["proxy"] != "direct" else None
-    for key in ("requests_per_s", "mb_per_s"):
+    client = sample.get("client_cpu_s")
+    if requests:
+        sample["cpu_us_per_request"] = round(cpu / requests * 1e6, 2) if proxied else None
+        sample["load_cpu_us_per_request"] = round(client / requests * 1e6, 2) if client is not None else None
+    if moved:
+        sample["cpu_s_per_gb"] = round(cpu / (moved / 1e9), 3) if proxied else None
+        sample["load_cpu_s_per_gb"] = round(client / (moved / 1e9), 3) if client is not None else None
+    for key in ("requests_per_s", "mb_per_s", "gbit_per_s"):
         sample[key] = load.get(key)
     latency = load.get("latency_ms") or {}
     sample["p50_ms"] = latency.get("p50")
@@ -213,24 +270,35 @@ def measure_idle(ctx, proxy, cell, sample):
         return sample
     # A proxy that has carried load keeps the memory it grew (allocator caches, pools), so a later round
     # would see no growth at all: each sample starts a fresh instance of the proxy and stops it after.
+    # It runs in a memory cgroup of its own where one can be made, whose charge includes the kernel memory
+    # (socket and io_uring objects) its system calls allocate.
     fresh = proxy.fresh()
-    if not fresh.start(ctx, ctx.backends):
-        if fresh.proc:
-            ctx.children.stop(fresh.proc)
-        sample["error"] = f"fresh {proxy.name} did not start: {fresh.error}"
-        return sample
+    group = MemoryCgroup.create(f"ringbench-{os.getpid()}-{proxy.name}")
+    fresh.wrap = group.wrap if group else None
     try:
-        time.sleep(0.5)
-        return hold_idle(ctx, fresh, cell, sample, count)
+        if not fresh.start(ctx, ctx.backends):
+            if fresh.proc:
+                ctx.children.stop(fresh.proc)
+            sample["error"] = f"fresh {proxy.name} did not start: {fresh.error}"
+            return sample
+        try:
+            time.sleep(0.5)
+            return hold_idle(ctx, fresh, cell, sample, count, group)
+        finally:
+            ctx.children.stop(fresh.proc)
     finally:
-        ctx.children.stop(fresh.proc)
+        if group:
+            group.remove()
 
 
-def hold_idle(ctx, proxy, cell, sample, count):
-    """Open `count` idle connections through a started proxy and read its RSS before and with them."""
+def hold_idle(ctx, proxy, cell, sample, count, group=None):
+    """Open `count` idle connections through a started proxy and read its RSS, the machine's slab and the
+    proxy's memory cgroup charge (when it has one) before and with them."""
     host, port = proxy.frontends[cell.backend]
     rss_pids = proxy.rss_pids()
     before = sum(v for v in (rss_kib(p) for p in rss_pids) if v)
+    slab_before = meminfo_kib("Slab")
+    charge_before = group.usage_kib() if group else None
     user0, sys0 = cpu_of(proxy.cpu_pids())
     started = time.monotonic()
     holder = None
@@ -262,12 +330,20 @@ def hold_idle(ctx, proxy, cell, sample, count):
     setup = time.monotonic() - started
     time.sleep(1.0)  # let the proxy finish its backend connects
     after = sum(v for v in (rss_kib(p) for p in rss_pids) if v)
+    slab_after = meminfo_kib("Slab")
+    charge_after = group.usage_kib() if group else None
     user1, sys1 = cpu_of(proxy.cpu_pids())
     alive = proxy.alive()
     holder()
     sample.update({"connections": count, "setup_s": round(setup, 3), "rss_kib_before": before, "rss_kib_after": after,
                    "kib_per_connection": round((after - before) / count, 3),
+                   "slab_kib_before": slab_before, "slab_kib_after": slab_after,
+                   "slab_kib_per_connection": round((slab_after - slab_before) / count, 3),
+                   "total_kib_per_connection": round((after - before + slab_after - slab_before) / count, 3),
                    "cpu_user_s": round(user1 - user0, 3), "cpu_sys_s": round(sys1 - sys0, 3)})
+    if group:
+        sample.update({"cgroup_kib_before": charge_before, "cgroup_kib_after": charge_after,
+                       "cgroup_kib_per_connection": round((charge_after - charge_before) / count, 3)})
     if not alive:
         sample["error"] = f"{proxy.name} exited while holding idle connections"
         return sample

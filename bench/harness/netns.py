@@ -53,10 +53,14 @@ def run(ctx, args, cells, log, start_backends, start_proxies, run_rounds, warm_u
         meta["notes"].append("--netns skipped: cannot create namespaces")
         return []
     ctx.client_ns, ctx.server_ns = client, server
+    ctx.third_party = False  # the rr cells only
     ctx.listen_host = ctx.backend_host = SERVER_IP
     ctx.backend_pids = {}
     meta["netns"] = f"client namespace {client} ({CLIENT_IP}) — veth — server namespace {server} ({SERVER_IP})"
     log(f"--netns: {meta['netns']}")
+    meta.setdefault("layouts", []).append({"name": "netns", "title": "across a veth pair: " + meta["netns"],
+                                           "threads": ctx.threads, "proxy_cpus": ctx.proxy_cpus,
+                                           "load_cpus": ctx.load_cpus, "cells": [c.name for c in cells]})
     proxies = proxymod.build([p for p in args.proxies.split(",") if p],
                              [v for v in args.variants.split(",") if v])
     try:

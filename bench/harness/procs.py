@@ -48,6 +48,12 @@ class Children:
             if proc in self.procs:
                 self.procs.remove(proc)
 
+    def forget(self, proc):
+        """Stop tracking a child that has been reaped elsewhere (wait4)."""
+        with self.lock:
+            if proc in self.procs:
+                self.procs.remove(proc)
+
     def stop_all(self):
         """End every tracked process (most recent first)."""
         with self.lock:
@@ -154,6 +160,26 @@ def cpu_busy(cpus):
                 total += sum(ticks)
                 busy += sum(ticks) - ticks[3] - ticks[4]
     return busy / CLOCK_TICKS, total / CLOCK_TICKS
+
+
+def machine_ticks():
+    """(steal, busy, total) seconds of all CPUs since boot (the /proc/stat "cpu" line): steal is time the
+    hypervisor gave to other tenants while this machine wanted to run; busy is what ran here (not idle, iowait
+    or steal)."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()
+    ticks = [int(v) for v in fields[1:9]]
+    total = sum(ticks)
+    return ticks[7] / CLOCK_TICKS, (total - ticks[3] - ticks[4] - ticks[7]) / CLOCK_TICKS, total / CLOCK_TICKS
+
+
+def meminfo_kib(key):
+    """A /proc/meminfo figure in KiB (Slab, SUnreclaim, ...)."""
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return None
 
 
 def parse_cpu_list(text):
@@ -264,3 +290,53 @@ class RSSSampler:
             self._thread.join()
             self._sample()
         return False
+
+
+class MemoryCgroup:
+    """A memory cgroup of our own (v2 under /sys/fs/cgroup, or v1's memory hierarchy), for a process's memory
+    charge with the kernel's share included: v2 memory.current, v1 memory.usage_in_bytes (which counts kernel
+    memory too)."""
+
+    def __init__(self, path, usage_file):
+        self.path = path
+        self.usage_file = usage_file
+
+    @staticmethod
+    def create(name):
+        """A new cgroup, or None where none can be made (not root, no memory controller)."""
+        for root, usage in (("/sys/fs/cgroup", "memory.current"), ("/sys/fs/cgroup/memory", "memory.usage_in_bytes")):
+            if not os.path.exists(os.path.join(root, usage if root.endswith("memory") else "cgroup.controllers")):
+                continue
+            if root == "/sys/fs/cgroup":
+                try:
+                    with open(os.path.join(root, "cgroup.subtree_control")) as f:
+                        if "memory" not in f.read().split():
+                            continue
+                except OSError:
+                    continue
+            path = os.path.join(root, name)
+            try:
+                os.mkdir(path)
+            except OSError:
+                continue
+            return MemoryCgroup(path, usage)
+        return None
+
+    def wrap(self, argv):
+        """argv started inside this cgroup (a shell moves itself in, then execs it)."""
+        return ["sh", "-c", f'echo $$ > {self.path}/cgroup.procs && exec "$@"', "sh"] + list(argv)
+
+    def usage_kib(self):
+        with open(os.path.join(self.path, self.usage_file)) as f:
+            return int(f.read()) // 1024
+
+    def remove(self):
+        """rmdir, once its processes are gone (a few tries)."""
+        for _ in range(50):
+            try:
+                os.rmdir(self.path)
+                return
+            except FileNotFoundError:
+                return
+            except OSError:
+                time.sleep(0.1)

@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import time
 
-from procs import child_pids, free_port, wait_port
+from procs import child_pids, format_cpu_list, free_port, wait_port
 
 NGINX_STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
 
@@ -26,6 +26,7 @@ class Proxy:
         self.proc = None
         self.error = None
         self.frontends = {}
+        self.wrap = None  # argv -> argv: how to start it (inside a memory cgroup, say)
 
     def available(self):
         """None when this proxy can run here, else why not."""
@@ -47,6 +48,8 @@ class Proxy:
             return False
         self.frontends = {name: (ctx.listen_host, free_port_for(ctx)) for name in backends}
         argv = self.argv(ctx, backends)
+        if self.wrap:
+            argv = self.wrap(argv)
         log = open(os.path.join(ctx.tmpdir, f"{self.name}.log"), "wb")
         self.proc = ctx.children.start(ctx.server_cmd(argv, ctx.proxy_cpus), stdout=log, stderr=subprocess.STDOUT)
         for host, port in self.frontends.values():
@@ -93,13 +96,14 @@ class Direct(Proxy):
 
 
 class RingProxy(Proxy):
-    """RingProxy with `ctx.threads` worker threads, left unpinned inside the taskset; `extra` adds
-    configuration keys (sqpoll, zerocopy)."""
+    """RingProxy with `ctx.threads` worker threads, left unpinned inside the taskset unless `extra` pins them
+    (`cpus`); `extra` adds configuration keys (sqpoll, zerocopy, cpus)."""
 
-    def __init__(self, name="ringproxy", extra=None):
+    def __init__(self, name="ringproxy", extra=None, binary_path=None):
         super().__init__()
         self.name = name
         self.extra = extra or {}
+        self.binary_path = binary_path  # another build of ringproxy (a lever under test), else --bin's
 
     def available(self):
         return None
@@ -108,8 +112,10 @@ class RingProxy(Proxy):
         return "this tree"
 
     def argv(self, ctx, backends):
-        lines = [f"threads = {ctx.threads}", "pin = false", 'log_level = "warning"', f"max_connections = {ctx.nofile}"]
-        lines += [f"{key} = {value}" for key, value in self.extra.items()]
+        extra = {key: (value(ctx) if callable(value) else value) for key, value in self.extra.items()}
+        lines = [f"threads = {ctx.threads}", 'log_level = "warning"', f"max_connections = {ctx.nofile}"]
+        lines += [] if "cpus" in extra else ["pin = false"]
+        lines += [f"{key} = {value}" for key, value in extra.items()]
         for name, (host, port) in backends.items():
             fhost, fport = self.frontends[name]
             lines += ["", "[[listeners]]", f'name = "{name}"', f'bind = "{fhost}:{fport}"',
@@ -117,11 +123,14 @@ class RingProxy(Proxy):
         path = os.path.join(ctx.tmpdir, f"{self.name}.toml")
         with open(path, "w") as f:
             f.write("\n".join(lines) + "\n")
-        return [os.path.join(ctx.bin, "ringproxy"), "--config", path]
+        return [self.binary_path or os.path.join(ctx.bin, "ringproxy"), "--config", path]
 
 
 class HAProxy(Proxy):
-    """HAProxy in TCP mode, nbthread `ctx.threads`, in the foreground (-db)."""
+    """HAProxy in TCP mode, nbthread `ctx.threads`, in the foreground (-db), set up as its documentation
+    advises: `option splice-auto` (kernel splicing once a transfer looks like bulk); with more than one thread
+    the multi-core recipe, `cpu-map` (thread N on the proxy CPUs' Nth) and one bind per thread (each its own
+    SO_REUSEPORT socket, as with RingProxy's and nginx's per-worker listeners)."""
 
     name = "haproxy"
     binary = "haproxy"
@@ -130,14 +139,22 @@ class HAProxy(Proxy):
         return first_line(["haproxy", "-v"])
 
     def argv(self, ctx, backends):
-        maxconn = max(1000, (ctx.nofile - 200) // 2)  # HAProxy wants 2 descriptors per connection up front
-        conf = ["global", f"    nbthread {ctx.threads}", f"    maxconn {maxconn}", "",
-                "defaults", "    mode tcp", f"    maxconn {maxconn}", "    timeout connect 5s",
-                "    timeout client 1h", "    timeout server 1h", ""]
+        # HAProxy wants its descriptors up front: 2 per connection, and with splicing a pipe (2 more) for up to a
+        # quarter of them.
+        maxconn = max(1000, (ctx.nofile - 300) // 3)
+        conf = ["global", f"    nbthread {ctx.threads}", f"    maxconn {maxconn}"]
+        if ctx.threads > 1:
+            cpus = ctx.proxy_cpus
+            conf.append(f"    cpu-map auto:1/1-{ctx.threads} {format_cpu_list(cpus)}" if len(cpus) >= ctx.threads
+                        else f"    cpu-map 1/all {format_cpu_list(cpus)}")
+        conf += ["", "defaults", "    mode tcp", "    option splice-auto", f"    maxconn {maxconn}",
+                 "    timeout connect 5s", "    timeout client 1h", "    timeout server 1h", ""]
         for name, (host, port) in backends.items():
             fhost, fport = self.frontends[name]
-            conf += [f"frontend fe_{name}", f"    bind {fhost}:{fport}", f"    default_backend be_{name}", "",
-                     f"backend be_{name}", f"    server s1 {host}:{port}", ""]
+            binds = [f"    bind {fhost}:{fport}"] if ctx.threads == 1 else \
+                [f"    bind {fhost}:{fport} thread {t}" for t in range(1, ctx.threads + 1)]
+            conf += [f"frontend fe_{name}"] + binds + [f"    default_backend be_{name}", "",
+                                                       f"backend be_{name}", f"    server s1 {host}:{port}", ""]
         path = os.path.join(ctx.tmpdir, "haproxy.cfg")
         with open(path, "w") as f:
             f.write("\n".join(conf))
@@ -146,7 +163,7 @@ class HAProxy(Proxy):
 
 class Nginx(Proxy):
     """nginx's stream module, `ctx.threads` worker processes, run by us in the foreground (never the system
-    service)."""
+    service), with `multi_accept on` and a `reuseport` listener per worker, as its documentation advises."""
 
     name = "nginx"
     binary = "nginx"
@@ -167,10 +184,10 @@ class Nginx(Proxy):
         conf = [f"load_module {NGINX_STREAM_MODULE};", f"worker_processes {ctx.threads};",
                 f"worker_rlimit_nofile {ctx.nofile};",
                 f"pid {prefix}/nginx.pid;", f"error_log {prefix}/error.log warn;",
-                f"events {{ worker_connections {ctx.nofile - 100}; }}", "stream {"]
+                f"events {{ worker_connections {ctx.nofile - 100}; multi_accept on; }}", "stream {"]
         for name, (host, port) in backends.items():
             fhost, fport = self.frontends[name]
-            conf += ["    server {", f"        listen {fhost}:{fport} backlog=65535;", f"        proxy_pass {host}:{port};",
+            conf += ["    server {", f"        listen {fhost}:{fport} reuseport backlog=65535;", f"        proxy_pass {host}:{port};",
                      "        proxy_timeout 1h;", "    }"]
         conf.append("}")
         path = os.path.join(prefix, "nginx.conf")
@@ -220,19 +237,25 @@ def first_line(argv):
 VARIANTS = {
     "sqpoll": lambda: RingProxy("ringproxy-sqpoll", {"sqpoll": "true"}),
     "zerocopy": lambda: RingProxy("ringproxy-zerocopy", {"zerocopy": '"on"'}),
+    # Workers pinned to the proxy CPUs in turn (`--cpus`), beside the default (unpinned) one.
+    "pinned": lambda: RingProxy("ringproxy-pinned", {"cpus": lambda ctx: f'"{format_cpu_list(ctx.proxy_cpus)}"'}),
 }
 
 
-def build(names, variants):
-    """Proxy objects for names (ringproxy, haproxy, nginx, direct) plus RingProxy variants."""
+def build(names, variants, builds=()):
+    """Proxy objects for names (ringproxy, haproxy, nginx, direct) plus RingProxy variants (configuration) and
+    builds ("NAME=PATH": another ringproxy binary, run as ringproxy-NAME)."""
     makers = {"ringproxy": RingProxy, "haproxy": HAProxy, "nginx": Nginx, "direct": Direct}
     out = [makers[n]() for n in names]
     out += [VARIANTS[v]() for v in variants]
+    for spec in builds:
+        name, path = spec.split("=", 1)
+        out.append(RingProxy(f"ringproxy-{name}", binary_path=os.path.abspath(path)))
     return out
 
 
 def ensure_packages(log=print):
-    """apt-get install haproxy, nginx and its stream module when missing (root or sudo).
+    """apt-get install haproxy, nginx and its stream module, wrk and iperf3 when missing (root or sudo).
 
     Debian starts nginx as a service on install where the init policy lets it; that instance is stopped
     again (the harness runs its own nginx from a temporary folder)."""
@@ -243,6 +266,7 @@ def ensure_packages(log=print):
         want.append("nginx")
     if not os.path.exists(NGINX_STREAM_MODULE):
         want.append("libnginx-mod-stream")
+    want += [tool for tool in ("wrk", "iperf3") if not shutil.which(tool)]
     if not want:
         return
     if not shutil.which("apt-get"):

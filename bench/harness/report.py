@@ -1,11 +1,15 @@
-"""Medians over rounds and the Markdown report."""
+"""Medians over rounds, paired ratios, and the Markdown report."""
 import statistics
 
+import stats
 from procs import describe_cpus, meta_cpus
 
 SUMMARY_KEYS = ["requests_per_s", "mb_per_s", "cpu_us_per_request", "cpu_s_per_gb", "cpu_percent", "user_percent",
                 "p50_ms", "p99_ms", "rss_kib_peak", "kib_per_connection", "rss_kib_before", "rss_kib_after",
-                "backend_cpu_s", "foreign_on_proxy_cpu_percent"]
+                "backend_cpu_s", "foreign_on_proxy_cpu_percent", "gbit_per_s", "load_cpu_us_per_request",
+                "load_cpu_s_per_gb", "proxy_cpu_busy_percent", "steal_percent", "client_cpu_s",
+                "slab_kib_per_connection", "total_kib_per_connection", "cgroup_kib_per_connection",
+                "other_work_percent"]
 
 
 def summarize(samples, cells, proxies):
@@ -176,3 +180,177 @@ def not_measured(lines, cell, proxies, summary, columns, with_cell=True):
     row = ([cell.title] if with_cell else []) + ["all", f"not measured: {why}"]
     lines.append("| " + " | ".join(row + [""] * (columns - len(row))) + " |")
     return True
+
+
+def proxy_rank(name):
+    """Report order: RingProxy, its variants, HAProxy, nginx, direct."""
+    order = {"ringproxy": 0, "haproxy": 2, "nginx": 3, "direct": 4}
+    return (order.get(name, 1), name)
+
+
+def analyse(meta, cells, samples):
+    """{layout: {proxies, summary (medians over the undisturbed rounds), comparisons (stats.comparisons)}}."""
+    out = {}
+    for layout in meta["layouts"]:
+        mine = [s for s in samples if s.get("layout") == layout["name"]]
+        if not mine:
+            continue
+        here = [c for c in cells if c.name in layout["cells"]]
+        names = sorted({s["proxy"] for s in mine}, key=proxy_rank)
+        comps = stats.comparisons(mine, here, names, {k: meta.get(k) for k in ("steal_max", "direct_drop", "other_max")},
+                                  seed=meta["seed"])
+        kept = [s for s in mine if str(s["round"]) not in comps.get(s["cell"], {}).get("disturbed", {})]
+        out[layout["name"]] = {"proxies": names, "summary": summarize(kept, here, names), "comparisons": comps}
+    return out
+
+
+def ci_text(result, digits=2):
+    """"0.93× [0.88–1.01]" for a paired ratio (no interval under 3 rounds)."""
+    if not result:
+        return "–"
+    text = f"{result['median']:.{digits}f}×"
+    if result.get("low") is not None:
+        text += f" [{result['low']:.{digits}f}–{result['high']:.{digits}f}]"
+    return text
+
+
+def verdict(result, higher_is_better):
+    """How a paired ratio reads: better, worse, or within noise (its interval holds 1.0)."""
+    if not result or result.get("low") is None:
+        return ""
+    if result["low"] <= 1.0 <= result["high"]:
+        return "≈"
+    better = result["low"] > 1.0 if higher_is_better else result["high"] < 1.0
+    return "better" if better else "worse"
+
+
+def unit_of(cell, key):
+    return {"cpu_us_per_request": "µs/conn" if cell.mode == "connect" or "--close" in cell.args else "µs/req",
+            "cpu_s_per_gb": "CPU-s/GB", "load_cpu_us_per_request": "µs/req", "load_cpu_s_per_gb": "CPU-s/GB"}[key]
+
+
+def document(meta, cells, analysis):
+    """The whole report of a run with layouts."""
+    v = meta["versions"]
+    lines = [f"# RingProxy beside HAProxy and nginx — {meta['date']}", "",
+             f"- Machine: {meta['cpu_model']}, {meta['nproc']} CPUs, Linux {meta['kernel']}",
+             f"- Proxies: RingProxy ({meta['git']}), {v.get('haproxy') or 'HAProxy n/a'}, {v.get('nginx') or 'nginx n/a'}",
+             f"- Clients and servers: ringload (this tree), {v.get('wrk') or 'wrk n/a'}, {v.get('iperf3') or 'iperf3 n/a'}, "
+             "nginx (HTTP, a 1 KiB file, Debian's sendfile on + tcp_nopush on); loopback",
+             f"- {meta['rounds']} round(s) of {meta['duration_s']:g} s per cell; each round runs every proxy once per cell "
+             f"in a balanced random order (seed {meta['seed']}); the memory cell in the first {meta['idle_rounds']}",
+             f"- Rounds left out: any sample of the round with more than {meta['steal_max']:g} % of CPU time stolen "
+             f"(/proc/stat steal), or the direct run more than {meta['direct_drop']:g} % below its median"
+             + (f", or other work on the machine above {meta['other_max']:g} % of its CPU time"
+                if meta.get("other_max") is not None else ""),
+             f"- Steal over all samples: median {meta.get('steal_percent', {}).get('median', '–')} %, "
+             f"max {meta.get('steal_percent', {}).get('max', '–')} %; other work on the machine (not the proxy, client or "
+             f"backend): median {meta.get('other_work_percent', {}).get('median', '–')} %, max "
+             f"{meta.get('other_work_percent', {}).get('max', '–')} % of its CPU time; load average {' '.join(meta.get('loadavg_start', []))} "
+             f"at the start, {' '.join(meta.get('loadavg_end', []))} at the end",
+             f"- Reproduce: `{meta['command']}` ({meta.get('elapsed_s', '?')} s)", "",
+             "Ratios are RingProxy's per-round ratio to the peer in the same round (paired), median over the rounds "
+             "kept, with a bootstrap 95 % interval in brackets; `≈` marks an interval that holds 1.0 (within noise). "
+             "Proxy CPU is utime+stime of the proxy's processes (/proc/PID/stat; nginx: master + workers); load CPU is "
+             "the client's own (wrk, iperf3, ringload: its rusage); `CPUs busy` is how busy the proxy's CPUs were in "
+             "all (/proc/stat).", ""]
+    lines += headline(meta, cells, analysis)
+    for layout in meta["layouts"]:
+        if layout["name"] in analysis:
+            lines += layout_section(meta, layout, [c for c in cells if c.name in layout["cells"]], analysis[layout["name"]])
+    if meta.get("notes"):
+        lines += ["## Notes", ""] + [f"- {n}" for n in meta["notes"]] + [""]
+    return "\n".join(lines)
+
+
+def headline(meta, cells, analysis):
+    """The fixed-offered-rate CPU ratios of every layout, first."""
+    rows = []
+    for layout in meta["layouts"]:
+        comps = analysis.get(layout["name"], {}).get("comparisons", {})
+        for cell in cells:
+            if cell.metric != "cpu_us_per_request" or cell.name not in comps:
+                continue
+            for pair, result in comps[cell.name]["pairs"].items():
+                per = result.get("per_unit")
+                rows.append(f"| {layout['name']} | {cell.short} | {pair.replace('÷', ' ÷ ')} | {ci_text(per)} "
+                            f"{verdict(per, False)} | {ci_text(result.get('p99'))} | {per['n'] if per else 0} |")
+    if not rows:
+        return []
+    return ["## Headline: proxy CPU per request at a fixed offered rate", "",
+            "The same offered load for every proxy (ringload --rate, open loop), so the client's CPU is the same for "
+            "all and the proxy's CPU per request compares the cost of the work itself.", "",
+            "| layout | cell | ratio | CPU-µs per request | p99 | rounds |", "|---|---|---|---:|---:|---:|"] + rows + [""]
+
+
+def reasons(disturbed):
+    """Why rounds were left out, briefly: "3 steal, 1 direct slow"."""
+    steal = sum(1 for why in disturbed.values() if why.startswith("steal"))
+    direct = sum(1 for why in disturbed.values() if why.startswith("direct"))
+    other = len(disturbed) - steal - direct
+    parts = [f"{steal} steal", f"{direct} direct slow", f"{other} other work"]
+    return ", ".join(p for p, n in zip(parts, (steal, direct, other)) if n)
+
+
+def layout_section(meta, layout, cells, result):
+    names, summary, comps = result["proxies"], result["summary"], result["comparisons"]
+    lines = [f"## Layout `{layout['name']}`: {layout['title']}", "",
+             f"Proxies on {describe_cpus(layout['proxy_cpus'])}, load and backends on {describe_cpus(layout['load_cpus'])}"
+             + (" (no taskset: the same CPUs)" if layout["proxy_cpus"] == layout["load_cpus"] else " (taskset)") + ".", "",
+             "| cell | proxy | rate (min–max) | proxy CPU per unit | load CPU per unit | proxy CPU % | CPUs busy % "
+             "| p50 ms | p99 ms |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for cell in cells:
+        if cell.mode == "idle":
+            continue
+        for proxy in names:
+            e = summary[cell.name][proxy]
+            if not e["ok"]:
+                if e["samples"]:
+                    lines.append(f"| {cell.short} | {proxy} | {'not run' if e['unsupported'] else 'failed'}: "
+                                 f"{short(e['errors'])} | | | | | | |")
+                continue
+            rate_key = cell.rate_key
+            per = cell.per_unit_key if e.get(cell.per_unit_key) else None
+            load = cell.load_per_unit_key if e.get(cell.load_per_unit_key) else None
+            unit = "req/s" if cell.metric == "cpu_us_per_request" else cell.unit
+            lines.append(f"| {cell.short} | {proxy} | {med(e, rate_key, spread=True) if rate_key else '–'} {unit} "
+                         f"| {med(e, per, 2) + ' ' + unit_of(cell, per) if per else '–'} "
+                         f"| {med(e, load, 2) + ' ' + unit_of(cell, load) if load else '–'} "
+                         f"| {med(e, 'cpu_percent', 0) if proxy != 'direct' else '–'} | {med(e, 'proxy_cpu_busy_percent', 0)} "
+                         f"| {med(e, 'p50_ms', 3)} | {med(e, 'p99_ms', 3)} |")
+    lines += ["", f"Paired ratios in layout `{layout['name']}` (rate: higher is better; CPU per unit and p99: lower is "
+              "better):", "", "| cell | ratio | rate | CPU per unit | p50 | p99 | rounds kept (left out) |",
+              "|---|---|---:|---:|---:|---:|---|"]
+    for cell in cells:
+        if cell.mode == "idle" or cell.name not in comps:
+            continue
+        entry = comps[cell.name]
+        out = entry["disturbed"]
+        for pair, r in entry["pairs"].items():
+            kept = max((x["n"] for x in r.values()), default=0)
+            lines.append(f"| {cell.short} | {pair.replace('÷', ' ÷ ')} "
+                         f"| {ci_text(r.get('rate'))} {verdict(r.get('rate'), True)} "
+                         f"| {ci_text(r.get('per_unit'))} {verdict(r.get('per_unit'), False)} "
+                         f"| {ci_text(r.get('p50'))} | {ci_text(r.get('p99'))} {verdict(r.get('p99'), False)} "
+                         f"| {kept} of {entry['rounds']}" + (f" ({len(out)}: {reasons(out)})" if out else "") + " |")
+    for cell in [c for c in cells if c.mode == "idle"]:
+        lines += ["", f"Memory, {cell.title}: a fresh proxy each sample, in a memory cgroup of its own where one can be "
+                  "made. RSS is the proxy's user space; slab is the machine's /proc/meminfo Slab change (the kernel's "
+                  "socket and io_uring objects, the client's and backend's sockets included, which are the same for "
+                  "every proxy); cgroup is the proxy's memory cgroup charge (user space + the kernel memory charged to "
+                  "it).", "",
+                  "| proxy | RSS KiB/conn | slab KiB/conn | RSS + slab KiB/conn | cgroup KiB/conn | RSS + slab vs HAProxy |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        pairs = comps.get(cell.name, {}).get("pairs", {})
+        for proxy in names:
+            if proxy == "direct":
+                continue
+            e = summary[cell.name][proxy]
+            if not e["ok"]:
+                lines.append(f"| {proxy} | failed: {short(e['errors'])} | | | | |")
+                continue
+            total = pairs.get(f"{proxy}÷haproxy", {}).get("total")
+            lines.append(f"| {proxy} | {med(e, 'kib_per_connection', 2, spread=True)} | {med(e, 'slab_kib_per_connection', 2, spread=True)} "
+                         f"| {med(e, 'total_kib_per_connection', 2, spread=True)} | {med(e, 'cgroup_kib_per_connection', 2, spread=True)} "
+                         f"| {ci_text(total) if total else '–'} |")
+    return lines + [""]

@@ -5,7 +5,7 @@ from procs import describe_cpus, meta_cpus
 
 COLORS = {"ringproxy": "#d9480f", "haproxy": "#1c7ed6", "nginx": "#2f9e44", "direct": "#868e96"}
 EXTRA = ["#ae3ec9", "#f08c00", "#0c8599", "#5f3dc4"]
-PANEL_W, PANEL_H, COLS = 250, 210, 4
+PANEL_W, PANEL_H, COLS = 250, 210, 5
 
 
 def color(proxy, proxies):
@@ -126,5 +126,59 @@ def chart(meta, cells, proxies, summary):
     for i, (title, subtitle, bars, grouped) in enumerate(panels):
         x0, y0 = 10 + (i % COLS) * PANEL_W, 66 + (i // COLS) * PANEL_H
         body += panel(x0, y0, title, subtitle, bars, proxies, grouped)
+    body.append("</svg>")
+    return "\n".join(body) + "\n"
+
+
+NOTES = {"requests_per_s": "higher is better", "mb_per_s": "higher is better", "gbit_per_s": "higher is better",
+         "cpu_us_per_request": "lower is better", "total_kib_per_connection": "lower is better"}
+
+
+def document(meta, cells, analysis):
+    """The chart of a run with layouts: a row of panels per layout, one panel per cell (its rate; the
+    fixed-rate cells their CPU per request; memory the RSS + slab per connection), medians over the rounds
+    kept, whiskers min–max."""
+    sections = []
+    for layout in meta["layouts"]:
+        result = analysis.get(layout["name"])
+        if not result:
+            continue
+        panels = []
+        for cell in [c for c in cells if c.name in layout["cells"]]:
+            key = "total_kib_per_connection" if cell.mode == "idle" else cell.metric
+            unit = "KiB/conn (RSS + slab)" if cell.mode == "idle" else cell.unit
+            bars = []
+            for p in result["proxies"]:
+                if p == "direct" and key in ("cpu_us_per_request", "total_kib_per_connection"):
+                    continue
+                stat = result["summary"][cell.name][p].get(key)
+                bars.append((p.replace("ringproxy-", "rp-"), p, stat["median"] if stat else None,
+                             stat["min"] if stat else 0, stat["max"] if stat else 0))
+            panels.append((cell.short, f"{unit}, {NOTES.get(key, '')}", bars))
+        sections.append((f"{layout['name']}: {layout['title']}", panels))
+    proxies = sorted({p for r in analysis.values() for p in r["proxies"]}, key=lambda n: (
+        {"ringproxy": 0, "haproxy": 2, "nginx": 3, "direct": 4}.get(n, 1), n))
+    height = 90 + sum(24 + ((len(panels) + COLS - 1) // COLS) * PANEL_H for _, panels in sections)
+    width = COLS * PANEL_W + 20
+    body = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+            'font-family="Helvetica, Arial, sans-serif" font-size="11">',
+            f'<rect width="{width}" height="{height}" fill="white"/>',
+            '<text x="10" y="20" font-size="14" font-weight="bold">RingProxy, HAProxy, nginx and direct: ringload, '
+            'wrk + nginx, iperf3</text>',
+            f'<text x="10" y="36" fill="#555">{escape(meta["date"])} · {escape(meta["cpu_model"])} · Linux '
+            f'{escape(meta["kernel"])} · {meta["rounds"]} round(s) × {meta["duration_s"]:g} s, balanced random order, '
+            'medians of the rounds kept, whiskers min–max</text>']
+    lx = 10
+    for p in proxies:
+        body.append(f'<rect x="{lx}" y="46" width="10" height="10" fill="{color(p, proxies)}"/>'
+                    f'<text x="{lx + 14}" y="55">{escape(p)}</text>')
+        lx += 24 + 7 * len(p)
+    y = 70
+    for title, panels in sections:
+        body.append(f'<text x="10" y="{y + 14}" font-size="13" font-weight="bold">{escape(title)}</text>')
+        y += 24
+        for i, (name, subtitle, bars) in enumerate(panels):
+            body += panel(10 + (i % COLS) * PANEL_W, y + (i // COLS) * PANEL_H, name, subtitle, bars, proxies)
+        y += ((len(panels) + COLS - 1) // COLS) * PANEL_H
     body.append("</svg>")
     return "\n".join(body) + "\n"

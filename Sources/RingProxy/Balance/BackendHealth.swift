@@ -26,27 +26,24 @@ public struct HealthTransition: Sendable, Equatable {
 
 /// One backend's shared health words in the `BackendTable` header: every worker and the health checker read
 /// and update them with atomics, and only on connect outcomes and checks, never per packet.
-public struct BackendHealth: @unchecked Sendable {
-    private let words: UnsafeMutablePointer<Int>
+public struct BackendHealth: Sendable {
+    private let words: SharedWords
 
-    init(words: UnsafeMutablePointer<Int>) { self.words = words }
+    init(words: SharedWords) { self.words = words }
 
-    @inline(__always)
-    private func word(_ name: BackendTable.HeaderWord) -> UnsafeMutablePointer<Int> { words + name.rawValue }
-
-    public var state: HealthState { HealthState(rawValue: curing_load_acquire(word(.healthState))) ?? .up }
-    public var consecutiveFailures: Int { curing_load_relaxed(word(.consecutiveFailures)) }
+    public var state: HealthState { HealthState(rawValue: words.loadAcquire(.healthState)) ?? .up }
+    public var consecutiveFailures: Int { words.load(.consecutiveFailures) }
     /// Times the state changed.
-    public var stateChanges: Int { curing_load_relaxed(word(.stateChanges)) }
+    public var stateChanges: Int { words.load(.stateChanges) }
     /// Connections holding a slot of the backend's `max_connections`.
-    public var reserved: Int { curing_load_relaxed(word(.reserved)) }
+    public var reserved: Int { words.load(.reserved) }
 
     /// Whether a new connection may go to this backend now (without claiming anything).
     @inline(__always)
     public func isAvailable(now: Int64, policy: HealthPolicy) -> Bool {
         switch state {
         case .up: true
-        case .down: policy.checks == nil && now >= Int64(curing_load_relaxed(word(.downUntil)))
+        case .down: policy.checks == nil && now >= Int64(words.load(.downUntil))
         case .trial: false
         }
     }
@@ -60,8 +57,8 @@ public struct BackendHealth: @unchecked Sendable {
             isTrial = false
             return true
         case .down:
-            guard policy.checks == nil, now >= Int64(curing_load_relaxed(word(.downUntil))) else { return false }
-            isTrial = curing_compare_exchange(word(.healthState), HealthState.down.rawValue, HealthState.trial.rawValue) != 0
+            guard policy.checks == nil, now >= Int64(words.load(.downUntil)) else { return false }
+            isTrial = words.compareExchange(.healthState, HealthState.down.rawValue, HealthState.trial.rawValue)
             return isTrial
         case .trial:
             return false
@@ -70,7 +67,7 @@ public struct BackendHealth: @unchecked Sendable {
 
     /// A connect to the backend failed. Returns the transition when this failure changed the state.
     public func recordConnectFailure(now: Int64, wasTrial: Bool, policy: HealthPolicy) -> HealthTransition? {
-        let failures = curing_fetch_add(word(.consecutiveFailures), 1) + 1
+        let failures = words.fetchAdd(at: .consecutiveFailures, 1) + 1
         if wasTrial {
             markDown(from: .trial, until: now + policy.failTimeout.milliseconds, now: now)
             return HealthTransition(to: .down, reason: "trial connection failed")
@@ -83,7 +80,7 @@ public struct BackendHealth: @unchecked Sendable {
 
     /// A connect to the backend succeeded.
     public func recordConnectSuccess(wasTrial: Bool, now: Int64) -> HealthTransition? {
-        if curing_load_relaxed(word(.consecutiveFailures)) != 0 { curing_store_relaxed(word(.consecutiveFailures), 0) }
+        if words.load(.consecutiveFailures) != 0 { words.store(at: .consecutiveFailures, 0) }
         guard wasTrial, change(from: .trial, to: .up, now: now) else { return nil }
         return HealthTransition(to: .up, reason: "trial connection succeeded")
     }
@@ -97,15 +94,15 @@ public struct BackendHealth: @unchecked Sendable {
     public func recordCheck(passed: Bool, policy: HealthPolicy, now: Int64) -> HealthTransition? {
         guard let checks = policy.checks else { return nil }
         if passed {
-            curing_store_relaxed(word(.checkFailures), 0)
-            let passes = curing_fetch_add(word(.checkSuccesses), 1) + 1
+            words.store(at: .checkFailures, 0)
+            let passes = words.fetchAdd(at: .checkSuccesses, 1) + 1
             guard passes >= checks.rise, state != .up else { return nil }
-            curing_store_relaxed(word(.consecutiveFailures), 0)
+            words.store(at: .consecutiveFailures, 0)
             guard change(from: state, to: .up, now: now) else { return nil }
             return HealthTransition(to: .up, reason: "\(passes) consecutive health checks passed")
         }
-        curing_store_relaxed(word(.checkSuccesses), 0)
-        let failures = curing_fetch_add(word(.checkFailures), 1) + 1
+        words.store(at: .checkSuccesses, 0)
+        let failures = words.fetchAdd(at: .checkFailures, 1) + 1
         // While checks run, only they bring the backend back and the deadline is not read; it is finite all
         // the same, so that a reload turning checks off leaves the backend to passive health's trial.
         guard failures >= checks.fall, markDown(from: .up, until: now + policy.failTimeout.milliseconds, now: now) else { return nil }
@@ -116,27 +113,40 @@ public struct BackendHealth: @unchecked Sendable {
     @inline(__always)
     public func reserve(limit: Int) -> Bool {
         while true {
-            let taken = curing_load_relaxed(word(.reserved))
+            let taken = words.load(.reserved)
             guard taken < limit else { return false }
-            if curing_compare_exchange(word(.reserved), taken, taken + 1) != 0 { return true }
+            if words.compareExchange(.reserved, taken, taken + 1) { return true }
         }
     }
 
     @inline(__always)
-    public func unreserve() { _ = curing_fetch_add(word(.reserved), -1) }
+    public func unreserve() { _ = words.fetchAdd(at: .reserved, -1) }
 
     @discardableResult
     private func markDown(from old: HealthState, until deadline: Int64, now: Int64) -> Bool {
         // The deadline is published before the state, so whoever sees "down" sees its deadline too. Two
         // threads racing here write deadlines a moment apart; either is right.
-        curing_store_relaxed(word(.downUntil), Int(deadline))
+        words.store(at: .downUntil, Int(deadline))
         return change(from: old, to: .down, now: now)
     }
 
     private func change(from old: HealthState, to new: HealthState, now: Int64) -> Bool {
-        guard curing_compare_exchange(word(.healthState), old.rawValue, new.rawValue) != 0 else { return false }
-        _ = curing_fetch_add(word(.stateChanges), 1)
-        curing_store_relaxed(word(.lastChange), Int(now))
+        guard words.compareExchange(.healthState, old.rawValue, new.rawValue) else { return false }
+        _ = words.fetchAdd(at: .stateChanges, 1)
+        words.store(at: .lastChange, Int(now))
         return true
+    }
+}
+
+/// The header words by name, in the orderings `BackendHealth` uses.
+private extension SharedWords {
+    @inline(__always) func load(_ word: BackendTable.HeaderWord) -> Int { load(word.rawValue) }
+    @inline(__always) func loadAcquire(_ word: BackendTable.HeaderWord) -> Int { loadAcquire(word.rawValue) }
+    @inline(__always) func store(at word: BackendTable.HeaderWord, _ value: Int) { store(value, at: word.rawValue) }
+    @inline(__always) @discardableResult
+    func fetchAdd(at word: BackendTable.HeaderWord, _ delta: Int) -> Int { fetchAdd(delta, at: word.rawValue) }
+    @inline(__always)
+    func compareExchange(_ word: BackendTable.HeaderWord, _ expected: Int, _ desired: Int) -> Bool {
+        compareExchange(at: word.rawValue, expected: expected, desired: desired)
     }
 }

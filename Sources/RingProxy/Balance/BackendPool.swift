@@ -11,13 +11,16 @@ public final class BackendPool: @unchecked Sendable {
         public var weight: Int
         /// Open connections at most; 0 for no limit.
         public var maxConnections: Int
+        /// Where the address came from: "file", or the DNS name that resolved to it.
+        public var origin: String
 
-        public init(id: BackendID, name: String, address: SocketAddress, weight: Int, maxConnections: Int) {
+        public init(id: BackendID, name: String, address: SocketAddress, weight: Int, maxConnections: Int, origin: String = "file") {
             self.id = id
             self.name = name
             self.address = address
             self.weight = weight
             self.maxConnections = maxConnections
+            self.origin = origin
         }
     }
 
@@ -27,13 +30,14 @@ public final class BackendPool: @unchecked Sendable {
     public let health: HealthPolicy
     public let count: Int
     public let totalWeight: Int
-    /// The hot per-member fields, in plain memory (no array bounds checks or reference counting per pick).
-    let ids: UnsafeMutablePointer<BackendID>
-    let weights: UnsafeMutablePointer<Int>
-    let limits: UnsafeMutablePointer<Int>
+    /// The hot per-member fields, in fixed arrays (no array bounds checks or reference counting per pick).
+    let ids: FixedArray<BackendID>
+    let weights: FixedArray<Int>
+    let limits: FixedArray<Int>
     /// Running sums of the weights: member i owns the tickets cumulativeWeights[i-1] ..< cumulativeWeights[i].
-    let cumulativeWeights: UnsafeMutablePointer<Int>
-    private let addresses: UnsafeMutablePointer<sockaddr_storage>
+    let cumulativeWeights: FixedArray<Int>
+    /// The members' addresses, for connect submissions.
+    let addresses: FixedArray<SocketAddress>
     /// The consistent-hash ring, for `source-hash` pools.
     let hashRing: HashRing?
 
@@ -43,48 +47,18 @@ public final class BackendPool: @unchecked Sendable {
         self.algorithm = algorithm
         self.health = health
         count = members.count
-        let capacity = max(1, members.count)
-        let ids = UnsafeMutablePointer<BackendID>.allocate(capacity: capacity)
-        let weights = UnsafeMutablePointer<Int>.allocate(capacity: capacity)
-        let limits = UnsafeMutablePointer<Int>.allocate(capacity: capacity)
-        let cumulativeWeights = UnsafeMutablePointer<Int>.allocate(capacity: capacity)
-        let addresses = UnsafeMutablePointer<sockaddr_storage>.allocate(capacity: capacity)
+        ids = FixedArray(members.map(\.id))
+        weights = FixedArray(members.map(\.weight))
+        limits = FixedArray(members.map(\.maxConnections))
         var running = 0
-        for (index, member) in members.enumerated() {
+        cumulativeWeights = FixedArray(members.map { member in
             running += member.weight
-            (ids + index).initialize(to: member.id)
-            (weights + index).initialize(to: member.weight)
-            (limits + index).initialize(to: member.maxConnections)
-            (cumulativeWeights + index).initialize(to: running)
-            (addresses + index).initialize(to: sockaddr_storage())
-            member.address.withSockaddr { address, length in
-                UnsafeMutableRawPointer(addresses + index).copyMemory(from: address, byteCount: Int(length))
-            }
-        }
-        self.ids = ids
-        self.weights = weights
-        self.limits = limits
-        self.cumulativeWeights = cumulativeWeights
-        self.addresses = addresses
+            return running
+        })
+        addresses = FixedArray(members.map(\.address))
         totalWeight = running
         hashRing = algorithm == .sourceHash ? HashRing(members: members) : nil
     }
-
-    deinit {
-        ids.deallocate()
-        weights.deallocate()
-        limits.deallocate()
-        cumulativeWeights.deallocate()
-        addresses.deallocate()
-    }
-
-    @inline(__always)
-    func sockaddr(of member: Int) -> UnsafePointer<sockaddr> {
-        UnsafeRawPointer(addresses + member).assumingMemoryBound(to: Glibc.sockaddr.self)
-    }
-
-    @inline(__always)
-    func addressLength(of member: Int) -> socklen_t { members[member].address.length }
 
     @inline(__always)
     func family(of member: Int) -> Int32 { members[member].address.family }

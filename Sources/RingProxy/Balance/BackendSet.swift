@@ -3,7 +3,10 @@
 public struct BackendSet: Sendable {
     public static let capacity = 9
     private var members = InlineArray<9, Int32>(repeating: -1)
-    public private(set) var count: Int = 0
+    /// One byte: a set lives in every connection slot.
+    private var storedCount: UInt8 = 0
+
+    @inline(__always) public var count: Int { Int(storedCount) }
 
     public init() {}
 
@@ -18,7 +21,7 @@ public struct BackendSet: Sendable {
     public mutating func insert(_ backend: BackendID) {
         guard !contains(backend), count < Self.capacity else { return }
         members[count] = backend.rawValue
-        count += 1
+        storedCount += 1
     }
 
     public var isEmpty: Bool { count == 0 }

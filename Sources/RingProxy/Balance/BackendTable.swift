@@ -42,9 +42,9 @@ public final class BackendTable: @unchecked Sendable {
     public let capacity: Int
     public let shardCount: Int
     static let wordsPerCell = 16
-    private let cells: UnsafeMutablePointer<Int>
-    private let headers: UnsafeMutablePointer<Int>
-    private let mappedBytes: Int
+    private let memory: MappedRegion
+    private let cells: SharedWords
+    private let headers: SharedWords
 
     public init(capacity: Int, shards: Int) {
         precondition(Counter.allCases.count <= Self.wordsPerCell)
@@ -52,40 +52,33 @@ public final class BackendTable: @unchecked Sendable {
         shardCount = shards
         let cellWords = capacity * shards * Self.wordsPerCell
         let headerWords = capacity * Self.wordsPerCell
-        mappedBytes = (cellWords + headerWords) * MemoryLayout<Int>.stride
-        let memory = mmap(nil, mappedBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
-        precondition(memory != MAP_FAILED, "cannot map \(mappedBytes) bytes for the backend table")
-        cells = memory!.bindMemory(to: Int.self, capacity: cellWords + headerWords)
-        headers = cells + cellWords
-    }
-
-    deinit { munmap(cells, mappedBytes) }
-
-    @inline(__always)
-    func cell(_ backend: BackendID, shard: Int) -> UnsafeMutablePointer<Int> {
-        cells + (Int(backend.rawValue) * shardCount + shard) * Self.wordsPerCell
+        memory = MappedRegion(byteCount: (cellWords + headerWords) * MemoryLayout<Int>.stride, purpose: "the backend table")
+        cells = memory.sharedWords
+        headers = cells.advanced(by: cellWords)
     }
 
     @inline(__always)
-    func header(_ backend: BackendID) -> UnsafeMutablePointer<Int> {
-        headers + Int(backend.rawValue) * Self.wordsPerCell
+    func cell(_ backend: BackendID, shard: Int) -> SharedWords {
+        cells.advanced(by: (Int(backend.rawValue) * shardCount + shard) * Self.wordsPerCell)
+    }
+
+    @inline(__always)
+    func header(_ backend: BackendID) -> SharedWords {
+        headers.advanced(by: Int(backend.rawValue) * Self.wordsPerCell)
     }
 
     /// The writer for one worker's shard.
     public func shard(_ index: Int) -> BackendShard {
         precondition(index < shardCount)
-        return BackendShard(base: cells + index * Self.wordsPerCell, stride: shardCount * Self.wordsPerCell)
+        return BackendShard(base: cells.advanced(by: index * Self.wordsPerCell), stride: shardCount * Self.wordsPerCell)
     }
 
     /// The sum of `counter` over all shards for `backend`.
     @inline(__always)
     public func sum(_ counter: Counter, backend: BackendID) -> Int {
         var total = 0
-        var word = cell(backend, shard: 0) + counter.rawValue
-        for _ in 0..<shardCount {
-            total &+= curing_load_relaxed(word)
-            word += Self.wordsPerCell
-        }
+        let row = cell(backend, shard: 0)
+        for shard in 0..<shardCount { total &+= row.load(shard * Self.wordsPerCell + counter.rawValue) }
         return total
     }
 
@@ -97,31 +90,31 @@ public final class BackendTable: @unchecked Sendable {
     func reset(_ backend: BackendID) {
         for shard in 0..<shardCount {
             let words = cell(backend, shard: shard)
-            for index in 0..<Self.wordsPerCell { curing_store_relaxed(words + index, 0) }
+            for index in 0..<Self.wordsPerCell { words.store(0, at: index) }
         }
-        for index in 0..<Self.wordsPerCell { curing_store_relaxed(header(backend) + index, 0) }
+        for index in 0..<Self.wordsPerCell { header(backend).store(0, at: index) }
     }
 }
 
-/// One worker's view of a `BackendTable`: the only writer of its cells. It holds a plain pointer, not the
+/// One worker's view of a `BackendTable`: the only writer of its cells. It holds a view of the words, not the
 /// table, so the data plane pays no reference counting for it; whoever made it keeps the table alive.
-public struct BackendShard: @unchecked Sendable {
-    private let base: UnsafeMutablePointer<Int>
+public struct BackendShard: Sendable {
+    private let base: SharedWords
     private let stride: Int
 
-    fileprivate init(base: UnsafeMutablePointer<Int>, stride: Int) {
+    fileprivate init(base: SharedWords, stride: Int) {
         self.base = base
         self.stride = stride
     }
 
     @inline(__always)
     public func add(_ delta: Int, to counter: BackendTable.Counter, backend: BackendID) {
-        let word = base + Int(backend.rawValue) * stride + counter.rawValue
-        curing_store_relaxed(word, curing_load_relaxed(word) &+ delta)
+        let word = Int(backend.rawValue) * stride + counter.rawValue
+        base.store(base.load(word) &+ delta, at: word)
     }
 
     @inline(__always)
     public func value(_ counter: BackendTable.Counter, backend: BackendID) -> Int {
-        curing_load_relaxed(base + Int(backend.rawValue) * stride + counter.rawValue)
+        base.load(Int(backend.rawValue) * stride + counter.rawValue)
     }
 }

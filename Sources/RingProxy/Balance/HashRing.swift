@@ -10,8 +10,8 @@ final class HashRing: @unchecked Sendable {
     static let maximumPoints = 1 << 20
 
     let pointCount: Int
-    private let hashes: UnsafeMutablePointer<UInt64>
-    private let owners: UnsafeMutablePointer<Int32>
+    private let hashes: FixedArray<UInt64>
+    private let owners: FixedArray<Int32>
 
     init(members: [BackendPool.Member]) {
         let totalWeight = members.reduce(0) { $0 + $1.weight }
@@ -25,17 +25,8 @@ final class HashRing: @unchecked Sendable {
         }
         points.sort { $0.hash < $1.hash || ($0.hash == $1.hash && $0.owner < $1.owner) }
         pointCount = points.count
-        hashes = .allocate(capacity: max(1, points.count))
-        owners = .allocate(capacity: max(1, points.count))
-        for (index, point) in points.enumerated() {
-            (hashes + index).initialize(to: point.hash)
-            (owners + index).initialize(to: point.owner)
-        }
-    }
-
-    deinit {
-        hashes.deallocate()
-        owners.deallocate()
+        hashes = FixedArray(points.map(\.hash))
+        owners = FixedArray(points.map(\.owner))
     }
 
     /// The first point at or after `hash`, wrapping round the circle.

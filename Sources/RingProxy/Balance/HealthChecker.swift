@@ -50,17 +50,17 @@ private struct HealthCheckLoop: ~Copyable {
     private var plan: RuntimePlan
     private var targets: [Target] = []
     /// The targets' addresses, where their connects point until submitted.
-    private var addresses = UnsafeMutablePointer<sockaddr_storage>.allocate(capacity: 1)
+    private var addresses = FixedArray<SocketAddress>([])
     /// Targets (of the current plan) with a check in flight.
     private var busy = Set<Int>()
     /// The socket of each check in flight, by the user data of its connect (checks of an older plan too).
     private var inFlight: [UInt64: Int32] = [:]
     /// Bumped with each plan, so that a check of an older plan is not counted against the new targets.
     private var epoch: UInt32 = 0
-    private let completions = UnsafeMutablePointer<Completion>.allocate(capacity: 64)
-    private let interval = UnsafeMutablePointer<__kernel_timespec>.allocate(capacity: 1)
-    private let timeout = UnsafeMutablePointer<__kernel_timespec>.allocate(capacity: 1)
-    private let controlBuffer = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
+    private let completions = FixedArray(repeating: Completion(userData: UserData(rawValue: 0), result: 0, flags: 0), count: 64)
+    private let interval = KernelTimeout(.zero)
+    private let timeout = KernelTimeout(.zero)
+    private let controlBuffer = FixedArray<UInt64>(repeating: 0, count: 1)
     private var terminating = false
 
     init(control: ControlChannel, table: BackendTable, logger: Logger) throws(RingError) {
@@ -69,27 +69,19 @@ private struct HealthCheckLoop: ~Copyable {
         self.table = table
         self.logger = logger
         plan = control.latest
-        interval.initialize(to: __kernel_timespec())
-        timeout.initialize(to: __kernel_timespec())
-        controlBuffer.initialize(to: 0)
         adopt(plan)
     }
 
     deinit {
         for fd in inFlight.values { Glibc.close(fd) }
-        addresses.deallocate()
-        completions.deallocate()
-        interval.deallocate()
-        timeout.deallocate()
-        controlBuffer.deallocate()
     }
 
     mutating func run() {
-        ring.read(control.eventFD, into: controlBuffer, length: 8, userData: UserData(.control, slot: 0))
+        ring.read(control.eventFD, into: controlBuffer, userData: UserData(.control, slot: 0))
         armTick()
         while !terminating {
             ring.submitAndWait(1)
-            let count = ring.reapCompletions(into: completions, capacity: 64)
+            let count = ring.reapCompletions(into: completions)
             for index in 0..<count { handle(completions[index]) }
         }
     }
@@ -99,7 +91,7 @@ private struct HealthCheckLoop: ~Copyable {
         case .control:
             let (plans, phase) = control.take()
             if phase == .terminating { terminating = true; return }
-            ring.read(control.eventFD, into: controlBuffer, length: 8, userData: UserData(.control, slot: 0))
+            ring.read(control.eventFD, into: controlBuffer, userData: UserData(.control, slot: 0))
             // The checker owns nothing a plan hands over: the newest one is all it needs.
             if let newPlan = plans.last, newPlan.generation != plan.generation { adopt(newPlan) }
             control.acknowledge(plan.generation)
@@ -130,24 +122,17 @@ private struct HealthCheckLoop: ~Copyable {
         // polling thread, makes the kernel copy those addresses before they are freed. Older checks in flight
         // were submitted, and copied, already.
         ring.submit()
-        addresses.deallocate()
-        addresses = .allocate(capacity: max(1, targets.count))
-        for (index, target) in targets.enumerated() {
-            (addresses + index).initialize(to: sockaddr_storage())
-            target.address.withSockaddr { address, length in
-                UnsafeMutableRawPointer(addresses + index).copyMemory(from: address, byteCount: Int(length))
-            }
-        }
+        addresses = FixedArray(targets.map(\.address))
         if let checks = newPlan.config.health.checks {
-            interval.pointee = Worker.timespec(checks.interval)
-            timeout.pointee = Worker.timespec(checks.timeout)
+            interval.set(checks.interval)
+            timeout.set(checks.timeout)
         }
     }
 
     private mutating func armTick() {
         guard plan.config.health.checks != nil else {
             // No checks configured: look again in a second (a reload may turn them on).
-            interval.pointee = Worker.timespec(.seconds(1))
+            interval.set(.seconds(1))
             ring.timeout(interval, userData: UserData(.tick, slot: 0))
             return
         }
@@ -164,7 +149,7 @@ private struct HealthCheckLoop: ~Copyable {
             inFlight[key.rawValue] = fd
             busy.insert(index)
             ring.connect(
-                fd, to: UnsafeRawPointer(addresses + index).assumingMemoryBound(to: sockaddr.self), length: target.address.length,
+                fd, to: addresses, at: index,
                 timeout: timeout, userData: key, timeoutUserData: UserData(.connectTimeout, slot: UInt32(index)))
         }
     }

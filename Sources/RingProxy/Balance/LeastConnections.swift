@@ -4,17 +4,14 @@
 public final class LeastConnections: SelectionStrategy {
     private var ties: SmoothScores
     /// The loads read in this pick (-1: not available), so both passes see the same numbers.
-    private let loads: UnsafeMutablePointer<Int>
+    private let loads: FixedArray<Int>
     private let count: Int
 
     public init(pool: BackendPool) {
         count = pool.count
         ties = SmoothScores(count: count)
-        loads = .allocate(capacity: max(1, count))
-        loads.initialize(repeating: 0, count: max(1, count))
+        loads = FixedArray(repeating: 0, count: count)
     }
-
-    deinit { loads.deallocate() }
 
     public func select(_ candidates: inout Candidates, random: inout FastRandom) -> Int? {
         for _ in 0..<max(1, min(count, BackendSet.capacity)) {
@@ -33,8 +30,9 @@ public final class LeastConnections: SelectionStrategy {
                 }
             }
             guard leastLoad >= 0 else { return nil }
-            let loads = self.loads
-            let tied = { (member: Int) in loads[member] >= 0 && loads[member] * leastWeight == leastLoad * candidates.weight(member) }
+            let tied = { (member: Int) in
+                self.loads[member] >= 0 && self.loads[member] * leastWeight == leastLoad * candidates.weight(member)
+            }
             guard let best = ties.next(among: count, tied, weight: { candidates.weight($0) }) else { return nil }
             if candidates.claim(best) { return best }
         }

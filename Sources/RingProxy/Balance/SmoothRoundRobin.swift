@@ -20,14 +20,9 @@ public final class SmoothRoundRobin: SelectionStrategy {
 
 /// The running scores of smooth weighted round robin, for round robin itself and for least-conn's ties.
 struct SmoothScores: ~Copyable {
-    private let scores: UnsafeMutablePointer<Int>
+    private let scores: FixedArray<Int>
 
-    init(count: Int) {
-        scores = .allocate(capacity: max(1, count))
-        scores.initialize(repeating: 0, count: max(1, count))
-    }
-
-    deinit { scores.deallocate() }
+    init(count: Int) { scores = FixedArray(repeating: 0, count: count) }
 
     /// The next of the members `included` picks, by their weights; nil when none is.
     @inline(__always)

@@ -155,6 +155,7 @@ public enum ConfigFile {
         "threads", "pin", "cpus", "ring_size", "buffer_size", "buffers", "sqpoll", "zerocopy",
         "connect_timeout", "retries", "idle_timeout", "max_connections",
         "admin", "admin_token_file", "drain_timeout", "report_interval", "log_level", "log_format", "access_log",
+        "resolvers", "dns_min_ttl", "dns_max_ttl", "dns_hold", "dns_start",
     ]
 
     /// Walks the parsed table, converting each known key and collecting an issue for each bad one.
@@ -175,7 +176,7 @@ public enum ConfigFile {
         ]
         static let poolKeys: Set<String> = ["balance", "backends"]
         static let routeKeys: Set<String> = ["sni", "alpn", "pool"]
-        static let backendKeys: Set<String> = ["host", "port", "weight", "max_connections"]
+        static let backendKeys: Set<String> = ["host", "port", "weight", "max_connections", "resolve", "srv"]
         static let healthKeys: Set<String> = ["fail_threshold", "fail_timeout", "interval", "timeout", "rise", "fall"]
 
         mutating func settings(from table: TOMLTable) -> ProxySettings {
@@ -210,6 +211,11 @@ public enum ConfigFile {
                 case "log_level": settings.logLevel = string(value, source)
                 case "log_format": settings.logFormat = string(value, source)
                 case "access_log": settings.accessLog = boolean(value, source)
+                case "resolvers": settings.resolvers = strings(value, source)
+                case "dns_min_ttl": settings.dnsMinTTL = duration(value, source)
+                case "dns_max_ttl": settings.dnsMaxTTL = duration(value, source)
+                case "dns_hold": settings.dnsHold = duration(value, source)
+                case "dns_start": settings.dnsStart = string(value, source)
                 default: unknown(key, source, known: ConfigFile.topLevelKeys)
                 }
             }
@@ -267,7 +273,7 @@ public enum ConfigFile {
             for (index, element) in array.enumerated() {
                 let entrySource = SettingSource(key: "\(key)[\(index)]", line: lines.header(table, index: headerBase + index))
                 guard let entry = element.table else {
-                    issues.append(ConfigIssue(entrySource, "expected a table with host, port and weight, got \(describe(element))"))
+                    issues.append(ConfigIssue(entrySource, "expected a table with host, port and weight (or srv), got \(describe(element))"))
                     continue
                 }
                 var spec = BackendSpec(host: nil, port: nil, source: entrySource)
@@ -278,6 +284,8 @@ public enum ConfigFile {
                     case "port": spec.port = integer(fieldValue, fieldSource)
                     case "weight": spec.weight = integer(fieldValue, fieldSource)
                     case "max_connections": spec.maxConnections = integer(fieldValue, fieldSource)
+                    case "resolve": spec.resolve = string(fieldValue, fieldSource)
+                    case "srv": spec.srv = string(fieldValue, fieldSource)
                     default: unknown(field, fieldSource, known: Self.backendKeys)
                     }
                 }
@@ -376,6 +384,14 @@ public enum ConfigFile {
         mutating func string(_ value: TOMLValueConvertible, _ source: SettingSource) -> Setting<String>? {
             guard let text = value.string else { return mismatch(value, source, expected: "a string") }
             return Setting(text, source)
+        }
+
+        /// An array of strings (`resolvers = ["127.0.0.1:53"]`).
+        mutating func strings(_ value: TOMLValueConvertible, _ source: SettingSource) -> Setting<[String]>? {
+            guard let array = value.array, array.allSatisfy({ $0.type == .string }) else {
+                return mismatch(value, source, expected: "an array of strings")
+            }
+            return Setting(array.compactMap(\.string), source)
         }
 
         mutating func integer(_ value: TOMLValueConvertible, _ source: SettingSource) -> Setting<Int>? {

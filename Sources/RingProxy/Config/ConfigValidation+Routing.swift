@@ -4,9 +4,10 @@ extension ConfigValidation {
     mutating func namedPools(_ specs: [PoolSpec]?, defaultBalance: BalanceAlgorithm) -> [String: NamedPool] {
         var pools: [String: NamedPool] = [:]
         for spec in specs ?? [] {
-            let backends = backends(spec.backends, key: "\(spec.source.key).backends", hint: "add backends to [\(spec.source.key)]")
+            let pool = backends(spec.backends, key: "\(spec.source.key).backends", hint: "add backends to [\(spec.source.key)]")
             pools[spec.name] = NamedPool(
-                name: spec.name, balance: choice(spec.balance, BalanceAlgorithm.self) ?? defaultBalance, backends: backends)
+                name: spec.name, balance: choice(spec.balance, BalanceAlgorithm.self) ?? defaultBalance,
+                backends: pool.backends, names: pool.names)
         }
         return pools
     }

@@ -1,9 +1,14 @@
 import Logging
+import RingDNS
 
 /// Checks settings and collects every issue in one pass; `ProxyConfig.validate` applies nothing unless
 /// the list ends empty.
 struct ConfigValidation {
     var issues: [ConfigIssue]
+    /// Where each backend name was written, for its resolution error.
+    var nameSources: [DNSQuery: SettingSource] = [:]
+
+    init(issues: [ConfigIssue]) { self.issues = issues }
 
     mutating func fail(_ source: SettingSource, _ message: String) {
         issues.append(ConfigIssue(source, message))
@@ -25,11 +30,11 @@ struct ConfigValidation {
                 fail(pools.source, "[pools.NAME] are named by [[listeners]] entries (default_pool, routes): the flat layout has its own [[backends]]")
             }
             let addresses = flatAddresses(settings)
-            let backends = backends(settings.backends, key: "backends", hint: "add [[backends]] entries with host and port, or pass --backend host:port")
+            let pool = backends(settings.backends, key: "backends", hint: "add [[backends]] entries with host and port, or pass --backend host:port")
             return addresses.enumerated().map { index, address in
                 ProxyConfig.Listener(
                     name: addresses.count == 1 ? "default" : "default-\(index)", address: address, balance: balance,
-                    sendProxy: sendProxy, backends: backends)
+                    sendProxy: sendProxy, backends: pool.backends, names: pool.names)
             }
         }
         for flat in [settings.host?.source, settings.port?.source, settings.listen?.first?.source, settings.backends?.first?.source] {
@@ -56,7 +61,8 @@ struct ConfigValidation {
                 defaultPool = self.pool(name, in: pools)
             }
             let routesOnly = spec.backends == nil && spec.routing.defaultPool == nil && spec.routing.routes != nil
-            let pool = spec.routing.defaultPool != nil ? defaultPool?.backends ?? [] : routesOnly ? [] : backends(
+            let pool = spec.routing.defaultPool != nil ? (backends: defaultPool?.backends ?? [], names: defaultPool?.names ?? [])
+                : routesOnly ? (backends: [], names: []) : backends(
                 spec.backends, key: "\(spec.source.key).backends", hint: "add [[listeners.backends]] entries under this listener")
             let routing = routing(spec.routing, hasDefaultPool: !routesOnly, pools: pools)
             guard let address else { continue }
@@ -68,7 +74,7 @@ struct ConfigValidation {
             listeners.append(ProxyConfig.Listener(
                 name: name, address: address,
                 balance: defaultPool?.balance ?? choice(spec.balance, BalanceAlgorithm.self) ?? balance,
-                sendProxy: spec.sendProxy.map { proxyProtocol($0) } ?? sendProxy, backends: pool,
+                sendProxy: spec.sendProxy.map { proxyProtocol($0) } ?? sendProxy, backends: pool.backends, names: pool.names,
                 defaultPool: defaultPool?.name, routing: routing))
         }
         return listeners
@@ -101,33 +107,100 @@ struct ConfigValidation {
         return resolve(host.value, port: port.value, hostSource: host.source, portSource: port.source, allowPortZero: true)
     }
 
-    mutating func backends(_ specs: [BackendSpec]?, key: String, hint: String) -> [ProxyConfig.Backend] {
+    /// The pool's file backends, and its named ones (resolved later, by `resolveNames`).
+    mutating func backends(_ specs: [BackendSpec]?, key: String, hint: String) -> (backends: [ProxyConfig.Backend], names: [NamedBackend]) {
         guard let specs, !specs.isEmpty else {
             missing(SettingSource(key: key), "no backends: \(hint)", key: key, "--backend")
-            return []
+            return ([], [])
         }
         if specs.count > ProxyConfig.Limits.backends.upperBound {
             fail(specs[0].source, "at most \(ProxyConfig.Limits.backends.upperBound) backends per pool, got \(specs.count)")
         }
         var seen: [SocketAddress: String] = [:]
         var backends: [ProxyConfig.Backend] = []
+        var names: [NamedBackend] = []
         for spec in specs {
-            guard let host = spec.host else { missing(spec.source, "missing host", key: spec.source.key + ".host"); continue }
-            guard let port = spec.port else { missing(spec.source, "missing port", key: spec.source.key + ".port"); continue }
             let weight = range(spec.weight, ProxyConfig.Limits.weight, what: "a weight") ?? ProxyConfig.defaultWeight
             let limit = range(spec.maxConnections, ProxyConfig.Limits.backendMaxConnections, what: "a connection limit (0 = none)") ?? 0
-            guard let address = resolve(host.value, port: port.value, hostSource: host.source, portSource: port.source,
-                                        allowPortZero: false) else { continue }
+            let mode = choice(spec.resolve, ResolveMode.self) ?? .all
+            if let srv = spec.srv {
+                if let other = spec.host ?? spec.port.map({ Setting("\($0.value)", $0.source) }) {
+                    fail(other.source, "give either srv or host and port, not both")
+                }
+                guard !srv.value.isEmpty else { fail(srv.source, "expected an SRV name like _pg._tcp.db.service.consul"); continue }
+                let query = DNSQuery(kind: .srv, name: srv.value, port: 0, mode: mode)
+                nameSources[query] = srv.source
+                names.append(NamedBackend(query: query, name: srv.value, weight: weight, maxConnections: limit))
+                continue
+            }
+            guard let host = spec.host else { missing(spec.source, "missing host", key: spec.source.key + ".host"); continue }
+            guard let port = spec.port else { missing(spec.source, "missing port", key: spec.source.key + ".port"); continue }
+            guard 1...65535 ~= port.value else {
+                fail(port.source, "expected a port from 1 to 65535, got \(port.value)")
+                continue
+            }
+            let name = !host.value.hasPrefix("[") && host.value.contains(":")
+                ? "[\(host.value)]:\(port.value)" : "\(host.value):\(port.value)"
+            let bare = host.value.hasPrefix("[") && host.value.hasSuffix("]") ? String(host.value.dropFirst().dropLast()) : host.value
+            guard let address = SocketAddress(numericHost: bare, port: UInt16(port.value)) else {
+                // A name: discovery follows it (resolved first by `resolveNames`).
+                let query = DNSQuery(kind: .address, name: bare, port: UInt16(port.value), mode: mode)
+                nameSources[query] = host.source
+                names.append(NamedBackend(query: query, name: name, weight: weight, maxConnections: limit))
+                continue
+            }
             if let first = seen[address] {
                 fail(spec.source, "duplicate backend \(address) (already listed as \(first))")
                 continue
             }
             seen[address] = spec.source.key
-            let name = !host.value.hasPrefix("[") && host.value.contains(":")
-                ? "[\(host.value)]:\(port.value)" : "\(host.value):\(port.value)"
             backends.append(ProxyConfig.Backend(name: name, address: address, weight: weight, maxConnections: limit))
         }
-        return backends
+        return (backends, names)
+    }
+
+    /// `resolvers = ["127.0.0.1:53", "[::1]:5353"]`: numeric addresses, port 53 when none is given.
+    mutating func resolvers(_ setting: Setting<[String]>) -> [String]? {
+        var servers: [String] = []
+        for entry in setting.value {
+            if let address = SocketAddress(numeric: entry) ?? SocketAddress(numericHost: entry, port: 53)
+                ?? (entry.hasPrefix("[") && entry.hasSuffix("]") ? SocketAddress(numericHost: String(entry.dropFirst().dropLast()), port: 53) : nil),
+               address.port != 0 {
+                servers.append("\(address)")
+            } else {
+                fail(setting.source, "expected a resolver address like 127.0.0.1:53 or [::1]:53, got '\(entry)'")
+            }
+        }
+        if setting.value.isEmpty { fail(setting.source, "expected at least one resolver (or leave resolvers out for /etc/resolv.conf)") }
+        return servers.isEmpty ? nil : servers
+    }
+
+    /// Resolves every name written (all at once, through the resolvers discovery will use; those of a listener
+    /// left out for another error too, so that every error is reported) and adds their addresses to the
+    /// listeners' pools. A name that does not resolve is an error unless `start` is `.wait`.
+    mutating func resolveNames(_ listeners: inout [ProxyConfig.Listener], resolvers: [String]?, start: DNSStart) {
+        let queries = Set(nameSources.keys)
+        guard !queries.isEmpty else { return }
+        let answers: [DNSQuery: DNSAnswer<DNSTarget>]
+        do {
+            answers = try DNSLookup.resolveNow(Array(queries), resolvers: resolvers)
+        } catch {
+            fail(SettingSource(key: "resolvers"), "\(error)")
+            return
+        }
+        var sets: [DNSQuery: [DNSTarget]] = [:]
+        for query in queries.sorted(by: { $0.name < $1.name }) {
+            guard let answer = answers[query] else { continue }
+            switch answer {
+            case .found(let targets, _):
+                sets[query] = targets
+            case .none(let reason), .failed(let reason):
+                guard start == .fail else { continue }
+                let what = query.kind == .srv ? "SRV name" : "host"
+                fail(nameSources[query] ?? SettingSource(key: "backends"), "cannot resolve \(what) '\(query.name)': \(reason)")
+            }
+        }
+        listeners = listeners.map { $0.expanded(with: sets) }
     }
 
     mutating func proxyProtocol(_ setting: Setting<String>?) -> ProxyProtocolVersion? {

@@ -2,7 +2,10 @@
 public struct NamedPool: Sendable, Equatable {
     public var name: String
     public var balance: BalanceAlgorithm
+    /// Its file backends, and the addresses its names resolve to now (with their `origin`).
     public var backends: [ProxyConfig.Backend]
+    /// The backend entries that name a DNS name, followed by discovery.
+    public var names: [NamedBackend] = []
 
     /// The backend table keys its rows by pool: a named pool's rows are shared by every listener naming it,
     /// and never taken for an inline pool of a listener of the same name.

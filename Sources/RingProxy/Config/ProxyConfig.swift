@@ -10,6 +10,8 @@ public struct ProxyConfig: Sendable, Equatable {
         public var weight: Int
         /// Open connections at most; 0 for no limit.
         public var maxConnections: Int
+        /// The DNS query it was discovered by; nil: the address was written in the file.
+        public var origin: DNSQuery? = nil
     }
 
     public struct Listener: Sendable, Equatable {
@@ -17,8 +19,11 @@ public struct ProxyConfig: Sendable, Equatable {
         public var address: SocketAddress
         public var balance: BalanceAlgorithm
         public var sendProxy: ProxyProtocolVersion?
-        /// The listener's own pool, or its `default_pool` (empty when routes have no default).
+        /// The listener's own pool, or its `default_pool` (empty when routes have no default): its file backends,
+        /// and the addresses its names resolve to now (with their `origin`).
         public var backends: [Backend]
+        /// The backend entries of that pool that name a DNS name, followed by discovery.
+        public var names: [NamedBackend] = []
         /// The `default_pool` whose backends `backends` are; nil: the listener's own.
         public var defaultPool: String? = nil
         /// The routing stage's settings; nil: the plain path.
@@ -54,6 +59,14 @@ public struct ProxyConfig: Sendable, Equatable {
     public var logLevel: Logger.Level
     public var logFormat: LogFormat
     public var accessLog: Bool
+    /// DNS servers ("host:port") for backend names; nil: /etc/resolv.conf's.
+    public var resolvers: [String]?
+    /// The bounds on how long a DNS answer is kept before the name is resolved again.
+    public var dnsMinTTL: Duration
+    public var dnsMaxTTL: Duration
+    /// How long a name that no longer resolves (NXDOMAIN, no records) keeps its last addresses.
+    public var dnsHold: Duration
+    public var dnsStart: DNSStart
 
     /// Bytes of receive buffers each worker maps (touched only as traffic needs them).
     public var bufferBytesPerWorker: Int { bufferSize * buffersPerWorker }
@@ -87,11 +100,26 @@ public struct ProxyConfig: Sendable, Equatable {
     public static let defaultCheckRise = 2
     public static let defaultCheckFall = 3
     public static let defaultCheckTimeout = Duration.seconds(2)
+    public static let defaultDNSMinTTL = Duration.seconds(1)
+    public static let defaultDNSMaxTTL = Duration.seconds(300)
+    public static let defaultDNSHold = Duration.seconds(30)
 
     /// Checks and resolves `settings`. `allowedCPUs` is where workers may run (the default thread count).
     public static func validate(_ settings: ProxySettings, file: String? = nil, allowedCPUs: [Int] = SystemInfo.allowedCPUs()) throws(ConfigError) -> ProxyConfig {
         var check = ConfigValidation(issues: settings.problems)
-        let listeners = check.listeners(settings)
+        var listeners = check.listeners(settings)
+        let issuesBefore = check.issues.count
+        let resolvers = settings.resolvers.flatMap { check.resolvers($0) }
+        let resolversAreBad = check.issues.count > issuesBefore
+        let dnsMinTTL = check.positive(settings.dnsMinTTL) ?? defaultDNSMinTTL
+        let dnsMaxTTL = check.positive(settings.dnsMaxTTL) ?? max(defaultDNSMaxTTL, dnsMinTTL)
+        if dnsMaxTTL < dnsMinTTL, let source = settings.dnsMaxTTL?.source ?? settings.dnsMinTTL?.source {
+            check.fail(source, "dns_max_ttl (\(Units.text(dnsMaxTTL))) is below dns_min_ttl (\(Units.text(dnsMinTTL)))")
+        }
+        let dnsStart = check.choice(settings.dnsStart, DNSStart.self) ?? .fail
+        // Names are resolved even when other settings are bad, so that every error is reported at once; not
+        // through resolvers in error (the system's would answer instead).
+        if !resolversAreBad { check.resolveNames(&listeners, resolvers: resolvers, start: dnsStart) }
         let threads = check.range(settings.threads, Limits.threads, what: "a thread count") ?? max(1, allowedCPUs.count)
         let cpuList = settings.cpus.flatMap { check.cpus($0, allowed: allowedCPUs) }
         let admin = settings.admin.flatMap { check.adminAddress($0) }
@@ -122,7 +150,12 @@ public struct ProxyConfig: Sendable, Equatable {
             reportInterval: settings.reportInterval.flatMap { $0.value == .zero ? nil : $0.value },
             logLevel: check.logLevel(settings.logLevel) ?? .info,
             logFormat: check.choice(settings.logFormat, LogFormat.self) ?? .text,
-            accessLog: settings.accessLog?.value ?? false
+            accessLog: settings.accessLog?.value ?? false,
+            resolvers: resolvers,
+            dnsMinTTL: dnsMinTTL,
+            dnsMaxTTL: dnsMaxTTL,
+            dnsHold: check.positive(settings.dnsHold) ?? defaultDNSHold,
+            dnsStart: dnsStart
         )
         guard check.issues.isEmpty else { throw ConfigError(file: file, issues: check.issues) }
         return config

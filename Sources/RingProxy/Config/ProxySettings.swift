@@ -37,6 +37,12 @@ public struct ProxySettings: Sendable, Equatable {
     public var logLevel: Setting<String>?
     public var logFormat: Setting<String>?
     public var accessLog: Setting<Bool>?
+    /// DNS discovery: `resolvers`, `dns_min_ttl`, `dns_max_ttl`, `dns_hold`, `dns_start`.
+    public var resolvers: Setting<[String]>?
+    public var dnsMinTTL: Setting<Duration>?
+    public var dnsMaxTTL: Setting<Duration>?
+    public var dnsHold: Setting<Duration>?
+    public var dnsStart: Setting<String>?
 
     /// Values that could not be read (a wrong type, an unknown key); validation reports them with the rest.
     public var problems: [ConfigIssue] = []
@@ -55,6 +61,7 @@ public struct ProxySettings: Sendable, Equatable {
         take(\.sqpoll); take(\.zerocopy); take(\.connectTimeout); take(\.retries); take(\.idleTimeout)
         take(\.maxConnections); take(\.admin); take(\.adminTokenFile); take(\.drainTimeout); take(\.reportInterval)
         take(\.logLevel); take(\.logFormat); take(\.accessLog)
+        take(\.resolvers); take(\.dnsMinTTL); take(\.dnsMaxTTL); take(\.dnsHold); take(\.dnsStart)
         merged.health = health.overridden(by: other.health)
         merged.problems = problems + other.problems
         if other.listen != nil {
@@ -82,12 +89,15 @@ public struct ListenerSpec: Sendable, Equatable {
     public init(source: SettingSource) { self.source = source }
 }
 
-/// One backend as written: `[[backends]] host, port, weight, max_connections` or `--backend host:port@weight`.
+/// One backend as written: `[[backends]] host, port, weight, max_connections` or `--backend host:port@weight`;
+/// a `host` that is a name follows its addresses (`resolve`), and `srv` names an SRV record set instead.
 public struct BackendSpec: Sendable, Equatable {
     public var host: Setting<String>?
     public var port: Setting<Int>?
     public var weight: Setting<Int>?
     public var maxConnections: Setting<Int>?
+    public var resolve: Setting<String>?
+    public var srv: Setting<String>?
     public var source: SettingSource
 
     public init(host: Setting<String>?, port: Setting<Int>?, weight: Setting<Int>? = nil,

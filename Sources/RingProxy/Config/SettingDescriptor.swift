@@ -48,6 +48,12 @@ extension ProxyConfig {
         .init("log_level", \.logLevel, reloadable: false) { $0.rawValue },
         .init("log_format", \.logFormat, reloadable: false) { $0.rawValue },
         .init("access_log", \.accessLog, reloadable: true),
+        // Discovery reads them at each change: a reload applies them to the next lookups.
+        .init("resolvers", \.resolvers, reloadable: true) { $0?.joined(separator: ",") ?? "/etc/resolv.conf" },
+        .init("dns_min_ttl", \.dnsMinTTL, reloadable: true) { Units.text($0) },
+        .init("dns_max_ttl", \.dnsMaxTTL, reloadable: true) { Units.text($0) },
+        .init("dns_hold", \.dnsHold, reloadable: true) { Units.text($0) },
+        .init("dns_start", \.dnsStart, reloadable: true) { $0.rawValue },
     ]
 }
 

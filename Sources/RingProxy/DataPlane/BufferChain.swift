@@ -58,18 +58,11 @@ public struct BufferChain: Sendable, Equatable {
 
 /// The links of every buffer of a worker's ring (see `BufferChain`).
 public struct BufferLinks: ~Copyable {
-    let next: UnsafeMutablePointer<UInt16>
-    let length: UnsafeMutablePointer<UInt32>
+    let next: FixedArray<UInt16>
+    let length: FixedArray<UInt32>
 
     public init(buffers: Int) {
-        next = .allocate(capacity: buffers)
-        next.initialize(repeating: BufferChain.end, count: buffers)
-        length = .allocate(capacity: buffers)
-        length.initialize(repeating: 0, count: buffers)
-    }
-
-    deinit {
-        next.deallocate()
-        length.deallocate()
+        next = FixedArray(repeating: BufferChain.end, count: buffers)
+        length = FixedArray(repeating: 0, count: buffers)
     }
 }

@@ -1,6 +1,3 @@
-import CURing
-import Glibc
-
 /// Per-client limits shared by every worker, exact across them: `max_connections_per_client` and
 /// `new_connections_per_client`. A fixed table of rows, each two atomic words, found by the hash of the
 /// listener and the client's address: no allocation, no lock, bounded memory (`rowCount` rows of 16 bytes,
@@ -17,18 +14,15 @@ import Glibc
 public final class ClientLimits: @unchecked Sendable {
     public static let rowCount = 1 << 16
     private static let wordsPerRow = 2
-    private let words: UnsafeMutablePointer<Int>
-    private let mappedBytes: Int
+    private let region: MappedRegion
+    private let words: SharedWords
     private let epoch = monotonicMilliseconds()
 
     public init() {
-        mappedBytes = Self.rowCount * Self.wordsPerRow * MemoryLayout<Int>.stride
-        let memory = mmap(nil, mappedBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
-        precondition(memory != MAP_FAILED, "cannot map \(mappedBytes) bytes for the per-client limits")
-        words = memory!.bindMemory(to: Int.self, capacity: Self.rowCount * Self.wordsPerRow)
+        let region = MappedRegion(byteCount: Self.rowCount * Self.wordsPerRow * MemoryLayout<Int>.stride, purpose: "the per-client limits")
+        words = region.sharedWords
+        self.region = region
     }
-
-    deinit { munmap(words, mappedBytes) }
 
     /// The row of a client of `listener` (its plan id) whose address hashes to `clientKey`.
     @inline(__always)
@@ -39,28 +33,28 @@ public final class ClientLimits: @unchecked Sendable {
 
     /// Takes one of the row's `limit` open connections; false (and nothing taken) when all are taken.
     public func open(row: Int32, limit: Int) -> Bool {
-        let word = words + Int(row) * Self.wordsPerRow
-        if curing_fetch_add(word, 1) >= limit {
-            _ = curing_fetch_add(word, -1)
+        let word = Int(row) * Self.wordsPerRow
+        if words.fetchAdd(1, at: word) >= limit {
+            words.fetchAdd(-1, at: word)
             return false
         }
         return true
     }
 
     public func close(row: Int32) {
-        _ = curing_fetch_add(words + Int(row) * Self.wordsPerRow, -1)
+        words.fetchAdd(-1, at: Int(row) * Self.wordsPerRow)
     }
 
     /// Connections open now in `row`.
-    public func openConnections(row: Int32) -> Int { curing_load_relaxed(words + Int(row) * Self.wordsPerRow) }
+    public func openConnections(row: Int32) -> Int { words.load(Int(row) * Self.wordsPerRow) }
 
     /// Takes a token from the row's bucket (`rate` per second, `burst` at most); false when it is empty.
     public func takeToken(row: Int32, rate: Int, burst: Int, now: Int64 = monotonicMilliseconds()) -> Bool {
-        let word = words + Int(row) * Self.wordsPerRow + 1
+        let word = Int(row) * Self.wordsPerRow + 1
         let millisecond = UInt32(truncatingIfNeeded: now - epoch)
         let capacity = UInt64(burst) * 1000
         while true {
-            let old = curing_load_relaxed(word)
+            let old = words.load(word)
             let last = UInt32(truncatingIfNeeded: UInt64(bitPattern: Int64(old)) >> 32)
             var debt = UInt64(UInt32(truncatingIfNeeded: old))
             // A refill of `rate` tokens a second is `rate` thousandths a millisecond.
@@ -69,7 +63,7 @@ public final class ClientLimits: @unchecked Sendable {
             guard debt + 1000 <= capacity else { return false }
             debt += 1000
             let new = Int(bitPattern: UInt(UInt64(millisecond) << 32 | debt))
-            if curing_compare_exchange(word, old, new) != 0 { return true }
+            if words.compareExchange(at: word, expected: old, desired: new) { return true }
         }
     }
 }

@@ -24,6 +24,10 @@ public final class Proxy: @unchecked Sendable {
     private let running = ThreadCount()
     private var nextListenerID: UInt32 = 1
     private var checker: HealthChecker?
+    /// Behind a lock of its own: the admin endpoint reads its stats while a reload may start it.
+    private let discovery = Locked<Discovery?>(nil)
+    /// Held while a plan is made and published: reloads and discovery's changes take turns.
+    private let publishing = Locked(())
     private let initialConfig: ProxyConfig
 
     public init(config: ProxyConfig, logger: Logger) {
@@ -113,6 +117,7 @@ public final class Proxy: @unchecked Sendable {
             throw .worker(RingAvailability.explain(error, lockedBytesNeeded: config.buffersPerWorker * 16 + config.ringSize * 128))
         }
         startChecker(for: plan)
+        publishing.withLock { _ in followNames(of: plan.config) }
         logStart(plan, ringSetup: results.compactMap { try? $0?.get() }.first ?? "unknown", capacity: capacity)
     }
 
@@ -163,15 +168,26 @@ public final class Proxy: @unchecked Sendable {
     /// Throws (and changes nothing) when a new listener cannot be bound or the backend table is full.
     @discardableResult
     public func reload(to newConfig: ProxyConfig) throws(ReloadError) -> ReloadOutcome {
-        let running = plan
-        let settings = SettingsReload(running: running.config, requested: newConfig)
-        let next: RuntimePlan
-        do {
-            next = try makePlan(settings.effective, generation: running.generation + 1, previous: running)
-        } catch {
-            stats.withLock { $0.reloadFailures += 1 }
-            throw error
+        try publishing.withLock { _ throws(ReloadError) in
+            let running = plan
+            let settings = SettingsReload(running: running.config, requested: newConfig)
+            let next: RuntimePlan
+            do throws(ReloadError) {
+                next = try publish(keepingHeldNames(settings.effective, running: running.config), replacing: running)
+            } catch {
+                stats.withLock { $0.reloadFailures += 1 }
+                throw error
+            }
+            followNames(of: next.config)
+            stats.withLock { $0.reloads += 1 }
+            return ReloadOutcome(generation: next.generation, applied: settings.applied, restartOnly: settings.restartOnly)
         }
+    }
+
+    /// Makes the plan for `config` and switches every worker (and the health checker) to it. The caller holds
+    /// `publishing`.
+    private func publish(_ config: ProxyConfig, replacing running: RuntimePlan) throws(ReloadError) -> RuntimePlan {
+        let next = try makePlan(config, generation: running.generation + 1, previous: running)
         current.withLock { $0 = next }
         var taking: [Int] = []
         for (index, channel) in channels.enumerated() {
@@ -185,9 +201,57 @@ public final class Proxy: @unchecked Sendable {
             logger.error("workers did not switch to the new configuration in 5 s", metadata: ["workers": "\(lagging)"])
         }
         startChecker(for: next)
-        stats.withLock { $0.reloads += 1 }
-        return ReloadOutcome(generation: next.generation, applied: settings.applied, restartOnly: settings.restartOnly)
+        return next
     }
+
+    // MARK: - Discovery
+
+    /// Starts DNS discovery for the names of `config`, or hands them to it. The caller holds `publishing`.
+    private func followNames(of config: ProxyConfig) {
+        discovery.withLock { discovery in
+            if let discovery {
+                discovery.follow(config)
+            } else if !config.queries.isEmpty {
+                discovery = Discovery(config: config, logger: logger) { [weak self] sets in self?.publishDiscovered(sets) }
+            }
+        }
+    }
+
+    /// `config` with the running addresses of each name it resolved to nothing (possible with `dns_start =
+    /// "wait"`) that discovery still holds (within `dns_hold`): a reload does not cut the hold short.
+    private func keepingHeldNames(_ config: ProxyConfig, running: ProxyConfig) -> ProxyConfig {
+        let held = running.discoveredSets
+        var sets = config.discoveredSets
+        var kept = false
+        for (query, targets) in sets where targets.isEmpty {
+            guard let running = held[query], !running.isEmpty else { continue }
+            sets[query] = running
+            kept = true
+        }
+        return kept ? config.expanded(with: sets) : config
+    }
+
+    /// A plan with the addresses discovery found (`sets`, for the names the running plan still follows),
+    /// published the way a reload is: an address that stays keeps its row, its counters and its connections.
+    private func publishDiscovered(_ sets: [DNSQuery: [DNSTarget]]) {
+        publishing.withLock { _ in
+            let running = plan
+            var merged = running.config.discoveredSets
+            for (query, targets) in sets where merged[query] != nil { merged[query] = targets }
+            let config = running.config.expanded(with: merged)
+            guard config != running.config else { return }
+            do {
+                _ = try publish(config, replacing: running)
+                stats.withLock { $0.discoveryPlans += 1 }
+            } catch {
+                stats.withLock { $0.discoveryPlanFailures += 1 }
+                logger.error("new DNS addresses not applied; the running ones stay", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    /// What discovery has done for each name it follows.
+    public var discoveryStats: [DNSQuery: DNSNameStats] { discovery.withLock { $0 }?.stats ?? [:] }
 
     /// Counts a reload that failed before it reached the proxy (a bad file).
     public func recordReloadFailure() { stats.withLock { $0.reloadFailures += 1 } }
@@ -242,7 +306,7 @@ public final class Proxy: @unchecked Sendable {
         let members = backends.map { backend in
             BackendPool.Member(
                 id: registry.id(pool: rowKey, backend: backend), name: backend.name, address: backend.address,
-                weight: backend.weight, maxConnections: backend.maxConnections)
+                weight: backend.weight, maxConnections: backend.maxConnections, origin: backend.origin?.description ?? "file")
         }
         return BackendPool(name: name, members: members, algorithm: algorithm, health: health)
     }
@@ -294,6 +358,12 @@ public final class Proxy: @unchecked Sendable {
 
     /// Closes every connection, stops the workers and the health checker, and waits for their threads.
     public func stop() {
+        // Discovery first: a change it is publishing waits for the workers to take it.
+        let stopping = discovery.withLock { discovery in
+            defer { discovery = nil }
+            return discovery
+        }
+        stopping?.stop()
         terminate()
         for thread in threads { WorkerThread.join(thread) }
         channels.removeAll()
@@ -344,6 +414,9 @@ private final class ThreadCount: Sendable {
 public struct ProcessStats: Sendable {
     public var reloads = 0
     public var reloadFailures = 0
+    /// Plans published for a change of DNS addresses, and those refused (the backend table full).
+    public var discoveryPlans = 0
+    public var discoveryPlanFailures = 0
 }
 
 /// What a reload did beyond switching the plan.

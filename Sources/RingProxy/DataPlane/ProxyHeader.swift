@@ -7,16 +7,13 @@ extension ProxyProtocolVersion {
 
     static let v2Signature: [UInt8] = [0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A]
 
-    /// Writes the header for a connection from `source` (the client) to `destination` (the address it
-    /// reached) into `buffer`, which holds at least `maximumHeaderLength` bytes. Returns the length.
-    public func writeHeader(source: SocketAddress, destination: SocketAddress, into buffer: UnsafeMutableRawPointer) -> Int {
+    /// The header for a connection from `source` (the client) to `destination` (the address it reached): at
+    /// most `maximumHeaderLength` bytes.
+    public func header(source: SocketAddress, destination: SocketAddress) -> [UInt8] {
         switch self {
         case .v1:
             let family = source.family == AF_INET6 ? "TCP6" : "TCP4"
-            let text = "PROXY \(family) \(source.host) \(destination.host) \(source.port) \(destination.port)\r\n"
-            let bytes = Array(text.utf8)
-            buffer.copyMemory(from: bytes, byteCount: bytes.count)
-            return bytes.count
+            return Array("PROXY \(family) \(source.host) \(destination.host) \(source.port) \(destination.port)\r\n".utf8)
         case .v2:
             var header = Self.v2Signature
             header.append(0x21)  // version 2, command PROXY
@@ -29,8 +26,7 @@ extension ProxyProtocolVersion {
             header += destination.addressBytes
             header += [UInt8(source.port >> 8), UInt8(source.port & 0xFF)]
             header += [UInt8(destination.port >> 8), UInt8(destination.port & 0xFF)]
-            buffer.copyMemory(from: header, byteCount: header.count)
-            return header.count
+            return header
         }
     }
 }

@@ -1,7 +1,6 @@
-import Glibc
-
 /// What the routing stage keeps for one connection slot, beside the connection table (the slot itself stays
-/// as small as plain listeners need it).
+/// as small as plain listeners need it). Zeroed memory (the entry of a slot only plain listeners have used,
+/// which is released like any other) reads as an idle entry, on no list, holding nothing.
 struct RouteEntry {
     static let defaultPool: Int16 = -1
 
@@ -21,32 +20,24 @@ struct RouteEntry {
     var expectsHeader = false
     /// The client sent EOF before the stage could decide.
     var ended = false
-    /// The decided pool: an index into the listener's `RoutingPlan.pools`, or `defaultPool`.
-    var pool: Int16 {
-        get { storedPool - 1 }
-        set { storedPool = newValue + 1 }
-    }
-    /// The `ClientLimits` row holding one of the client's open connections; -1 for none.
-    var limitRow: Int32 {
-        get { storedLimitRow - 1 }
-        set { storedLimitRow = newValue + 1 }
-    }
-    // Kept plus one, so that zeroed memory (the entry of a slot only plain listeners have used, which is
-    // released like any other) reads as the default pool and no row.
-    private var storedPool: Int16 = 0
-    private var storedLimitRow: Int32 = 0
+    /// The decided pool: an index into the listener's `RoutingPlan.pools`, or `defaultPool` (`RouteTable.setPool`).
+    var pool: Int16 { storedPool - 1 }
+    /// The `ClientLimits` row holding one of the client's open connections; -1 for none (`RouteTable.setLimitRow`).
+    var limitRow: Int32 { storedLimitRow - 1 }
+    // Kept plus one, so that zeroed memory reads as the default pool and no row.
+    fileprivate var storedPool: Int16 = 0
+    fileprivate var storedLimitRow: Int32 = 0
     /// The reason to count and log when an aborting receive completes (nil: a stop, not counted).
     var abortReason: Rejection?
     /// The tick by which the stage must have decided.
     var deadline: UInt32 = 0
-    /// The client's first bytes, after `RouteTable.headroom` bytes of room for the PROXY header towards the
-    /// backend, so that header and bytes go out as one preamble.
-    var held: UnsafeMutableRawPointer?
+    /// The client's first bytes held (in `RouteTable.held`, after `RouteTable.headroom` bytes of room for the
+    /// PROXY header towards the backend, so that header and bytes go out as one preamble).
     var heldBytes: UInt32 = 0
-    var heldCapacity: UInt32 = 0
     /// Leading held bytes that were the client's PROXY header (stripped: never sent on).
     var stripped: UInt32 = 0
-    /// Where the preamble starts in `held` (the PROXY header out, if any, then the held bytes past `stripped`).
+    /// Where the preamble starts in the held buffer (the PROXY header out, if any, then the held bytes past
+    /// `stripped`).
     var preambleOffset: UInt32 = 0
     /// Links in the list of slots reading (`RouteTable.reading`), whose deadlines the tick checks.
     var next = SlotLinks.none
@@ -54,110 +45,83 @@ struct RouteEntry {
     var isListed = false
 }
 
-/// A worker's routing state, one `RouteEntry` per connection slot: made only when a plan has a listener that
-/// routes, mapped once and touched only by the slots of such listeners.
-struct RouteTable {
+/// A worker's routing state, one `RouteEntry` per connection slot and the bytes each holds: mapped once,
+/// touched only by the slots of listeners that route, in use once a plan first has one (`isInUse`).
+/// `routes[slot].field = value` writes the field in place; the encoded fields have setters of their own.
+struct RouteTable: ~Copyable {
     /// Room before the held bytes for the PROXY header sent to the backend (`maximumHeaderLength` rounded up).
     static let headroom = 128
     let capacity: Int
-    private let entries: UnsafeMutablePointer<RouteEntry>
-    private let mappedBytes: Int
+    private let entries: MappedArray<RouteEntry>
+    /// Each slot's held bytes, from `headroom` on.
+    let held: SlotBytes
+    /// A plan has had a listener that routes: completions and releases go through the stage's bookkeeping.
+    var isInUse = false
     /// The first slot reading; the list is in order of admission.
     private(set) var readingHead = SlotLinks.none
 
     init(capacity: Int) {
         self.capacity = capacity
-        mappedBytes = max(1, capacity) * MemoryLayout<RouteEntry>.stride
-        let memory = mmap(nil, mappedBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
-        precondition(memory != MAP_FAILED, "cannot map \(mappedBytes) bytes for the routing table")
-        // Zeroed memory reads as an idle entry, on no list, holding nothing (see `RouteEntry.pool`).
-        entries = memory!.bindMemory(to: RouteEntry.self, capacity: max(1, capacity))
+        entries = MappedArray(count: capacity, purpose: "the routing table")
+        held = SlotBytes(count: capacity, purpose: "the routing table's held bytes")
     }
 
-    /// Unmaps the table; the worker calls it once, when it ends.
-    func deallocate() { munmap(entries, mappedBytes) }
-
     @inline(__always)
-    subscript(slot: UInt32) -> UnsafeMutablePointer<RouteEntry> { entries + Int(slot) }
+    subscript(slot: UInt32) -> RouteEntry {
+        _read { yield entries[Int(slot)] }
+        nonmutating _modify { yield &entries[Int(slot)] }
+    }
 
     /// Starts a fresh entry for a slot just opened.
-    func open(_ slot: UInt32) { (entries + Int(slot)).initialize(to: RouteEntry()) }
+    func open(_ slot: UInt32) { entries[Int(slot)] = RouteEntry() }
 
-    /// Appends `count` bytes to the slot's held bytes. Returns the bytes newly allocated (0 or more).
-    func hold(_ slot: UInt32, _ bytes: UnsafeRawPointer, count: Int) -> Int {
-        let entry = self[slot]
-        let needed = Self.headroom + Int(entry.pointee.heldBytes) + count
-        var grown = 0
-        if needed > Int(entry.pointee.heldCapacity) {
-            let capacity = max(needed, Int(entry.pointee.heldCapacity) * 2, 1024)
-            let memory = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
-            if let old = entry.pointee.held {
-                memory.copyMemory(from: old, byteCount: Self.headroom + Int(entry.pointee.heldBytes))
-                old.deallocate()
-            }
-            grown = capacity - Int(entry.pointee.heldCapacity)
-            entry.pointee.held = memory
-            entry.pointee.heldCapacity = UInt32(capacity)
-        }
-        (entry.pointee.held! + Self.headroom + Int(entry.pointee.heldBytes)).copyMemory(from: bytes, byteCount: count)
-        entry.pointee.heldBytes += UInt32(count)
+    func setPool(_ pool: Int16, of slot: UInt32) { entries[Int(slot)].storedPool = pool + 1 }
+    func setLimitRow(_ row: Int32, of slot: UInt32) { entries[Int(slot)].storedLimitRow = row + 1 }
+
+    /// Appends the first `count` bytes of receive buffer `buffer` to the slot's held bytes. Returns the bytes
+    /// newly allocated (0 or more).
+    func hold(_ slot: UInt32, from buffers: borrowing BufferRing, buffer: UInt16, count: Int) -> Int {
+        let heldBytes = Int(entries[Int(slot)].heldBytes)
+        let kept = held.holds(slot) ? Self.headroom + heldBytes : 0
+        let grown = held.reserve(slot, Self.headroom + heldBytes + count, keeping: kept)
+        held.copy(from: buffers, buffer: buffer, count: count, to: Self.headroom + heldBytes, in: slot)
+        entries[Int(slot)].heldBytes = UInt32(heldBytes + count)
         return grown
     }
 
     /// The held bytes past the stripped PROXY header.
-    func payload(_ slot: UInt32) -> UnsafeRawBufferPointer {
-        let entry = self[slot].pointee
-        guard let held = entry.held else { return UnsafeRawBufferPointer(start: nil, count: 0) }
-        return UnsafeRawBufferPointer(start: held + Self.headroom + Int(entry.stripped), count: Int(entry.heldBytes - entry.stripped))
+    func payload(_ slot: UInt32) -> ByteView {
+        let entry = entries[Int(slot)]
+        return held.view(slot, from: Self.headroom + Int(entry.stripped), count: Int(entry.heldBytes - entry.stripped))
     }
 
     /// All the held bytes, the client's PROXY header included.
-    func received(_ slot: UInt32) -> UnsafeRawBufferPointer {
-        let entry = self[slot].pointee
-        guard let held = entry.held else { return UnsafeRawBufferPointer(start: nil, count: 0) }
-        return UnsafeRawBufferPointer(start: held + Self.headroom, count: Int(entry.heldBytes))
-    }
-
-    /// Where the slot's preamble starts, or nil when it holds no bytes (its PROXY header, if any, is in the
-    /// connection table's room, as on a plain listener).
-    @inline(__always)
-    func preamble(of slot: UInt32) -> UnsafeMutableRawPointer? {
-        let entry = self[slot].pointee
-        return entry.held.map { $0 + Int(entry.preambleOffset) }
+    func received(_ slot: UInt32) -> ByteView {
+        held.view(slot, from: Self.headroom, count: Int(entries[Int(slot)].heldBytes))
     }
 
     /// Frees the held bytes; returns how many bytes of memory that gave back.
-    func freeHeld(_ slot: UInt32) -> Int {
-        let entry = self[slot]
-        guard let held = entry.pointee.held else { return 0 }
-        held.deallocate()
-        let freed = Int(entry.pointee.heldCapacity)
-        entry.pointee.held = nil
-        entry.pointee.heldCapacity = 0
-        return freed
-    }
+    func freeHeld(_ slot: UInt32) -> Int { held.free(slot) }
 
     // MARK: - The reading list
 
     mutating func listReading(_ slot: UInt32) {
-        let entry = self[slot]
-        guard !entry.pointee.isListed else { return }
-        entry.pointee.next = readingHead
-        entry.pointee.prev = SlotLinks.none
-        entry.pointee.isListed = true
-        if readingHead != SlotLinks.none { self[readingHead].pointee.prev = slot }
+        guard !entries[Int(slot)].isListed else { return }
+        entries[Int(slot)].next = readingHead
+        entries[Int(slot)].prev = SlotLinks.none
+        entries[Int(slot)].isListed = true
+        if readingHead != SlotLinks.none { entries[Int(readingHead)].prev = slot }
         readingHead = slot
     }
 
     mutating func unlistReading(_ slot: UInt32) {
-        let entry = self[slot]
-        guard entry.pointee.isListed else { return }
-        let (next, prev) = (entry.pointee.next, entry.pointee.prev)
-        if prev != SlotLinks.none { self[prev].pointee.next = next } else { readingHead = next }
-        if next != SlotLinks.none { self[next].pointee.prev = prev }
-        entry.pointee.isListed = false
-        entry.pointee.next = SlotLinks.none
-        entry.pointee.prev = SlotLinks.none
+        let entry = entries[Int(slot)]
+        guard entry.isListed else { return }
+        if entry.prev != SlotLinks.none { entries[Int(entry.prev)].next = entry.next } else { readingHead = entry.next }
+        if entry.next != SlotLinks.none { entries[Int(entry.next)].prev = entry.prev }
+        entries[Int(slot)].isListed = false
+        entries[Int(slot)].next = SlotLinks.none
+        entries[Int(slot)].prev = SlotLinks.none
     }
 
     /// The slots reading now (a copy: the caller may unlist them as it goes).
@@ -166,7 +130,7 @@ struct RouteTable {
         var slot = readingHead
         while slot != SlotLinks.none {
             slots.append(slot)
-            slot = self[slot].pointee.next
+            slot = entries[Int(slot)].next
         }
         return slots
     }

@@ -31,17 +31,17 @@ struct TimerWheel {
         // Beyond the wheel's horizon (or no timeout): park it in the farthest bucket and look again then.
         // Never the current bucket: `remove` relies on that to tell a slot of `due` from a filed one.
         // Already past its deadline (a timeout just shortened): the next tick.
-        let idle = now &- table[slot].pointee.lastActive
+        let idle = now &- table[slot].lastActive
         let ahead = idleTicks.map { idle >= $0 ? 1 : max(1, min($0 - idle, farthest)) } ?? farthest
         let bucket = (now &+ ahead) % Self.bucketCount
-        table[slot].pointee.wheelBucket = UInt16(bucket)
+        table[slot].wheelBucket = UInt16(bucket)
         buckets[Int(bucket)].insert(slot, in: table)
     }
 
     @inline(__always)
     mutating func remove(_ slot: UInt32, in table: borrowing ConnectionTable) {
-        guard table[slot].pointee.wheelLinks.list == .wheel else { return }
-        let bucket = UInt32(table[slot].pointee.wheelBucket)
+        guard table[slot].wheelLinks.list == .wheel else { return }
+        let bucket = UInt32(table[slot].wheelBucket)
         if bucket == currentBucket {
             due.remove(slot, in: table)
         } else {
@@ -75,7 +75,7 @@ struct TimerWheel {
     /// that bucket are re-filed on the way, so the bucket is always emptied.
     mutating func popExpired(in table: borrowing ConnectionTable) -> UInt32? {
         while let slot = due.popFirst(in: table) {
-            if let idleTicks, now &- table[slot].pointee.lastActive >= idleTicks { return slot }
+            if let idleTicks, now &- table[slot].lastActive >= idleTicks { return slot }
             schedule(slot, in: table)
         }
         return nil

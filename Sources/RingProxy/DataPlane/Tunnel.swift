@@ -38,45 +38,73 @@ public struct Tunnel: Sendable {
             /// and what was left for it was dropped.
             case finished
         }
+
+        /// The receive on the source.
+        public enum Receive: UInt8, Sendable {
+            /// None in flight.
+            case idle
+            /// A receive is in flight (multishot, or single-shot for a careful direction).
+            case armed
+            /// Its cancel was submitted (backpressure, eviction, a failed side); its last completion is still to come.
+            case cancelling
+            /// None in flight: the last one found the buffer ring empty, and the direction waits for buffers.
+            case starved
+        }
+
+        /// The send to the destination: at most one in flight.
+        public enum Send: UInt8, Sendable {
+            case idle
+            /// A send of payload: the queue's head, or the spill while there is one.
+            case payload
+            /// A send of the queue's head whose cancel was submitted (buffer pressure): once it completes, what
+            /// it did not send is spilled.
+            case evicting
+            /// A send of the PROXY protocol header (upstream only): payload queues behind it.
+            case header
+        }
+
         public internal(set) var state = State.open
-        /// A multishot receive is armed on the source.
-        public internal(set) var recvArmed = false
-        /// Its cancel was submitted (backpressure); its last completion is still to come.
-        public internal(set) var recvCancelled = false
-        public internal(set) var sendPending = false
-        public internal(set) var waitingForBuffers = false
-        public internal(set) var queue = BufferChain()
-        /// Bytes of the head buffer already sent (a short send resumes here).
-        public internal(set) var headSent: UInt32 = 0
-        /// Bytes copied out of the ring's buffers into memory of the connection's own, sent before anything
-        /// in `queue` (a backed-up direction gives its buffers up under pressure); 0 when none.
-        public internal(set) var spilled: UInt32 = 0
-        /// Of those, the bytes sent.
-        public internal(set) var spillSent: UInt32 = 0
-        /// The send in flight was cancelled so that the queue can be spilled once it completes.
-        public internal(set) var evicting = false
+        public internal(set) var receive = Receive.idle
+        public internal(set) var send = Send.idle
         /// Spilled once: a slow reader. From then on it receives one buffer at a time (single-shot), so that
         /// it never again takes more of the pool than `resumeAt + 1` buffers.
         public internal(set) var careful = false
+        public internal(set) var queue = BufferChain()
+        /// Bytes already sent of what is being sent: the spill while there is one, else the queue's head (a
+        /// short send resumes here).
+        public internal(set) var sent: UInt32 = 0
+        /// Bytes copied out of the ring's buffers into memory of the connection's own, sent before anything
+        /// in `queue` (a backed-up direction gives its buffers up under pressure); 0 when none.
+        public internal(set) var spilled: UInt32 = 0
+
+        /// A receive is in flight (armed, or being cancelled).
+        @inline(__always) public var isReceiving: Bool { receive == .armed || receive == .cancelling }
+        @inline(__always) public var isSending: Bool { send != .idle }
+        /// A send of the queue's head is in flight (not of the PROXY header, not of the spill): the head must
+        /// stay until it completes.
+        @inline(__always) var isSendingHead: Bool { (send == .payload || send == .evicting) && spilled == 0 }
     }
 
-    public private(set) var phase = Phase.connecting
+    // Stored properties widest first: the tunnel sits in every connection slot (`Connection`).
     public private(set) var upstream = Pipe()
     public private(set) var downstream = Pipe()
+    /// The preamble to send to the backend before any payload (0: none), and how much of it went: the PROXY
+    /// protocol header, and on a routing listener the client's bytes its routing stage held (up to 63 KiB).
+    public private(set) var headerLength: UInt16
+    public private(set) var headerSent: UInt16 = 0
+    /// `closeError`, kept in 16 bits (an errno is below 4096) so that the tunnel stays within 52 bytes.
+    private var closeErrno: UInt16 = 0
+    public private(set) var phase = Phase.connecting
     /// Operations submitted whose last completion has not arrived yet (an armed multishot receive is one).
     public private(set) var pendingOperations: UInt8 = 0
     public private(set) var connectPending = false
     public private(set) var retriesLeft: UInt8
     /// Why the tunnel is closing, or will close once what a failed side sent is delivered (`.open` until
-    /// then), and for an error, its errno.
+    /// then), and for an error, its errno (`closeError`).
     public private(set) var closeReason = CloseReason.open
-    public private(set) var closeError: Int32 = 0
-    /// The preamble to send to the backend before any payload (0: none), and how much of it went: the PROXY
-    /// protocol header, and on a routing listener the client's bytes its routing stage held.
-    public private(set) var headerLength: UInt16
-    public private(set) var headerSent: UInt16 = 0
-    /// The upstream send in flight is the header, not a buffer of the queue.
-    public private(set) var sendingHeader = false
+
+    /// For an error, its errno (0: none).
+    public var closeError: Int32 { Int32(closeErrno) }
 
     public init(retries: Int, proxyHeaderLength: Int = 0) {
         retriesLeft = UInt8(clamping: retries)
@@ -108,8 +136,7 @@ public struct Tunnel: Sendable {
                 actions.append(.connected)
                 if headerLength > 0 {
                     // The header goes first: upstream data queues behind it, as behind any send in flight.
-                    upstream.sendPending = true
-                    sendingHeader = true
+                    upstream.send = .header
                     pendingOperations += 1
                     actions.append(.sendHeader(offset: 0, length: UInt32(headerLength)))
                 }
@@ -134,10 +161,7 @@ public struct Tunnel: Sendable {
         case .received(let direction, let result, let buffer, let armed):
             if !armed {
                 completeOne()
-                update(direction) {
-                    $0.recvArmed = false
-                    $0.recvCancelled = false
-                }
+                update(direction) { $0.receive = .idle }
             }
             guard phase == .established else {
                 if let buffer { actions.append(.recycle(buffer: buffer)) }
@@ -150,16 +174,16 @@ public struct Tunnel: Sendable {
             }
             if result > 0, let buffer {
                 update(direction) { $0.queue.append(buffer, length: UInt32(result), links) }
-                if !pipe(direction).sendPending { sendNext(direction, links, &actions) }
+                if !pipe(direction).isSending { sendNext(direction, links, &actions) }
                 regulate(direction, &actions)
             } else if result == 0 {
                 if let buffer { actions.append(.recycle(buffer: buffer)) }
                 update(direction) { $0.state = .draining }
                 let pipe = pipe(direction)
-                if !pipe.sendPending && pipe.queue.isEmpty { finish(direction, links, &actions) }
+                if !pipe.isSending && pipe.queue.isEmpty { finish(direction, links, &actions) }
             } else if result == -ENOBUFS {
                 // Every buffer of the ring is in use: wait for one, never fail the connection for it.
-                update(direction) { $0.waitingForBuffers = true }
+                update(direction) { $0.receive = .starved }
                 actions.append(.waitForBuffers(direction))
             } else if result == -ECANCELED || result == -EINTR || result == -EAGAIN {
                 // Stopped by backpressure (or interrupted): receive again once the queue is short.
@@ -172,25 +196,25 @@ public struct Tunnel: Sendable {
 
         case .sent(let direction, let result):
             completeOne()
-            update(direction) { $0.sendPending = false }
+            let wasEvicting = pipe(direction).send == .evicting
+            update(direction) { $0.send = .idle }
             guard phase == .established, pipe(direction).state != .finished else {
                 // Closing, or its destination failed while this send was in flight: what it read goes back.
                 releaseInFlight(direction, links, &actions)
                 return finishIfIdle(&actions)
             }
             var pipe = pipe(direction)
-            if pipe.evicting {
-                pipe.evicting = false
+            if wasEvicting {
                 // Cancelled (or done anyway): keep what went, spill the rest.
                 if result > 0 {
-                    pipe.headSent += UInt32(result)
+                    pipe.sent += UInt32(result)
                 } else if result != -ECANCELED && result != -EINTR && result != -EAGAIN {
                     update(direction) { $0 = pipe }
                     return sideFailed(direction.destination, error: -result, sourceEnded: false, links, &actions)
                 }
-                if pipe.headSent == pipe.queue.headLength(links) {
+                if pipe.sent == pipe.queue.headLength(links) {
                     actions.append(.recycle(buffer: pipe.queue.removeHead(links)))
-                    pipe.headSent = 0
+                    pipe.sent = 0
                 }
                 update(direction) { $0 = pipe }
                 return spillQueue(direction, links, &actions)
@@ -202,22 +226,22 @@ public struct Tunnel: Sendable {
                 return sideFailed(direction.destination, error: -result, sourceEnded: false, links, &actions)
             }
             if pipe.spilled > 0 {
-                pipe.spillSent += UInt32(result)
-                if pipe.spillSent < pipe.spilled {
+                pipe.sent += UInt32(result)
+                if pipe.sent < pipe.spilled {
                     update(direction) { $0 = pipe }
                     return sendNext(direction, links, &actions)
                 }
                 actions.append(.freeSpill(direction))
                 pipe.spilled = 0
-                pipe.spillSent = 0
+                pipe.sent = 0
             } else {
-                pipe.headSent += UInt32(result)
-                if pipe.headSent < pipe.queue.headLength(links) {
+                pipe.sent += UInt32(result)
+                if pipe.sent < pipe.queue.headLength(links) {
                     update(direction) { $0 = pipe }
                     return sendNext(direction, links, &actions)  // a short send: resume at the first unsent byte
                 }
                 actions.append(.recycle(buffer: pipe.queue.removeHead(links)))
-                pipe.headSent = 0
+                pipe.sent = 0
             }
             update(direction) { $0 = pipe }
             if !pipe.queue.isEmpty {
@@ -229,8 +253,7 @@ public struct Tunnel: Sendable {
 
         case .headerSent(let result):
             completeOne()
-            upstream.sendPending = false
-            sendingHeader = false
+            upstream.send = .idle
             guard phase == .established, upstream.state != .finished else { return finishIfIdle(&actions) }
             let retry = result == -EINTR || result == -EAGAIN
             guard result > 0 || retry else {
@@ -238,8 +261,7 @@ public struct Tunnel: Sendable {
             }
             if !retry { headerSent = UInt16(clamping: Int(headerSent) + Int(result)) }
             if headerSent < headerLength {
-                upstream.sendPending = true
-                sendingHeader = true
+                upstream.send = .header
                 pendingOperations += 1
                 return actions.append(.sendHeader(offset: UInt32(headerSent), length: UInt32(headerLength - headerSent)))
             }
@@ -253,7 +275,7 @@ public struct Tunnel: Sendable {
             evict(direction, links, &actions)
 
         case .buffersAvailable(let direction):
-            update(direction) { $0.waitingForBuffers = false }
+            update(direction) { if $0.receive == .starved { $0.receive = .idle } }
             if phase == .established { regulate(direction, &actions) }
 
         case .idleTimeout:
@@ -273,22 +295,22 @@ public struct Tunnel: Sendable {
     /// while many do.
     private mutating func regulate(_ direction: Direction, _ actions: inout TunnelActions) {
         let pipe = pipe(direction)
-        guard pipe.state == .open, !pipe.waitingForBuffers else { return }
-        if pipe.recvArmed {
-            if pipe.queue.count >= Self.pauseAt && !pipe.recvCancelled {
-                update(direction) { $0.recvCancelled = true }
+        guard pipe.state == .open else { return }
+        switch pipe.receive {
+        case .armed:
+            if pipe.queue.count >= Self.pauseAt {
+                update(direction) { $0.receive = .cancelling }
                 actions.append(.cancelReceive(direction))
             }
-        } else if pipe.queue.count <= Self.resumeAt && pipe.spilled == 0 {
-            receive(direction, pollFirst: false, &actions)
+        case .idle:
+            if pipe.queue.count <= Self.resumeAt && pipe.spilled == 0 { receive(direction, pollFirst: false, &actions) }
+        case .cancelling, .starved:
+            break
         }
     }
 
     private mutating func receive(_ direction: Direction, pollFirst: Bool, _ actions: inout TunnelActions) {
-        update(direction) {
-            $0.recvArmed = true
-            $0.recvCancelled = false
-        }
+        update(direction) { $0.receive = .armed }
         pendingOperations += 1
         actions.append(pipe(direction).careful ? .recvOnce(direction) : .recv(direction, pollFirst: pollFirst))
     }
@@ -296,21 +318,14 @@ public struct Tunnel: Sendable {
     /// Sends what comes next: the rest of the spill, or else the rest of the queue's head.
     private mutating func sendNext(_ direction: Direction, _ links: borrowing BufferLinks, _ actions: inout TunnelActions) {
         let pipe = pipe(direction)
-        update(direction) { $0.sendPending = true }
+        update(direction) { $0.send = .payload }
         pendingOperations += 1
         if pipe.spilled > 0 {
-            actions.append(.sendSpill(direction, offset: pipe.spillSent, length: pipe.spilled - pipe.spillSent))
+            actions.append(.sendSpill(direction, offset: pipe.sent, length: pipe.spilled - pipe.sent))
         } else {
             actions.append(.send(
-                direction, buffer: pipe.queue.head, offset: pipe.headSent, length: pipe.queue.headLength(links) - pipe.headSent))
+                direction, buffer: pipe.queue.head, offset: pipe.sent, length: pipe.queue.headLength(links) - pipe.sent))
         }
-    }
-
-    /// A send of the queue's head is in flight (not of the PROXY header, not of the spill): the head must
-    /// stay until it completes.
-    private func headInFlight(_ direction: Direction) -> Bool {
-        let pipe = pipe(direction)
-        return pipe.sendPending && pipe.spilled == 0 && !(direction == .upstream && sendingHeader)
     }
 
     // MARK: - Buffer pressure
@@ -319,18 +334,18 @@ public struct Tunnel: Sendable {
     /// flight back (its completion says how much went), then spill what is left.
     private mutating func evict(_ direction: Direction, _ links: borrowing BufferLinks, _ actions: inout TunnelActions) {
         var pipe = pipe(direction)
-        guard phase == .established, pipe.state != .finished, pipe.spilled == 0, !pipe.evicting, !pipe.queue.isEmpty,
-              !pipe.sendPending || headInFlight(direction) else { return }
-        if pipe.recvArmed && !pipe.recvCancelled {
-            pipe.recvCancelled = true
+        guard phase == .established, pipe.state != .finished, pipe.spilled == 0, !pipe.queue.isEmpty,
+              pipe.send == .idle || pipe.send == .payload else { return }
+        if pipe.receive == .armed {
+            pipe.receive = .cancelling
             actions.append(.cancelReceive(direction))
         }
-        if pipe.sendPending {
-            pipe.evicting = true
+        if pipe.send == .payload {
+            pipe.send = .evicting
             actions.append(.cancelSend(direction))
         }
         update(direction) { $0 = pipe }
-        if !pipe.sendPending { spillQueue(direction, links, &actions) }
+        if pipe.send == .idle { spillQueue(direction, links, &actions) }
     }
 
     /// Copies the queue's unsent bytes out, gives its buffers back, and sends the copy.
@@ -346,12 +361,11 @@ public struct Tunnel: Sendable {
             bytes += links.length[Int(buffer)]
             buffer = links.next[Int(buffer)]
         }
-        bytes -= pipe.headSent
+        bytes -= pipe.sent
         let chain = pipe.queue.detach(keepingHead: false, links)
-        actions.append(.spill(direction, first: chain.head, count: chain.count, skip: pipe.headSent, bytes: bytes))
+        actions.append(.spill(direction, first: chain.head, count: chain.count, skip: pipe.sent, bytes: bytes))
         pipe.spilled = bytes
-        pipe.spillSent = 0
-        pipe.headSent = 0
+        pipe.sent = 0
         pipe.careful = true
         update(direction) { $0 = pipe }
         sendNext(direction, links, &actions)
@@ -363,26 +377,24 @@ public struct Tunnel: Sendable {
         if pipe.spilled > 0 {
             actions.append(.freeSpill(direction))
             pipe.spilled = 0
-            pipe.spillSent = 0
+            pipe.sent = 0
         } else if !pipe.queue.isEmpty {
             actions.append(.recycle(buffer: pipe.queue.removeHead(links)))
         }
-        pipe.evicting = false
         update(direction) { $0 = pipe }
     }
 
     /// Gives back what a direction that sends no more holds: every buffer but a head being sent, and its
     /// spill unless a send of it is in flight (those go when that send completes).
     private mutating func dropUnsent(_ direction: Direction, _ links: borrowing BufferLinks, _ actions: inout TunnelActions) {
-        let keepHead = headInFlight(direction)
         var pipe = pipe(direction)
-        pipe.waitingForBuffers = false
-        let unsent = pipe.queue.detach(keepingHead: keepHead, links)
+        if pipe.receive == .starved { pipe.receive = .idle }
+        let unsent = pipe.queue.detach(keepingHead: pipe.isSendingHead, links)
         if !unsent.isEmpty { actions.append(.recycleChain(first: unsent.head, count: unsent.count)) }
-        if pipe.spilled > 0 && !pipe.sendPending {
+        if pipe.spilled > 0 && !pipe.isSending {
             actions.append(.freeSpill(direction))
             pipe.spilled = 0
-            pipe.spillSent = 0
+            pipe.sent = 0
         }
         update(direction) { $0 = pipe }
     }
@@ -411,20 +423,20 @@ public struct Tunnel: Sendable {
     private mutating func sideFailed(
         _ side: Side, error: Int32, sourceEnded: Bool, _ links: borrowing BufferLinks, _ actions: inout TunnelActions
     ) {
-        if closeError == 0 { closeError = error }
+        if closeErrno == 0 { closeErrno = UInt16(clamping: error) }
         let reason: CloseReason = side == .client ? .clientError : .backendError
         let from: Direction = side == .client ? .upstream : .downstream
         if sourceEnded && pipe(from).state == .open { update(from) { $0.state = .draining } }
         let rest = pipe(from)
-        let delivered = rest.state == .finished || (rest.state == .draining && rest.queue.isEmpty && !rest.sendPending)
+        let delivered = rest.state == .finished || (rest.state == .draining && rest.queue.isEmpty && !rest.isSending)
         guard !delivered else { return beginClose(reason, links, &actions) }
         closeReason = reason
         let toward: Direction = from == .upstream ? .downstream : .upstream
         dropUnsent(toward, links, &actions)
         var pipe = pipe(toward)
         pipe.state = .finished
-        if pipe.recvArmed && !pipe.recvCancelled {
-            pipe.recvCancelled = true
+        if pipe.receive == .armed {
+            pipe.receive = .cancelling
             actions.append(.cancelReceive(toward))
         }
         update(toward) { $0 = pipe }
@@ -439,8 +451,8 @@ public struct Tunnel: Sendable {
         // the close still passes that failure on, as a reset, never as a clean end of stream.
         if !closeReason.isAbortive { closeReason = reason }
         for direction in Direction.allCases { dropUnsent(direction, links, &actions) }
-        if upstream.recvArmed || downstream.sendPending { actions.append(.cancel(.client)) }
-        if downstream.recvArmed || upstream.sendPending || connectPending { actions.append(.cancel(.backend)) }
+        if upstream.isReceiving || downstream.isSending { actions.append(.cancel(.client)) }
+        if downstream.isReceiving || upstream.isSending || connectPending { actions.append(.cancel(.backend)) }
         finishIfIdle(&actions)
     }
 

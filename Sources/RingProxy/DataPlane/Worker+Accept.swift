@@ -59,12 +59,12 @@ extension Worker {
     }
 
     private func acceptUserData(_ listener: ListenerState, multishot: Bool) -> UserData {
-        UserData(.accept, slot: listener.id, direction: multishot ? 1 : 0)
+        .accept(listener: listener.id, multishot: multishot)
     }
 
     mutating func acceptCompleted(_ completion: Completion) {
-        let id = completion.userData.slot
-        let multishot = completion.userData.direction == 1
+        let id = completion.userData.listener
+        let multishot = completion.userData.isMultishot
         let stillArmed = multishot && completion.hasMore
         var listenerIndex: Int?
         if let index = listeners.firstIndex(where: { $0.id == id }) {
@@ -126,13 +126,14 @@ extension Worker {
             table.keepClientAddress(peer ?? Socket.peerAddress(of: fd), for: slot)
         }
         if let peer {
-            table[slot].pointee.clientKey = stableHash(peer.addressBytes)
+            table[slot].clientKey = stableHash(peer.addressBytes)
             if let version = listener.sendProxy, let local {
-                let length = version.writeHeader(source: peer, destination: local, into: table.header(of: slot))
-                table[slot].pointee.tunnel = Tunnel(retries: retries, proxyHeaderLength: length)
+                let header = version.header(source: peer, destination: local)
+                table.keepHeader(header, for: slot)
+                table[slot].tunnel = Tunnel(retries: retries, proxyHeaderLength: header.count)
             }
         }
-        table[slot].pointee.openedAt = monotonicMilliseconds()
+        table.setOpenedAt(monotonicMilliseconds(), for: slot)
         wheel.schedule(slot, in: table)
         counters.add(1, .accepted)
         handle(slot, .start)

@@ -6,32 +6,31 @@ import Logging
 /// and reporting outcomes to the backend's health.
 extension Worker {
     mutating func startConnect(_ slot: UInt32) {
-        let connection = table[slot]
-        let listenerIndex = Int(connection.pointee.listener)
+        let listenerIndex = Int(table[slot].listener)
         guard listenerIndex < plan.listeners.count else {
             // A reload removed this client's listener while its connect was being retried.
             return handle(slot, .connectUnavailable)
         }
         let (pool, route) = routedPool(slot, listenerIndex: listenerIndex)
         var candidates = Candidates(
-            pool: pool, table: backendTable, tried: connection.pointee.tried, clientKey: connection.pointee.clientKey)
+            pool: pool, table: backendTable, tried: table[slot].tried, clientKey: table[slot].clientKey)
         let chosen = route < 0
             ? strategies[listenerIndex].select(&candidates, random: &random)
             : routeStrategies[listenerIndex][route].select(&candidates, random: &random)
         guard let member = chosen else {
             counters.add(1, .noBackend)
             logs.noBackend.log(logger, .warning, now: wheel.now, "no backend available; closing client",
-                               metadata: ["listener": "\(pool.name)", "tried": "\(connection.pointee.tried.count)",
+                               metadata: ["listener": "\(pool.name)", "tried": "\(table[slot].tried.count)",
                                           "backends": "\(pool.count)"])
             return handle(slot, .connectUnavailable)
         }
         let backend = pool.ids[member]
-        connection.pointee.backend = backend
-        connection.pointee.isTrial = candidates.isTrial
-        connection.pointee.holdsReservation = pool.limits[member] > 0
+        table[slot].backend = backend
+        table[slot].isTrial = candidates.isTrial
+        table[slot].holdsReservation = pool.limits[member] > 0
         let fd = Socket.openStream(family: pool.family(of: member))
         guard fd >= 0 else {
-            giveBackClaim(connection)
+            giveBackClaim(slot)
             counters.add(1, .backendSocketErrors)
             if fd == -EMFILE || fd == -ENFILE {
                 // Out of descriptors: the client waits (it holds no buffer) until connections close.
@@ -46,14 +45,18 @@ extension Worker {
                                    metadata: ["error": "\(Self.describe(errno: -fd))"])
             return handle(slot, .connectUnavailable)
         }
-        connection.pointee.backendFD = fd
-        connection.pointee.tried.insert(backend)
+        table[slot].backendFD = fd
+        // Copied out and back: a mutating call through the table's subscript crashes Swift 6.3's
+        // ThreadSanitizer instrumentation (see `ConnectionTable.handle`).
+        var tried = table[slot].tried
+        tried.insert(backend)
+        table[slot].tried = tried
         shard.add(1, to: .active, backend: backend)
         shard.add(1, to: .total, backend: backend)
-        let generation = connection.pointee.generation
-        let length = pool.addressLength(of: member)
+        let generation = table[slot].generation
         ring.connect(
-            fd, to: table.holdAddress(pool.sockaddr(of: member), length: length, for: slot), length: length, timeout: connectTimeout,
+            fd, to: table.rooms, at: table.holdAddress(pool.addresses[member], for: slot), length: pool.addresses[member].length,
+            timeout: connectTimeout,
             userData: UserData(.connect, slot: slot, generation: generation),
             timeoutUserData: UserData(.connectTimeout, slot: slot, generation: generation))
         handle(slot, .connectSubmitted)
@@ -68,56 +71,54 @@ extension Worker {
     }
 
     mutating func connected(_ slot: UInt32) {
-        let connection = table[slot]
-        let health = backendTable.health(of: connection.pointee.backend)
-        if let change = health.recordConnectSuccess(wasTrial: connection.pointee.isTrial, now: monotonicMilliseconds()) {
-            logTransition(change, backend: connection.pointee.backend)
+        let health = backendTable.health(of: table[slot].backend)
+        if let change = health.recordConnectSuccess(wasTrial: table[slot].isTrial, now: monotonicMilliseconds()) {
+            logTransition(change, backend: table[slot].backend)
         }
-        connection.pointee.isTrial = false
+        table[slot].isTrial = false
     }
 
     mutating func connectFailed(_ slot: UInt32, error: Int32) {
-        let connection = table[slot]
-        let backend = connection.pointee.backend
+        let backend = table[slot].backend
         shard.add(1, to: .connectFailures, backend: backend)
         counters.add(1, .connectFailures)
         let health = backendTable.health(of: backend)
         if let change = health.recordConnectFailure(
-            now: monotonicMilliseconds(), wasTrial: connection.pointee.isTrial, policy: plan.config.health) {
+            now: monotonicMilliseconds(), wasTrial: table[slot].isTrial, policy: plan.config.health) {
             logTransition(change, backend: backend)
         }
-        connection.pointee.isTrial = false
+        table[slot].isTrial = false
         let reason = error == -ECANCELED ? "timed out" : Self.describe(errno: -error)
         let name = backendName(backend)
-        if connection.pointee.tunnel.phase == .connecting {
+        if table[slot].tunnel.phase == .connecting {
             logger.debug("connect failed; trying another backend", metadata: ["backend": "\(name)", "error": "\(reason)"])
         } else {
             logs.connectGaveUp.log(logger, .warning, now: wheel.now, "no backend reachable; closing client",
                                    metadata: ["last_backend": "\(name)", "error": "\(reason)",
-                                              "attempts": "\(connection.pointee.tried.count)"])
+                                              "attempts": "\(table[slot].tried.count)"])
         }
     }
 
     /// Gives back what the connection holds of its backend once its connect was submitted: its place in
     /// the load count, its `max_connections` slot, an undecided trial.
-    func releaseBackend(_ connection: UnsafeMutablePointer<Connection>) {
-        guard connection.pointee.hasBackend else { return }
-        shard.add(-1, to: .active, backend: connection.pointee.backend)
-        giveBackClaim(connection)
+    func releaseBackend(_ slot: UInt32) {
+        guard table[slot].hasBackend else { return }
+        shard.add(-1, to: .active, backend: table[slot].backend)
+        giveBackClaim(slot)
     }
 
     /// Gives back what `Candidates.claim` took for the connection.
-    func giveBackClaim(_ connection: UnsafeMutablePointer<Connection>) {
-        let health = backendTable.health(of: connection.pointee.backend)
-        if connection.pointee.holdsReservation {
+    func giveBackClaim(_ slot: UInt32) {
+        let health = backendTable.health(of: table[slot].backend)
+        if table[slot].holdsReservation {
             health.unreserve()
-            connection.pointee.holdsReservation = false
+            table[slot].holdsReservation = false
         }
-        if connection.pointee.isTrial {
+        if table[slot].isTrial {
             health.abandonTrial(now: monotonicMilliseconds())
-            connection.pointee.isTrial = false
+            table[slot].isTrial = false
         }
-        connection.pointee.backend = BackendID(Int32(-1))
+        table[slot].backend = BackendID(Int32(-1))
     }
 
     private func logTransition(_ change: HealthTransition, backend: BackendID) {

@@ -6,7 +6,7 @@ import Logging
 /// which reloads, drains and stops arrive on the ring.
 extension Worker {
     mutating func armTick() {
-        ring.timeout(tickTimeout, userData: UserData(.tick, slot: 0))
+        ring.timeout(tickTimeout, userData: .ringWide(.tick))
     }
 
     mutating func tickCompleted() {
@@ -14,20 +14,20 @@ extension Worker {
         acceptPaused = false
         if !awaitingDescriptor.isEmpty { retryAwaitingDescriptor() }
         if !lingering.isEmpty { closeLingering() }
-        if routes != nil { checkPrereads() }
+        if routes.isInUse { checkPrereads() }
         // Buffers may have come back without a receive of the starved ones' own noticing.
         if !starved.isEmpty { wakeStarved() }
         wheel.advance()
         // Each expired slot is handled before the next is looked at, and handling one touches no other.
         while let slot = wheel.popExpired(in: table) {
-            guard table[slot].pointee.tunnel.phase != .closing else { continue }  // closing already: not idle
+            guard table[slot].tunnel.phase != .closing else { continue }  // closing already: not idle
             counters.add(1, .idleTimeouts)
             handle(slot, .idleTimeout)
         }
     }
 
     mutating func armControl() {
-        ring.read(control.eventFD, into: controlBuffer, length: 8, userData: UserData(.control, slot: 0))
+        ring.read(control.eventFD, into: controlBuffer, userData: .ringWide(.control))
     }
 
     mutating func controlCompleted() {
@@ -65,13 +65,13 @@ extension Worker {
         let newRoute: [UInt16] = plan.listeners.map { old in
             newPlan.listeners.firstIndex { $0.id == old.id }.map(UInt16.init) ?? Connection.noListener
         }
-        for slot in 0..<table.highWater where table[slot].pointee.tunnel.phase != .closed {
-            let old = Int(table[slot].pointee.listener)
-            table[slot].pointee.listener = old < newRoute.count ? newRoute[old] : Connection.noListener
+        for slot in 0..<table.highWater where table[slot].tunnel.phase != .closed {
+            let old = Int(table[slot].listener)
+            table[slot].listener = old < newRoute.count ? newRoute[old] : Connection.noListener
         }
         strategies = newPlan.listeners.map { $0.pool.algorithm.makeStrategy(for: $0.pool) }
         adoptRouting(newPlan, previous: plan)
-        connectTimeout.pointee = Self.timespec(newPlan.config.connectTimeout)
+        connectTimeout.set(newPlan.config.connectTimeout)
         wheel.changeTimeout(to: Self.idleTicks(newPlan.config.idleTimeout), in: table)
         plan = newPlan
     }
@@ -85,7 +85,7 @@ extension Worker {
         listeners = []
         guard newPhase == .terminating else { return }
         serveBacklogs()  // closes them all: nothing more is taken
-        for slot in 0..<table.highWater where table[slot].pointee.tunnel.phase != .closed {
+        for slot in 0..<table.highWater where table[slot].tunnel.phase != .closed {
             if isPrereading(slot) { abortPreread(slot, nil); continue }
             handle(slot, .terminate)
         }

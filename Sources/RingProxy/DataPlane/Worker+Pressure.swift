@@ -12,9 +12,10 @@ import Glibc
 /// that spilled before, holding any with its send not done.
 extension Worker {
     /// A direction's spill: the copied bytes, sent from here before anything the direction receives later.
-    struct Spill {
-        let memory: UnsafeMutableRawPointer
-        let bytes: Int
+    final class Spill {
+        let memory: FixedArray<UInt8>
+
+        init(bytes: Int) { memory = FixedArray(repeating: 0, count: bytes) }
     }
 
     static let spillBudgetRings = 8
@@ -36,9 +37,8 @@ extension Worker {
         pressureScanTick = wheel.now
         pressureScanTurn = turn
         lastScanEvicted = false
-        for slot in 0..<table.highWater where table[slot].pointee.tunnel.phase == .established {
-            let connection = table[slot]
-            for direction in Direction.allCases where isBackedUp(connection, direction) {
+        for slot in 0..<table.highWater where table[slot].tunnel.phase == .established {
+            for direction in Direction.allCases where isBackedUp(slot, direction) {
                 lastScanEvicted = true
                 // Bytes held by routing stages count against the same budget.
                 if counters[.spilledBytes] + counters[.heldBytes] >= spillBudget {
@@ -51,42 +51,44 @@ extension Worker {
         }
     }
 
-    private func isBackedUp(_ connection: UnsafeMutablePointer<Connection>, _ direction: Direction) -> Bool {
-        let pipe = connection.pointee.tunnel.pipe(direction)
-        guard !pipe.queue.isEmpty, pipe.spilled == 0, !pipe.evicting else { return false }
+    private func isBackedUp(_ slot: UInt32, _ direction: Direction) -> Bool {
+        let pipe = table[slot].tunnel.pipe(direction)
+        guard !pipe.queue.isEmpty, pipe.spilled == 0, pipe.send != .evicting else { return false }
         // Holding 4, or a reader already known to be slow (it spilled before) with its send not done.
-        if pipe.queue.count >= Tunnel.pauseAt || (pipe.careful && pipe.sendPending) { return true }
-        let started = direction == .upstream ? connection.pointee.sendStarted.upstream : connection.pointee.sendStarted.downstream
-        return pipe.sendPending && wheel.now &- started >= Self.stuckTicks
+        if pipe.queue.count >= Tunnel.pauseAt || (pipe.careful && pipe.isSending) { return true }
+        let started = direction == .upstream ? table[slot].sendStarted.upstream : table[slot].sendStarted.downstream
+        return pipe.isSending && wheel.now &- started >= Self.stuckTicks
     }
 
     /// Copies the unsent bytes of a chain of buffers into a spill and gives the buffers back.
     mutating func spill(_ slot: UInt32, _ direction: Direction, first: UInt16, count: UInt16, skip: UInt32, bytes: UInt32) {
-        let memory = UnsafeMutableRawPointer.allocate(byteCount: Int(bytes), alignment: 16)
+        let spill = Spill(bytes: Int(bytes))
         var written = 0
         var buffer = first
         for index in 0..<count {
             let next = bufferLinks.next[Int(buffer)]
             let offset = index == 0 ? Int(skip) : 0
             let length = Int(bufferLinks.length[Int(buffer)]) - offset
-            (memory + written).copyMemory(from: buffers.bytes(of: buffer) + offset, byteCount: length)
+            spill.memory.copy(from: buffers.bytes(of: buffer) + offset, count: length, to: written)
             written += length
             giveBack(buffer)
             buffer = next
         }
         precondition(written == Int(bytes), "a spill's length disagrees with its chain")
-        spills[Self.spillKey(slot, direction)] = Spill(memory: memory, bytes: Int(bytes))
+        spills[Self.spillKey(slot, direction)] = spill
         counters.add(1, .spills)
         counters.add(Int(bytes), .spilledBytes)
     }
 
-    func spillBytes(_ slot: UInt32, _ direction: Direction) -> UnsafeMutableRawPointer {
-        spills[Self.spillKey(slot, direction)]!.memory
+    /// Sends `length` bytes of the spill from `offset`.
+    mutating func sendSpill(_ slot: UInt32, _ direction: Direction, offset: UInt32, length: UInt32) {
+        let spill = spills[Self.spillKey(slot, direction)]!
+        ring.send(to: table[slot].fd(direction.destination), from: spill.memory, offset: Int(offset), length: length,
+                  userData: userData(.send, slot, direction))
     }
 
     mutating func freeSpill(_ slot: UInt32, _ direction: Direction) {
         guard let spill = spills.removeValue(forKey: Self.spillKey(slot, direction)) else { return }
-        spill.memory.deallocate()
-        counters.add(-spill.bytes, .spilledBytes)
+        counters.add(-spill.memory.count, .spilledBytes)
     }
 }

@@ -42,18 +42,17 @@ extension Worker {
             counters.add(1, .acceptOverflows)
             return
         }
-        routes!.open(slot)
-        let entry = routes![slot]
-        entry.pointee.limitRow = limitRow
-        entry.pointee.expectsHeader = expectsHeader
+        routes.open(slot)
+        routes.setLimitRow(limitRow, of: slot)
+        routes[slot].expectsHeader = expectsHeader
         table.keepClientAddress(peer, for: slot)
-        table[slot].pointee.clientKey = clientKey
-        table[slot].pointee.openedAt = monotonicMilliseconds()
+        table[slot].clientKey = clientKey
+        table.setOpenedAt(monotonicMilliseconds(), for: slot)
         counters.add(1, .accepted)
         // Only what needs the client's bytes waits for them: a server-speaks-first protocol must not.
         guard expectsHeader || !settings.routes.isEmpty else { return startRouted(slot, pool: RouteEntry.defaultPool, proxied: nil) }
-        entry.pointee.deadline = wheel.now &+ routing.prereadTicks
-        routes!.listReading(slot)
+        routes[slot].deadline = wheel.now &+ routing.prereadTicks
+        routes.listReading(slot)
         armPreread(slot)
     }
 
@@ -77,45 +76,44 @@ extension Worker {
     /// Receives at most what `preread_max` (and a PROXY header still due) leave room for: the held bytes, and
     /// so the preamble, stay within `preread_max` plus the longest PROXY header.
     private mutating func armPreread(_ slot: UInt32) {
-        let entry = routes![slot]
-        let listenerIndex = Int(table[slot].pointee.listener)
+        let entry = routes[slot]
+        let listenerIndex = Int(table[slot].listener)
         let limit = listenerIndex < plan.listeners.count ? plan.listeners[listenerIndex].routing?.settings.prereadMax ?? 0 : 0
-        let room = limit + Int(entry.pointee.stripped) + (entry.pointee.expectsHeader ? ProxyHeaderReader.maximumLength : 0)
-            - Int(entry.pointee.heldBytes)
+        let room = limit + Int(entry.stripped) + (entry.expectsHeader ? ProxyHeaderReader.maximumLength : 0)
+            - Int(entry.heldBytes)
         guard room > 0 else { return decideOrRead(slot) }
-        entry.pointee.phase = .reading
-        ring.recv(from: table[slot].pointee.clientFD, bufferGroup: buffers.group, pollFirst: true, maximumLength: UInt32(room),
-                  userData: UserData(.preread, slot: slot, generation: table[slot].pointee.generation))
+        routes[slot].phase = .reading
+        ring.recv(from: table[slot].clientFD, bufferGroup: buffers.group, pollFirst: true, maximumLength: UInt32(room),
+                  userData: UserData(.preread, slot: slot, generation: table[slot].generation))
     }
 
     mutating func prereadCompleted(_ completion: Completion) {
         let slot = completion.userData.slot
         if completion.bufferID != nil { buffers.taken() }
-        guard table.isLive(slot, generation: completion.userData.generation), let routeTable = routes else {
+        guard table.isLive(slot, generation: completion.userData.generation), routes.isInUse else {
             if let buffer = completion.bufferID { giveBack(buffer) }
             counters.add(1, .staleCompletions)
             return
         }
-        let entry = routeTable[slot]
         let result = completion.result
         var grown = 0
         if result > 0, let buffer = completion.bufferID {
             let budgetLeft = spillBudget - counters[.spilledBytes] - counters[.heldBytes]
-            if entry.pointee.phase == .reading && Int(result) + RouteTable.headroom <= budgetLeft {
-                grown = routeTable.hold(slot, buffers.bytes(of: buffer), count: Int(result))
-            } else if entry.pointee.phase == .reading {
-                entry.pointee.phase = .aborting
-                entry.pointee.abortReason = .prereadBudget
+            if routes[slot].phase == .reading && Int(result) + RouteTable.headroom <= budgetLeft {
+                grown = routes.hold(slot, from: buffers, buffer: buffer, count: Int(result))
+            } else if routes[slot].phase == .reading {
+                routes[slot].phase = .aborting
+                routes[slot].abortReason = .prereadBudget
             }
         }
         if let buffer = completion.bufferID { giveBack(buffer) }
         counters.add(grown, .heldBytes)
-        if entry.pointee.phase == .aborting { return close(slot, entry.pointee.abortReason) }
+        if routes[slot].phase == .aborting { return close(slot, routes[slot].abortReason) }
         switch result {
         case 0:
-            entry.pointee.ended = true
+            routes[slot].ended = true
         case -ENOBUFS:
-            entry.pointee.phase = .waitingForBuffers  // the tick arms it again
+            routes[slot].phase = .waitingForBuffers  // the tick arms it again
             counters.add(1, .bufferRingEmpty)
             return
         case -EINTR, -EAGAIN:
@@ -130,24 +128,23 @@ extension Worker {
 
     /// Parses what is held: the PROXY header first where one is due, then the ClientHello where routes need it.
     private mutating func decideOrRead(_ slot: UInt32) {
-        let entry = routes![slot]
-        let listenerIndex = Int(table[slot].pointee.listener)
+        let listenerIndex = Int(table[slot].listener)
         guard listenerIndex < plan.listeners.count, let routing = plan.listeners[listenerIndex].routing else {
             return close(slot, nil)  // a reload removed the listener, or its routing: close as a stop would
         }
         var proxied: ReceivedProxyHeader?
-        if entry.pointee.expectsHeader {
-            switch ProxyHeaderReader.parse(routes!.received(slot)) {
+        if routes[slot].expectsHeader {
+            switch ProxyHeaderReader.parse(routes.received(slot)) {
             case .needMore:
-                if entry.pointee.ended || Int(entry.pointee.heldBytes) >= ProxyHeaderReader.maximumLength {
+                if routes[slot].ended || Int(routes[slot].heldBytes) >= ProxyHeaderReader.maximumLength {
                     return close(slot, .proxyHeader)
                 }
                 return armPreread(slot)
             case .invalid:
                 return close(slot, .proxyHeader)
             case .done(let header, let consumed):
-                entry.pointee.expectsHeader = false
-                entry.pointee.stripped = UInt32(consumed)
+                routes[slot].expectsHeader = false
+                routes[slot].stripped = UInt32(consumed)
                 proxied = header
                 // LOCAL (a balancer's own check), UNSPEC, UNIX: the connection's own address stays the client's.
                 if let client = header.source ?? table.clientAddress(of: slot), !trustClient(client, slot: slot, routing) { return }
@@ -155,10 +152,10 @@ extension Worker {
         }
         var hello: ClientHello?
         if !routing.settings.routes.isEmpty {
-            let payload = routes!.payload(slot)
+            let payload = routes.payload(slot)
             switch ClientHelloReader.parse(payload) {
             case .needMore:
-                if !entry.pointee.ended && payload.count < routing.settings.prereadMax { return armPreread(slot) }
+                if !routes[slot].ended && payload.count < routing.settings.prereadMax { return armPreread(slot) }
             case .invalid:
                 break  // not TLS, or not a ClientHello we can read: no server name, the default route
             case .done(let parsed, _):
@@ -178,10 +175,10 @@ extension Worker {
     private mutating func trustClient(_ client: SocketAddress, slot: UInt32, _ routing: RoutingPlan) -> Bool {
         let clientKey = stableHash(client.addressBytes)
         table.keepClientAddress(client, for: slot)
-        table[slot].pointee.clientKey = clientKey
+        table[slot].clientKey = clientKey
         switch checkSource(client, clientKey: clientKey, routing) {
         case .success(let row):
-            routes![slot].pointee.limitRow = row
+            routes.setLimitRow(row, of: slot)
             return true
         case .failure(let rejection):
             close(slot, rejection)
@@ -194,36 +191,36 @@ extension Worker {
     /// Starts the tunnel towards `pool` with the held bytes (after our PROXY header, if the listener sends one)
     /// as its preamble.
     private mutating func startRouted(_ slot: UInt32, pool: Int16, proxied: ReceivedProxyHeader?) {
-        let entry = routes![slot]
-        routes!.unlistReading(slot)
-        entry.pointee.phase = .idle
-        entry.pointee.pool = pool
-        let listener = plan.listeners[Int(table[slot].pointee.listener)]
+        routes.unlistReading(slot)
+        routes[slot].phase = .idle
+        routes.setPool(pool, of: slot)
+        let listener = plan.listeners[Int(table[slot].listener)]
+        let holds = routes.held.holds(slot)
         var headerLength = 0
-        let payloadLength = Int(entry.pointee.heldBytes - entry.pointee.stripped)
+        let payloadLength = Int(routes[slot].heldBytes - routes[slot].stripped)
         if let version = listener.sendProxy {
-            let fd = table[slot].pointee.clientFD
+            let fd = table[slot].clientFD
             let source = table.clientAddress(of: slot) ?? Socket.peerAddress(of: fd)
             let destination = proxied?.destination.flatMap { $0.family == source?.family ? $0 : nil } ?? Socket.localAddress(of: fd)
             guard let source, let destination else { return close(slot, nil) }
-            if let held = entry.pointee.held {
-                var header = [UInt8](repeating: 0, count: ProxyProtocolVersion.maximumHeaderLength)
-                headerLength = header.withUnsafeMutableBytes { version.writeHeader(source: source, destination: destination, into: $0.baseAddress!) }
-                let offset = RouteTable.headroom + Int(entry.pointee.stripped) - headerLength
-                (held + offset).copyMemory(from: header, byteCount: headerLength)
-                entry.pointee.preambleOffset = UInt32(offset)
+            let header = version.header(source: source, destination: destination)
+            headerLength = header.count
+            if holds {
+                let offset = RouteTable.headroom + Int(routes[slot].stripped) - headerLength
+                routes.held.copy(header, to: offset, in: slot)
+                routes[slot].preambleOffset = UInt32(offset)
             } else {
-                headerLength = version.writeHeader(source: source, destination: destination, into: table.header(of: slot))
+                table.keepHeader(header, for: slot)
             }
         } else {
-            entry.pointee.preambleOffset = UInt32(RouteTable.headroom) + entry.pointee.stripped
+            routes[slot].preambleOffset = UInt32(RouteTable.headroom) + routes[slot].stripped
         }
-        let preamble = headerLength + (entry.pointee.held == nil ? 0 : payloadLength)
-        if entry.pointee.held != nil && payloadLength == 0 && headerLength == 0 {
-            counters.add(-routes!.freeHeld(slot), .heldBytes)  // only a PROXY header was held: nothing to send
+        let preamble = headerLength + (holds ? payloadLength : 0)
+        if holds && payloadLength == 0 && headerLength == 0 {
+            counters.add(-routes.freeHeld(slot), .heldBytes)  // only a PROXY header was held: nothing to send
         }
-        table[slot].pointee.tunnel = Tunnel(retries: plan.config.retries, proxyHeaderLength: preamble)
-        table[slot].pointee.lastActive = wheel.now
+        table[slot].tunnel = Tunnel(retries: plan.config.retries, proxyHeaderLength: preamble)
+        table[slot].lastActive = wheel.now
         wheel.schedule(slot, in: table)
         counters.add(1, .routed)
         // A client that sent EOF during the stage: the tunnel's receive on it reads the EOF again.
@@ -233,32 +230,30 @@ extension Worker {
     /// The preamble went out (or the tunnel is closing): its memory goes back, and the client's bytes in it
     /// are counted as bytes carried upstream.
     mutating func preambleSent(_ slot: UInt32) {
-        let tunnel = table[slot].pointee.tunnel
+        let tunnel = table[slot].tunnel
         guard tunnel.headerSent >= tunnel.headerLength || tunnel.phase != .established else { return }
-        let entry = routes![slot]
-        if entry.pointee.held != nil && tunnel.headerSent >= tunnel.headerLength {
-            countBytes(Int(entry.pointee.heldBytes - entry.pointee.stripped), .upstream, table[slot])
+        if routes.held.holds(slot) && tunnel.headerSent >= tunnel.headerLength {
+            countBytes(Int(routes[slot].heldBytes - routes[slot].stripped), .upstream, slot)
         }
-        counters.add(-routes!.freeHeld(slot), .heldBytes)
+        counters.add(-routes.freeHeld(slot), .heldBytes)
     }
 
     // MARK: - Closing before connect
 
     /// Closes a slot the stage still owns, counting `reason` (nil: the client went away, or a stop).
     private mutating func close(_ slot: UInt32, _ reason: Rejection?) {
-        let entry = routes![slot]
-        if let reason { rejected(reason, client: table.clientAddress(of: slot), listenerIndex: Int(table[slot].pointee.listener)) }
-        routes!.unlistReading(slot)
-        entry.pointee.phase = .idle
-        let fd = table[slot].pointee.clientFD
+        if let reason { rejected(reason, client: table.clientAddress(of: slot), listenerIndex: Int(table[slot].listener)) }
+        routes.unlistReading(slot)
+        routes[slot].phase = .idle
+        let fd = table[slot].clientFD
         if reason != nil && reason != .noRoute && reason != .prereadTimeout { Socket.setAbortiveClose(fd) }
         ring.close(fd, userData: UserData(.close, slot: slot))
         descriptorsFreed = true
-        table[slot].pointee.clientFD = -1
+        table[slot].clientFD = -1
         // The tunnel never started: stopping it marks it closed at once (every scan of the table skips closed
         // slots); what it asks for, the stage has done.
         var done = TunnelActions()
-        table[slot].pointee.tunnel.handle(.terminate, links: bufferLinks, into: &done)
+        table.handle(.terminate, at: slot, links: bufferLinks, into: &done)
         release(slot)
     }
 
@@ -275,12 +270,11 @@ extension Worker {
 
     /// Stops the stage's receive on `slot`; the slot closes when its completion arrives.
     mutating func abortPreread(_ slot: UInt32, _ reason: Rejection?) {
-        let entry = routes![slot]
-        switch entry.pointee.phase {
+        switch routes[slot].phase {
         case .reading:
-            entry.pointee.phase = .aborting
-            entry.pointee.abortReason = reason
-            ring.cancel(UserData(.preread, slot: slot, generation: table[slot].pointee.generation), userData: UserData(.cancel, slot: slot))
+            routes[slot].phase = .aborting
+            routes[slot].abortReason = reason
+            ring.cancel(UserData(.preread, slot: slot, generation: table[slot].generation), userData: UserData(.cancel, slot: slot))
         case .waitingForBuffers:
             close(slot, reason)
         case .idle, .aborting:
@@ -290,19 +284,17 @@ extension Worker {
 
     /// A slot the stage owns (reading, or waiting to read), which a stop must close through `abortPreread`.
     func isPrereading(_ slot: UInt32) -> Bool {
-        guard let routes else { return false }
-        return routes[slot].pointee.isListed
+        routes.isInUse && routes[slot].isListed
     }
 
     /// From the tick: closes the slots past their `preread_timeout`, arms again the receives that found the
     /// ring empty.
     mutating func checkPrereads() {
-        guard routes != nil, routes!.readingHead != SlotLinks.none else { return }
-        for slot in routes!.readingSlots() {
-            let entry = routes![slot]
-            if Int32(bitPattern: wheel.now &- entry.pointee.deadline) >= 0 {
+        guard routes.isInUse, routes.readingHead != SlotLinks.none else { return }
+        for slot in routes.readingSlots() {
+            if Int32(bitPattern: wheel.now &- routes[slot].deadline) >= 0 {
                 abortPreread(slot, .prereadTimeout)
-            } else if entry.pointee.phase == .waitingForBuffers {
+            } else if routes[slot].phase == .waitingForBuffers {
                 armPreread(slot)
             }
         }
@@ -310,41 +302,41 @@ extension Worker {
 
     /// From `release`: what the stage held for the slot goes back (its bytes, its per-client connection).
     mutating func routingReleased(_ slot: UInt32) {
-        let entry = routes![slot]
-        routes!.unlistReading(slot)
-        if entry.pointee.held != nil { counters.add(-routes!.freeHeld(slot), .heldBytes) }
-        if entry.pointee.limitRow >= 0 {
-            clientLimits.close(row: entry.pointee.limitRow)
-            entry.pointee.limitRow = -1
+        routes.unlistReading(slot)
+        if routes.held.holds(slot) { counters.add(-routes.freeHeld(slot), .heldBytes) }
+        if routes[slot].limitRow >= 0 {
+            clientLimits.close(row: routes[slot].limitRow)
+            routes.setLimitRow(-1, of: slot)
         }
-        entry.pointee.phase = .idle
-        entry.pointee.pool = RouteEntry.defaultPool
+        routes[slot].phase = .idle
+        routes.setPool(RouteEntry.defaultPool, of: slot)
     }
 
     // MARK: - Plans
 
-    /// Makes the routing table when a plan first has a listener that routes, and the strategies of its pools.
+    /// Puts the routing table in use when a plan first has a listener that routes; makes the strategies of
+    /// its pools.
     mutating func adoptRouting(_ newPlan: RuntimePlan, previous: RuntimePlan?) {
         routeStrategies = newPlan.listeners.map { listener in
             listener.routing?.pools.map { $0.algorithm.makeStrategy(for: $0) } ?? []
         }
-        if routes == nil && newPlan.listeners.contains(where: { $0.routing != nil }) {
-            routes = RouteTable(capacity: table.capacity)
-            for slot in 0..<table.highWater { routes!.open(slot) }
+        if !routes.isInUse && newPlan.listeners.contains(where: { $0.routing != nil }) {
+            routes.isInUse = true
+            for slot in 0..<table.highWater { routes.open(slot) }
         }
-        guard let previous, routes != nil else { return }
+        guard let previous, routes.isInUse else { return }
         // A decided slot names its pool by index in its listener's routing: carry it over by the pool's name
         // (a client still connecting retries in the pool of that name, or in the listener's default).
         // `listener` of each slot is already an index into `newPlan`.
-        for slot in 0..<table.highWater where table[slot].pointee.tunnel.phase != .closed {
-            let entry = routes![slot]
-            let listenerIndex = Int(table[slot].pointee.listener)
-            guard entry.pointee.pool != RouteEntry.defaultPool, listenerIndex < newPlan.listeners.count else { continue }
+        for slot in 0..<table.highWater where table[slot].tunnel.phase != .closed {
+            let pool = routes[slot].pool
+            let listenerIndex = Int(table[slot].listener)
+            guard pool != RouteEntry.defaultPool, listenerIndex < newPlan.listeners.count else { continue }
             let listener = newPlan.listeners[listenerIndex]
             let oldPools = previous.listeners.first { $0.id == listener.id }?.routing?.pools ?? []
-            let name = Int(entry.pointee.pool) < oldPools.count ? oldPools[Int(entry.pointee.pool)].name : nil
+            let name = Int(pool) < oldPools.count ? oldPools[Int(pool)].name : nil
             let newIndex = listener.routing?.pools.firstIndex { $0.name == name }
-            entry.pointee.pool = newIndex.map(Int16.init) ?? RouteEntry.defaultPool
+            routes.setPool(newIndex.map(Int16.init) ?? RouteEntry.defaultPool, of: slot)
         }
     }
 
@@ -352,8 +344,8 @@ extension Worker {
     @inline(__always)
     func routedPool(_ slot: UInt32, listenerIndex: Int) -> (pool: BackendPool, route: Int) {
         let listener = plan.listeners[listenerIndex]
-        guard let routes, let routing = listener.routing else { return (listener.pool, -1) }
-        let pool = Int(routes[slot].pointee.pool)
+        guard routes.isInUse, let routing = listener.routing else { return (listener.pool, -1) }
+        let pool = Int(routes[slot].pool)
         return pool >= 0 && pool < routing.pools.count ? (routing.pools[pool], pool) : (listener.pool, -1)
     }
 }

@@ -73,8 +73,8 @@ struct Worker: ~Copyable {
     var listeners: [ListenerState]
     /// One balancing strategy per listener of `plan` (its state is this worker's own).
     var strategies: [any SelectionStrategy]
-    /// The routing stage's state per slot, made when a plan first has a listener that routes (`Worker+Routing`).
-    var routes: RouteTable?
+    /// The routing stage's state per slot, in use once a plan first has a listener that routes (`Worker+Routing`).
+    var routes: RouteTable
     /// `routeStrategies[listener][pool]`: a strategy for each pool of a listener's routes.
     var routeStrategies: [[any SelectionStrategy]] = []
     let clientLimits: ClientLimits
@@ -91,10 +91,10 @@ struct Worker: ~Copyable {
     let logger: Logger
     var logs = WorkerLogs()
     /// Memory the kernel reads or writes on our behalf: it must not move.
-    let completions: UnsafeMutablePointer<Completion>
-    let connectTimeout: UnsafeMutablePointer<__kernel_timespec>
-    let tickTimeout: UnsafeMutablePointer<__kernel_timespec>
-    let controlBuffer: UnsafeMutablePointer<UInt64>
+    let completions = FixedArray(repeating: Completion(userData: UserData(rawValue: 0), result: 0, flags: 0), count: completionBatch)
+    let connectTimeout: KernelTimeout
+    let tickTimeout = KernelTimeout(tickInterval)
+    let controlBuffer = FixedArray<UInt64>(repeating: 0, count: 1)
 
     init(_ setup: WorkerSetup) throws(RingError) {
         let config = setup.plan.config
@@ -114,6 +114,7 @@ struct Worker: ~Copyable {
         spillBudget = config.buffersPerWorker * config.bufferSize * Self.spillBudgetRings
         index = setup.index
         table = ConnectionTable(capacity: setup.connectionCapacity)
+        routes = RouteTable(capacity: setup.connectionCapacity)
         wheel = TimerWheel(idleTicks: Self.idleTicks(config.idleTimeout))
         plan = setup.plan
         listeners = setup.plan.listeners.map { ListenerState(id: $0.id, fd: $0.sockets[setup.index]) }
@@ -125,24 +126,13 @@ struct Worker: ~Copyable {
         counters = setup.counters
         control = setup.control
         logger = setup.logger
-        completions = .allocate(capacity: Self.completionBatch)
-        connectTimeout = .allocate(capacity: 1)
-        connectTimeout.initialize(to: Self.timespec(config.connectTimeout))
-        tickTimeout = .allocate(capacity: 1)
-        tickTimeout.initialize(to: Self.timespec(Self.tickInterval))
-        controlBuffer = .allocate(capacity: 1)
-        controlBuffer.initialize(to: 0)
+        connectTimeout = KernelTimeout(config.connectTimeout)
         adoptRouting(setup.plan, previous: nil)
     }
 
     deinit {
         for listener in listeners { Glibc.close(listener.fd) }
         for backlog in backlogs { Glibc.close(backlog.fd) }
-        completions.deallocate()
-        connectTimeout.deallocate()
-        tickTimeout.deallocate()
-        controlBuffer.deallocate()
-        routes?.deallocate()
     }
 
     /// How the ring was set up, for the start-up log.
@@ -157,7 +147,7 @@ struct Worker: ~Copyable {
         while !isFinished {
             ring.submitAndWait(1)
             if descriptorsFreed { retryAwaitingDescriptor() }
-            let count = ring.reapCompletions(into: completions, capacity: Self.completionBatch)
+            let count = ring.reapCompletions(into: completions)
             turn &+= 1
             starvedThisTurn = false
             for index in 0..<count { dispatch(completions[index]) }
@@ -193,12 +183,12 @@ struct Worker: ~Copyable {
     /// counted by the tunnel, so it always finds its slot live; its user data carries the buffer instead of
     /// the slot's generation.
     private mutating func zeroCopyCompleted(_ completion: Completion) {
-        let buffer = UInt16(truncatingIfNeeded: completion.userData.generation)
+        let buffer = completion.userData.lentBuffer
         if !completion.isNotification {
             let slot = completion.userData.slot
             let direction: Direction = completion.userData.direction == 0 ? .upstream : .downstream
-            if completion.result > 0 { countBytes(Int(completion.result), direction, table[slot]) }
-            table[slot].pointee.lastActive = wheel.now
+            if completion.result > 0 { countBytes(Int(completion.result), direction, slot) }
+            table[slot].lastActive = wheel.now
             handle(slot, .sent(direction, result: completion.result))
             guard !completion.hasMore else { return }  // no notification will follow
         }
@@ -214,8 +204,7 @@ struct Worker: ~Copyable {
             counters.add(1, .staleCompletions)
             return
         }
-        let connection = table[slot]
-        connection.pointee.lastActive = wheel.now
+        table[slot].lastActive = wheel.now
         let direction: Direction = completion.userData.direction == 0 ? .upstream : .downstream
         switch kind {
         case .connect:
@@ -226,39 +215,35 @@ struct Worker: ~Copyable {
             handle(slot, .received(direction, result: completion.result, buffer: completion.bufferID, armed: completion.hasMore))
         case .sendHeader:
             handle(slot, .headerSent(result: completion.result))
-            if routes != nil { preambleSent(slot) }
+            if routes.isInUse { preambleSent(slot) }
         default:
-            if completion.result > 0 { countBytes(Int(completion.result), direction, connection) }
+            if completion.result > 0 { countBytes(Int(completion.result), direction, slot) }
             handle(slot, .sent(direction, result: completion.result))
         }
     }
 
-    func countBytes(_ bytes: Int, _ direction: Direction, _ connection: UnsafeMutablePointer<Connection>) {
-        let backend = connection.pointee.backend
+    func countBytes(_ bytes: Int, _ direction: Direction, _ slot: UInt32) {
+        let backend = table[slot].backend
         guard backend.rawValue >= 0 else { return }
         if direction == .upstream {
             shard.add(bytes, to: .bytesToBackend, backend: backend)
             counters.add(bytes, .bytesUpstream)
-            connection.pointee.bytesUpstream &+= UInt64(bytes)
+            table[slot].bytesUpstream = table[slot].bytesUpstream &+ UInt64(bytes)
         } else {
             shard.add(bytes, to: .bytesToClient, backend: backend)
             counters.add(bytes, .bytesDownstream)
-            connection.pointee.bytesDownstream &+= UInt64(bytes)
+            table[slot].bytesDownstream = table[slot].bytesDownstream &+ UInt64(bytes)
         }
     }
 
     /// Feeds one event to a tunnel and carries out what it decides.
     mutating func handle(_ slot: UInt32, _ event: TunnelEvent) {
         var actions = TunnelActions()
-        // The pointer first: Swift 6.3's ThreadSanitizer instrumentation of the one-expression form emits
-        // invalid IR ("Invalid bitcast", a compiler crash under `make test-tsan`).
-        let connection = table[slot]
-        connection.pointee.tunnel.handle(event, links: bufferLinks, into: &actions)
+        table.handle(event, at: slot, links: bufferLinks, into: &actions)
         for index in 0..<actions.count { perform(actions[index], slot) }
     }
 
     private mutating func perform(_ action: TunnelAction, _ slot: UInt32) {
-        let connection = table[slot]
         switch action {
         case .connect:
             startConnect(slot)
@@ -267,53 +252,55 @@ struct Worker: ~Copyable {
         case .connectFailed(let error):
             connectFailed(slot, error: error)
         case .closeBackend:
-            ring.close(connection.pointee.backendFD, userData: UserData(.close, slot: slot))
-            connection.pointee.backendFD = -1
-            releaseBackend(connection)
+            ring.close(table[slot].backendFD, userData: UserData(.close, slot: slot))
+            table[slot].backendFD = -1
+            releaseBackend(slot)
         case .recv(let direction, let pollFirst):
             ring.recvMultishot(
-                from: connection.pointee.fd(direction.source), bufferGroup: buffers.group, pollFirst: pollFirst,
+                from: table[slot].fd(direction.source), bufferGroup: buffers.group, pollFirst: pollFirst,
                 userData: userData(.recv, slot, direction))
         case .cancelSend(let direction):
             ring.cancel(userData(.send, slot, direction), userData: UserData(.cancel, slot: slot))
             if zeroCopyThreshold != .max {
                 // A zero-copy send carries its buffer, not the generation, in its user data.
-                let head = connection.pointee.tunnel.pipe(direction).queue.head
-                ring.cancel(UserData(.sendZeroCopy, slot: slot, generation: UInt32(head), direction: direction.rawValue),
+                let head = table[slot].tunnel.pipe(direction).queue.head
+                ring.cancel(.zeroCopySend(slot: slot, buffer: head, direction: direction.rawValue),
                             userData: UserData(.cancel, slot: slot))
             }
         case .recvOnce(let direction):
             ring.recv(
-                from: connection.pointee.fd(direction.source), bufferGroup: buffers.group, pollFirst: false,
+                from: table[slot].fd(direction.source), bufferGroup: buffers.group, pollFirst: false,
                 userData: userData(.recv, slot, direction))
         case .send(let direction, let buffer, let offset, let length):
-            stampSend(connection, direction)
-            let fd = connection.pointee.fd(direction.destination)
+            stampSend(slot, direction)
+            let fd = table[slot].fd(direction.destination)
             let bytes = buffers.bytes(of: buffer) + Int(offset)
             if length >= zeroCopyThreshold {
                 lentBuffers.lend(buffer)
                 counters.add(1, .zeroCopySends)
                 ring.sendZeroCopy(
                     to: fd, bytes: bytes, length: length,
-                    userData: UserData(.sendZeroCopy, slot: slot, generation: UInt32(buffer), direction: direction.rawValue))
+                    userData: .zeroCopySend(slot: slot, buffer: buffer, direction: direction.rawValue))
             } else {
                 ring.send(to: fd, bytes: bytes, length: length, userData: userData(.send, slot, direction))
             }
         case .spill(let direction, let first, let count, let skip, let bytes):
             spill(slot, direction, first: first, count: count, skip: skip, bytes: bytes)
         case .sendSpill(let direction, let offset, let length):
-            stampSend(connection, direction)
-            ring.send(
-                to: connection.pointee.fd(direction.destination), bytes: spillBytes(slot, direction) + Int(offset),
-                length: length, userData: userData(.send, slot, direction))
+            stampSend(slot, direction)
+            sendSpill(slot, direction, offset: offset, length: length)
         case .freeSpill(let direction):
             freeSpill(slot, direction)
         case .sendHeader(let offset, let length):
-            stampSend(connection, .upstream)
+            stampSend(slot, .upstream)
             // The PROXY header, or on a routing listener the preamble: that header and the client's held bytes.
-            let preamble = routes?.preamble(of: slot) ?? table.header(of: slot)
+            if routes.isInUse && routes.held.holds(slot) {
+                ring.send(to: table[slot].backendFD, from: routes.held, slot: slot, offset: Int(routes[slot].preambleOffset + offset),
+                          length: length, userData: userData(.sendHeader, slot, .upstream))
+                return
+            }
             ring.send(
-                to: connection.pointee.backendFD, bytes: preamble + Int(offset), length: length,
+                to: table[slot].backendFD, from: table.rooms, offset: table.headerOffset(of: slot) + Int(offset), length: length,
                 userData: userData(.sendHeader, slot, .upstream))
         case .cancelReceive(let direction):
             ring.cancel(userData(.recv, slot, direction), userData: UserData(.cancel, slot: slot))
@@ -328,29 +315,28 @@ struct Worker: ~Copyable {
             }
         case .shutdownWrite(let direction):
             // A plain syscall: it only queues a FIN, and io_uring would hand it to a worker thread.
-            _ = Glibc.shutdown(connection.pointee.fd(direction.destination), Int32(SHUT_WR))
+            _ = Glibc.shutdown(table[slot].fd(direction.destination), Int32(SHUT_WR))
         case .waitForBuffers:
             starved.insert(slot, in: table)
             starvedThisTurn = true
             counters.add(1, .bufferRingEmpty)
         case .cancel(let side):
-            ring.cancelAll(on: connection.pointee.fd(side), userData: UserData(.cancel, slot: slot))
+            ring.cancelAll(on: table[slot].fd(side), userData: UserData(.cancel, slot: slot))
         case .close(let abortive):
-            if abortive, phase != .terminating, let fd = survivingFD(connection), curing_unacknowledged_bytes(fd) > 0 {
+            if abortive, phase != .terminating, let fd = survivingFD(slot), curing_unacknowledged_bytes(fd) > 0 {
                 return linger(slot)
             }
             closeSockets(slot, abortive: abortive)
         case .release:
-            guard !connection.pointee.isLingering else { return }  // the tick releases it once delivered
+            guard !table[slot].isLingering else { return }  // the tick releases it once delivered
             release(slot)
         }
     }
 
     private mutating func closeSockets(_ slot: UInt32, abortive: Bool) {
-        let connection = table[slot]
         if plan.config.accessLog { logAccess(slot) }
-        if connection.pointee.clientFD >= 0 { closeSocket(connection.pointee.clientFD, abortive: abortive, slot) }
-        if connection.pointee.backendFD >= 0 { closeSocket(connection.pointee.backendFD, abortive: abortive, slot) }
+        if table[slot].clientFD >= 0 { closeSocket(table[slot].clientFD, abortive: abortive, slot) }
+        if table[slot].backendFD >= 0 { closeSocket(table[slot].backendFD, abortive: abortive, slot) }
     }
 
     mutating func release(_ slot: UInt32) {
@@ -363,8 +349,8 @@ struct Worker: ~Copyable {
             freeSpill(slot, .upstream)
             freeSpill(slot, .downstream)
         }
-        releaseBackend(table[slot])
-        if routes != nil { routingReleased(slot) }
+        releaseBackend(slot)
+        if routes.isInUse { routingReleased(slot) }
         table.free(slot)
         counters.add(1, .closed)
     }
@@ -372,10 +358,10 @@ struct Worker: ~Copyable {
     // MARK: - Passing a reset on
 
     /// The socket of the side that did not fail, when the tunnel closes for a failure.
-    private func survivingFD(_ connection: UnsafeMutablePointer<Connection>) -> Int32? {
-        switch connection.pointee.tunnel.closeReason {
-        case .backendError: connection.pointee.clientFD
-        case .clientError: connection.pointee.backendFD >= 0 ? connection.pointee.backendFD : nil
+    private func survivingFD(_ slot: UInt32) -> Int32? {
+        switch table[slot].tunnel.closeReason {
+        case .backendError: table[slot].clientFD
+        case .clientError: table[slot].backendFD >= 0 ? table[slot].backendFD : nil
         default: nil
         }
     }
@@ -383,16 +369,15 @@ struct Worker: ~Copyable {
     /// Holds a closed tunnel's surviving socket until its peer has acknowledged every byte sent to it; the
     /// failed side's socket is closed now.
     private mutating func linger(_ slot: UInt32) {
-        let connection = table[slot]
-        if connection.pointee.tunnel.closeReason == .backendError {
-            if connection.pointee.backendFD >= 0 { closeSocket(connection.pointee.backendFD, abortive: true, slot) }
-            connection.pointee.backendFD = -1
+        if table[slot].tunnel.closeReason == .backendError {
+            if table[slot].backendFD >= 0 { closeSocket(table[slot].backendFD, abortive: true, slot) }
+            table[slot].backendFD = -1
         } else {
-            closeSocket(connection.pointee.clientFD, abortive: true, slot)
-            connection.pointee.clientFD = -1
+            closeSocket(table[slot].clientFD, abortive: true, slot)
+            table[slot].clientFD = -1
         }
-        table[slot].pointee.isLingering = true
-        table[slot].pointee.lastActive = wheel.now
+        table[slot].isLingering = true
+        table[slot].lastActive = wheel.now
         wheel.remove(slot, in: table)
         starved.remove(slot, in: table)
         awaitingDescriptor.remove(slot, in: table)
@@ -406,24 +391,23 @@ struct Worker: ~Copyable {
         var waiting = lingering
         lingering = SlotList(\.waitLinks, .lingering)
         while let slot = waiting.popFirst(in: table) {
-            let connection = table[slot]
-            let delivered = survivingFD(connection).map { curing_unacknowledged_bytes($0) <= 0 } ?? true
-            if !all && !delivered && wheel.now &- connection.pointee.lastActive < Self.lingerTicks {
+            let delivered = survivingFD(slot).map { curing_unacknowledged_bytes($0) <= 0 } ?? true
+            if !all && !delivered && wheel.now &- table[slot].lastActive < Self.lingerTicks {
                 lingering.insert(slot, in: table)
                 continue
             }
-            connection.pointee.isLingering = false
+            table[slot].isLingering = false
             closeSockets(slot, abortive: true)
             release(slot)
         }
     }
 
     @inline(__always)
-    private func stampSend(_ connection: UnsafeMutablePointer<Connection>, _ direction: Direction) {
+    private func stampSend(_ slot: UInt32, _ direction: Direction) {
         if direction == .upstream {
-            connection.pointee.sendStarted.upstream = wheel.now
+            table[slot].sendStarted.upstream = wheel.now
         } else {
-            connection.pointee.sendStarted.downstream = wheel.now
+            table[slot].sendStarted.downstream = wheel.now
         }
     }
 
@@ -435,20 +419,19 @@ struct Worker: ~Copyable {
 
     /// One line per closed connection (`--access-log`), written before its sockets are closed.
     private func logAccess(_ slot: UInt32) {
-        let connection = table[slot]
         let client = table.clientAddress(of: slot).map { "\($0)" } ?? "-"
-        let backend = connection.pointee.hasBackend ? backendName(connection.pointee.backend) : "-"
+        let backend = table[slot].hasBackend ? backendName(table[slot].backend) : "-"
         logger.info("connection closed", metadata: [
             "client": "\(client)", "backend": "\(backend)",
-            "bytes_up": "\(connection.pointee.bytesUpstream)", "bytes_down": "\(connection.pointee.bytesDownstream)",
-            "duration_ms": "\(monotonicMilliseconds() - connection.pointee.openedAt)",
-            "reason": "\(connection.pointee.tunnel.closeReason)",
-        ].merging(connection.pointee.tunnel.closeError == 0 ? [:] : ["error": "\(errnoName(connection.pointee.tunnel.closeError))"]) { $1 })
+            "bytes_up": "\(table[slot].bytesUpstream)", "bytes_down": "\(table[slot].bytesDownstream)",
+            "duration_ms": "\(monotonicMilliseconds() - table.openedAt(of: slot))",
+            "reason": "\(table[slot].tunnel.closeReason)",
+        ].merging(table[slot].tunnel.closeError == 0 ? [:] : ["error": "\(errnoName(table[slot].tunnel.closeError))"]) { $1 })
     }
 
     @inline(__always)
-    private func userData(_ kind: OperationKind, _ slot: UInt32, _ direction: Direction) -> UserData {
-        UserData(kind, slot: slot, generation: table[slot].pointee.generation, direction: direction.rawValue)
+    func userData(_ kind: OperationKind, _ slot: UInt32, _ direction: Direction) -> UserData {
+        UserData(kind, slot: slot, generation: table[slot].generation, direction: direction.rawValue)
     }
 
     private mutating func closeSocket(_ fd: Int32, abortive: Bool, _ slot: UInt32) {
@@ -470,11 +453,6 @@ struct Worker: ~Copyable {
         counters.add(completions, .completions)
         counters.set(Int(ring.submissionCount), .submissions)
         counters.set(Int(ring.enterCount), .kernelEnters)
-    }
-
-    static func timespec(_ duration: Duration) -> __kernel_timespec {
-        let (seconds, attoseconds) = duration.components
-        return __kernel_timespec(tv_sec: seconds, tv_nsec: attoseconds / 1_000_000_000)
     }
 
     static func idleTicks(_ timeout: Duration?) -> UInt32? {

@@ -3,22 +3,13 @@
 /// its tunnel is done with it *and* every notification for it is in, in whichever order those happen.
 struct ZeroCopyLedger: ~Copyable {
     /// Notifications still to come, per buffer.
-    private let outstanding: UnsafeMutablePointer<UInt16>
+    private let outstanding: FixedArray<UInt16>
     /// The tunnel let go of the buffer while notifications were outstanding.
-    private let released: UnsafeMutablePointer<Bool>
-    private let count: Int
+    private let released: FixedArray<Bool>
 
     init(buffers: Int) {
-        count = buffers
-        outstanding = .allocate(capacity: buffers)
-        outstanding.initialize(repeating: 0, count: buffers)
-        released = .allocate(capacity: buffers)
-        released.initialize(repeating: false, count: buffers)
-    }
-
-    deinit {
-        outstanding.deallocate()
-        released.deallocate()
+        outstanding = FixedArray(repeating: 0, count: buffers)
+        released = FixedArray(repeating: false, count: buffers)
     }
 
     /// A zero-copy send of `buffer` was submitted.

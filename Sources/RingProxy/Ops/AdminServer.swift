@@ -9,7 +9,7 @@ import Synchronization
 ///
 /// - `GET /metrics`: Prometheus text format (see `MetricsExporter`);
 /// - `GET /healthz`: 200 `ok`, or 503 `draining` once a drain has begun (load balancers stop sending);
-/// - `GET /backends`: the live table as JSON: each listener's pool, each backend's weight, health and load.
+/// - `GET /backends`: the live table as JSON: each listener's pool, each backend's origin, weight, health and load.
 ///
 /// With a token (`admin_token_file`, required beyond loopback), every path but `/healthz` (which probes call)
 /// needs `Authorization: Bearer <token>`, else 401. `AdminLimits` bounds the connections and their idle time.
@@ -115,7 +115,7 @@ public final class AdminServer: Sendable {
                   }.map { member, name in
                       let health = table.health(of: member.id)
                       return .init(
-                          name: name, address: "\(member.address)", weight: member.weight,
+                          name: name, address: "\(member.address)", origin: member.origin, weight: member.weight,
                           maxConnections: member.maxConnections, state: "\(health.state)",
                           active: table.sum(.active, backend: member.id), total: table.sum(.total, backend: member.id),
                           connectFailures: table.sum(.connectFailures, backend: member.id),
@@ -188,6 +188,8 @@ struct BackendsDocument: Codable, Equatable {
     struct Backend: Codable, Equatable {
         var name: String
         var address: String
+        /// "file", or the DNS name the address came from.
+        var origin: String
         var weight: Int
         var maxConnections: Int
         var state: String

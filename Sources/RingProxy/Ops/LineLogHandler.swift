@@ -41,8 +41,8 @@ public struct LineLogHandler: LogHandler {
             line += "}"
         }
         line += "\n"
-        var bytes = Array(line.utf8)
-        _ = bytes.withUnsafeMutableBytes { Glibc.write(2, $0.baseAddress, $0.count) }
+        let bytes = Array(line.utf8)
+        _ = Glibc.write(2, bytes, bytes.count)
     }
 
     /// UTC, millisecond precision, without Foundation.

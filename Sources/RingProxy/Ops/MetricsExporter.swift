@@ -50,8 +50,17 @@ final class MetricsExporter: Sendable {
                     series.counter("ringproxy_backend_health_changes_total", labels, health.stateChanges, factory)
                     series.gauge("ringproxy_backend_up", labels, health.state == .up ? 1 : 0, factory)
                     series.gauge("ringproxy_backend_weight", labels, member.weight, factory)
+                    // Where the address came from, as a label of its own series: the others keep theirs.
+                    series.gauge("ringproxy_backend_info", labels + [("address", "\(member.address)"), ("origin", member.origin)], 1, factory)
                 }
                 }
+            }
+            for (query, stats) in proxy.discoveryStats {
+                let labels = [("name", "\(query)")]
+                series.counter("ringproxy_dns_queries_total", labels, stats.queries, factory)
+                series.counter("ringproxy_dns_failures_total", labels, stats.failures, factory)
+                series.counter("ringproxy_dns_changes_total", labels, stats.changes, factory)
+                series.gauge("ringproxy_dns_addresses", labels, stats.addresses, factory)
             }
             for (index, counters) in proxy.counters.enumerated() {
                 let labels = [("worker", "\(index)")]
@@ -72,6 +81,8 @@ final class MetricsExporter: Sendable {
             let stats = proxy.processStats
             series.counter("ringproxy_reloads_total", [], stats.reloads, factory)
             series.counter("ringproxy_reload_failures_total", [], stats.reloadFailures, factory)
+            series.counter("ringproxy_dns_plans_total", [], stats.discoveryPlans, factory)
+            series.counter("ringproxy_dns_plan_failures_total", [], stats.discoveryPlanFailures, factory)
             series.gauge("ringproxy_config_generation", [], plan.generation, factory)
             series.gauge("ringproxy_uptime_seconds", [], Int((monotonicMilliseconds() - proxy.startedAt) / 1000), factory)
             series.gauge("ringproxy_draining", [], draining ? 1 : 0, factory)

@@ -1,5 +1,3 @@
-import Synchronization
-
 /// One worker's counters, written only by that worker (a relaxed load and store, no locked instruction)
 /// and read by anyone: the admin endpoint, the periodic report, the tests.
 public final class WorkerCounters: @unchecked Sendable {
@@ -16,37 +14,29 @@ public final class WorkerCounters: @unchecked Sendable {
         case rejectedPrereadTimeout, rejectedPrereadBudget
     }
 
-    private let values: UnsafeMutablePointer<Atomic<Int>>
-    private static let count = Name.allCases.count
+    /// Pages of their own, so two workers' counters never share a cache line.
+    private let memory: MappedRegion
+    private let values: SharedWords
 
     public init() {
-        // Rounded up to whole 128-byte lines so two workers' counters never share one.
-        let bytes = (Self.count * MemoryLayout<Atomic<Int>>.stride + 127) / 128 * 128
-        values = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 128)
-            .bindMemory(to: Atomic<Int>.self, capacity: Self.count)
-        for index in 0..<Self.count { (values + index).initialize(to: Atomic(0)) }
-    }
-
-    deinit {
-        values.deinitialize(count: Self.count)
-        UnsafeMutableRawPointer(values).deallocate()
+        memory = MappedRegion(byteCount: Name.allCases.count * MemoryLayout<Int>.stride, purpose: "a worker's counters")
+        values = memory.sharedWords
     }
 
     /// Called by the owning worker only.
     @inline(__always)
     public func add(_ delta: Int, _ name: Name) {
-        let value = values + name.rawValue
-        value.pointee.store(value.pointee.load(ordering: .relaxed) &+ delta, ordering: .relaxed)
+        values.store(values.load(name.rawValue) &+ delta, at: name.rawValue)
     }
 
     /// Called by the owning worker only.
     @inline(__always)
     public func set(_ newValue: Int, _ name: Name) {
-        (values + name.rawValue).pointee.store(newValue, ordering: .relaxed)
+        values.store(newValue, at: name.rawValue)
     }
 
     public subscript(name: Name) -> Int {
-        (values + name.rawValue).pointee.load(ordering: .relaxed)
+        values.load(name.rawValue)
     }
 }
 

@@ -65,12 +65,7 @@ public struct AddressBlock: Sendable, Equatable, CustomStringConvertible {
 
     /// The block in CIDR form, IPv4 blocks in dotted form: `10.0.0.0/8`, `2001:db8::/32`.
     public var description: String {
-        withUnsafeTemporaryAllocation(byteCount: 16, alignment: 8) { raw in
-            raw.storeBytes(of: high.bigEndian, toByteOffset: 0, as: UInt64.self)
-            raw.storeBytes(of: low.bigEndian, toByteOffset: 8, as: UInt64.self)
-            let bytes = UnsafeRawBufferPointer(raw)
-            let address = isIPv4 ? SocketAddress(ipv4: bytes, at: 0, port: 0) : SocketAddress(ipv6: bytes, at: 0, port: 0)
-            return "\(address.host)/\(prefixLength)"
-        }
+        let address = isIPv4 ? SocketAddress(ipv4: UInt32(high >> 32), port: 0) : SocketAddress(ipv6High: high, low: low, port: 0)
+        return "\(address.host)/\(prefixLength)"
     }
 }

@@ -18,7 +18,7 @@
 ///   Whether such a client gets a default route or is closed is the routing stage's decision.
 ///
 /// Every length is checked against the bytes present before it is used; the parser reads nothing outside
-/// `bytes` and allocates only the result's strings.
+/// `bytes` and allocates only the result's strings (and their bytes while it reads them).
 public enum ClientHelloReader {
     /// The longest record accepted: 2^14 bytes of plaintext (RFC 8446 §5.1) plus the 2048 bytes of slack TLS
     /// allows a ciphertext record. A longer length is not TLS.
@@ -33,7 +33,7 @@ public enum ClientHelloReader {
     static let alpnExtension = 16
     static let hostNameType: UInt8 = 0
 
-    public static func parse(_ bytes: UnsafeRawBufferPointer) -> ParseOutcome<ClientHello> {
+    public static func parse(_ bytes: ByteView) -> ParseOutcome<ClientHello> {
         switch frame(bytes) {
         case .needMore:
             return .needMore
@@ -51,7 +51,7 @@ public enum ClientHelloReader {
     /// Walks the record headers: `.done(length)` with the handshake message's length (header included) once
     /// all of it is present, `.needMore` before, `.invalid` as soon as a header or the message's own header
     /// cannot be TLS.
-    static func frame(_ bytes: UnsafeRawBufferPointer) -> ParseOutcome<Int> {
+    static func frame(_ bytes: ByteView) -> ParseOutcome<Int> {
         var position = 0
         var handshakeBytes = 0
         var messageLength = -1  // 4 + the hello's length, once its header has arrived
@@ -91,7 +91,7 @@ public enum ClientHelloReader {
     }
 
     /// Reads the hello whose `messageLength` bytes (handshake header included) are all present.
-    static func readHello(_ bytes: UnsafeRawBufferPointer, messageLength: Int) throws(MalformedInput) -> ClientHello {
+    static func readHello(_ bytes: ByteView, messageLength: Int) throws(MalformedInput) -> ClientHello {
         var cursor = HandshakeCursor(records: bytes, limit: messageLength)
         try cursor.skip(4, or: "truncated handshake header")
         let major = try cursor.byte(or: "ClientHello too short")
@@ -178,21 +178,13 @@ public enum ClientHelloReader {
     /// `count` bytes from the cursor as a string (invalid UTF-8 repaired with replacement characters).
     static func readString(_ cursor: inout HandshakeCursor, count: Int, lowercased: Bool) throws(MalformedInput) -> String {
         guard count <= cursor.remaining else { throw MalformedInput("field runs past its extension") }
-        var failure: MalformedInput?
-        let text = String(unsafeUninitializedCapacity: count) { buffer in
-            for index in 0..<count {
-                do throws(MalformedInput) {
-                    let byte = try cursor.byte(or: "field runs past its extension")
-                    buffer[index] = lowercased && byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
-                } catch {
-                    failure = error
-                    return index
-                }
-            }
-            return count
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(count)
+        for _ in 0..<count {
+            let byte = try cursor.byte(or: "field runs past its extension")
+            bytes.append(lowercased && byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte)
         }
-        if let failure { throw failure }
-        return text
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     static func isHostNameByte(_ byte: UInt8) -> Bool {

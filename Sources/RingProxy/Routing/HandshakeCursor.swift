@@ -5,7 +5,7 @@
 /// `bytes`, throws: nothing is ever read outside `bytes`. The caller has checked the record headers already
 /// (`ClientHelloReader.frame`); the cursor still checks every index against `bytes.count`.
 struct HandshakeCursor {
-    private let bytes: UnsafeRawBufferPointer
+    private let bytes: ByteView
     /// The next byte to read in `bytes`.
     private var position: Int
     /// Fragment bytes left in the current record; at 0 the next read starts at a record header.
@@ -14,7 +14,7 @@ struct HandshakeCursor {
     private(set) var remaining: Int
 
     /// A cursor at the first record header of `bytes`, allowed to read `limit` handshake bytes.
-    init(records bytes: UnsafeRawBufferPointer, limit: Int) {
+    init(records bytes: ByteView, limit: Int) {
         self.bytes = bytes
         position = 0
         leftInRecord = 0

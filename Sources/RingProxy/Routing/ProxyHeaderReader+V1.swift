@@ -1,5 +1,3 @@
-import Glibc
-
 /// PROXY v1: `PROXY TCP4 192.0.2.1 198.51.100.7 51234 443\r\n`, `PROXY TCP6 ...`, or `PROXY UNKNOWN ...\r\n`.
 extension ProxyHeaderReader {
     static let v1Signature: StaticString = "PROXY "
@@ -10,7 +8,7 @@ extension ProxyHeaderReader {
         case invalid(String)
     }
 
-    static func parseV1(_ bytes: UnsafeRawBufferPointer) -> ParseOutcome<ReceivedProxyHeader> {
+    static func parseV1(_ bytes: ByteView) -> ParseOutcome<ReceivedProxyHeader> {
         guard matchesSignature(bytes, v1Signature) else { return .invalid("not a PROXY header: bad v1 signature") }
         let start = v1Signature.utf8CodeUnitCount
         guard bytes.count > start else { return .needMore }
@@ -62,7 +60,7 @@ extension ProxyHeaderReader {
     }
 
     /// `UNKNOWN`: the rest of the line, whatever it holds, is ignored up to its CRLF.
-    static func parseV1Unknown(_ bytes: UnsafeRawBufferPointer, from position: Int) -> ParseOutcome<ReceivedProxyHeader> {
+    static func parseV1Unknown(_ bytes: ByteView, from position: Int) -> ParseOutcome<ReceivedProxyHeader> {
         guard position < bytes.count else { return .needMore }
         guard bytes[position] == UInt8(ascii: " ") || bytes[position] == UInt8(ascii: "\r") else {
             return .invalid("PROXY v1: protocol is not TCP4, TCP6 or UNKNOWN")
@@ -106,7 +104,7 @@ extension ProxyHeaderReader {
     /// Scans a non-empty field of `kind`, ended by `terminator` within the 107-byte line; returns the
     /// terminator's index.
     static func field(
-        _ bytes: UnsafeRawBufferPointer, from start: Int, _ kind: FieldKind, ending terminator: UInt8
+        _ bytes: ByteView, from start: Int, _ kind: FieldKind, ending terminator: UInt8
     ) throws(LineProblem) -> Int {
         var index = start
         while index < min(bytes.count, v1MaximumLength) {
@@ -125,33 +123,24 @@ extension ProxyHeaderReader {
     }
 
     /// A decimal port without leading zeros ("0" itself is allowed), at most 65535.
-    static func port(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> UInt16? {
+    static func port(_ bytes: ByteView, _ range: Range<Int>) -> UInt16? {
         guard range.count <= 5, range.count == 1 || bytes[range.lowerBound] != UInt8(ascii: "0") else { return nil }
         var value = 0
         for index in range { value = value * 10 + Int(bytes[index] - UInt8(ascii: "0")) }
         return value <= 65_535 ? UInt16(value) : nil
     }
 
-    /// The address text in `range` parsed by `inet_pton` for its family, from a NUL-terminated copy on the stack.
-    static func address(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, isIPv6: Bool, port: UInt16) -> SocketAddress? {
-        withUnsafeTemporaryAllocation(of: CChar.self, capacity: 64) { text in
-            guard range.count < text.count else { return nil }
-            for (offset, index) in range.enumerated() { text[offset] = CChar(bitPattern: bytes[index]) }
-            text[range.count] = 0
-            return withUnsafeTemporaryAllocation(byteCount: 16, alignment: 4) { raw in
-                guard inet_pton(isIPv6 ? AF_INET6 : AF_INET, text.baseAddress!, raw.baseAddress!) == 1 else { return nil }
-                let parsed = UnsafeRawBufferPointer(raw)
-                return isIPv6 ? SocketAddress(ipv6: parsed, at: 0, port: port) : SocketAddress(ipv4: parsed, at: 0, port: port)
-            }
-        }
+    /// The address text in `range` parsed by `inet_pton` for its family (no allocation).
+    static func address(_ bytes: ByteView, _ range: Range<Int>, isIPv6: Bool, port: UInt16) -> SocketAddress? {
+        SocketAddress(numericHost: bytes.slice(from: range.lowerBound, count: range.count), isIPv6: isIPv6, port: port)
     }
 
-    static func matches(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ word: StaticString) -> Bool {
+    static func matches(_ bytes: ByteView, _ range: Range<Int>, _ word: StaticString) -> Bool {
         range.count == word.utf8CodeUnitCount && range.enumerated().allSatisfy { bytes[$0.element] == word.utf8Start[$0.offset] }
     }
 
     /// Whether the bytes in `range` are the beginning of `word`.
-    static func begins(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ word: StaticString) -> Bool {
+    static func begins(_ bytes: ByteView, _ range: Range<Int>, _ word: StaticString) -> Bool {
         range.count <= word.utf8CodeUnitCount && range.enumerated().allSatisfy { bytes[$0.element] == word.utf8Start[$0.offset] }
     }
 

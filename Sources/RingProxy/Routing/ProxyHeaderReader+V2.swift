@@ -3,7 +3,7 @@
 extension ProxyHeaderReader {
     static let v2Signature: StaticString = "\r\n\r\n\0\r\nQUIT\n"
 
-    static func parseV2(_ bytes: UnsafeRawBufferPointer) -> ParseOutcome<ReceivedProxyHeader> {
+    static func parseV2(_ bytes: ByteView) -> ParseOutcome<ReceivedProxyHeader> {
         guard matchesSignature(bytes, v2Signature) else { return .invalid("not a PROXY header: bad v2 signature") }
         if bytes.count > 12 {
             guard bytes[12] >> 4 == 2 else { return .invalid("PROXY v2: version is not 2") }
@@ -52,12 +52,12 @@ extension ProxyHeaderReader {
         }
     }
 
-    static func port(_ bytes: UnsafeRawBufferPointer, at offset: Int) -> UInt16 {
+    static func port(_ bytes: ByteView, at offset: Int) -> UInt16 {
         UInt16(bytes[offset]) << 8 | UInt16(bytes[offset + 1])
     }
 
     /// Whether `bytes[start..<end]` is a run of TLVs (type, 2-byte length, value) ending exactly at `end`.
-    static func tlvsFill(_ bytes: UnsafeRawBufferPointer, from start: Int, to end: Int) -> Bool {
+    static func tlvsFill(_ bytes: ByteView, from start: Int, to end: Int) -> Bool {
         var position = start
         while position < end {
             guard position + 3 <= end else { return false }

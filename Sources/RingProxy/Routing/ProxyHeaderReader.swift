@@ -28,7 +28,7 @@ public enum ProxyHeaderReader {
     /// complete (v2: 16 + 2048 bytes). A longer header is `.invalid`.
     public static let maximumLength = 16 + v2MaximumPayloadLength
 
-    public static func parse(_ bytes: UnsafeRawBufferPointer) -> ParseOutcome<ReceivedProxyHeader> {
+    public static func parse(_ bytes: ByteView) -> ParseOutcome<ReceivedProxyHeader> {
         guard let first = bytes.first else { return .needMore }
         switch first {
         case UInt8(ascii: "P"):
@@ -41,7 +41,7 @@ public enum ProxyHeaderReader {
     }
 
     /// Whether the first bytes of `bytes` (as many as there are, up to the signature's length) match it.
-    static func matchesSignature(_ bytes: UnsafeRawBufferPointer, _ signature: StaticString) -> Bool {
+    static func matchesSignature(_ bytes: ByteView, _ signature: StaticString) -> Bool {
         let count = min(bytes.count, signature.utf8CodeUnitCount)
         for index in 0..<count where bytes[index] != signature.utf8Start[index] {
             return false

@@ -204,7 +204,11 @@ final class PoolTests: XCTestCase {
                                              source: self.source)]
         }
         defer { proxy.stop() }
-        XCTAssertEqual(proxy.pool.members[0].name, "localhost:\(backend.port)")
+        // Every address of the name is a backend of its own, named after it (this machine's hosts file gives
+        // localhost 127.0.0.1 and maybe ::1).
+        let member = try XCTUnwrap(proxy.pool.members.first { $0.address == backend.address })
+        XCTAssertEqual(member.name, "localhost:\(backend.port) (\(backend.address))")
+        XCTAssertEqual(member.origin, "localhost")
         XCTAssertEqual(try TestClient(proxy.address).receiveLine(), "named")
     }
 
@@ -321,16 +325,11 @@ final class PoolTests: XCTestCase {
             switch algorithm {
             case .leastConnections, .powerOfTwoChoices:
                 // These follow live load, and a closed client's connection lingers for a moment while the
-                // next one is placed, usually on the backend with the most weight: heavier still gets more, but
-                // less than its weight's share. Measured (three runs on the 2-CPU VM): least-conn 2283 / 3583 /
-                // 4134, 2282 / 3600 / 4118, 2314 / 3605 / 4081; p2c 2074 / 3491 / 4435, 2016 / 3508 / 4476,
-                // 2268 / 3599 / 4133. Each share must stay within 0.05 of the middle of those: weights ignored
-                // (a third each) or followed exactly (a sixth, a third, a half) both fail.
+                // next one is placed: how long depends on the machine's load (measured on the 2-CPU VM, quiet:
+                // least-conn 2283 / 3583 / 4134, p2c 2074 / 3491 / 4435; with six builds beside it: least-conn
+                // 2757 / 2991 / 4252, p2c 1488 / 3946 / 4566). Only the order holds here; the weights are
+                // checked exactly with held connections (testLiveLoadAlgorithmsSpreadHeldConnectionsByWeight).
                 XCTAssertTrue(counts[0] < counts[1] && counts[1] < counts[2], "\(algorithm): \(counts)")
-                let measured = algorithm == .leastConnections ? [0.23, 0.36, 0.41] : [0.215, 0.355, 0.43]
-                for index in 0..<3 {
-                    XCTAssertEqual(Double(counts[index]) / 10_000, measured[index], accuracy: 0.05, "\(algorithm): \(counts)")
-                }
             default:
                 // Round robin is exact per worker; weighted random draws; source-hash's arcs vary with the ports.
                 let tolerance = [.roundRobin: 0.005, .sourceHash: 0.06][algorithm] ?? 0.02
@@ -340,5 +339,34 @@ final class PoolTests: XCTestCase {
             }
         }
         print("10 000 connections over backends weighted 1:2:3 —\n  " + report.joined(separator: "\n  "))
+    }
+
+    /// Least-conn and p2c place by live load: with every connection held open, least-conn fills the backends
+    /// exactly by weight, and p2c (two random picks, the less loaded per weight wins) close to it. Held
+    /// connections make this independent of how fast the machine closes them.
+    func testLiveLoadAlgorithmsSpreadHeldConnectionsByWeight() throws {
+        for algorithm in [BalanceAlgorithm.leastConnections, .powerOfTwoChoices] {
+            let servers = try (1...3).map { try TestServer(.banner("b\($0)")) }
+            let proxy = try ProxyHarness(backends: zip(servers, [1, 2, 3]).map { ($0.address, weight: $1) }) { settings in
+                settings.balance = Setting(algorithm.rawValue, self.source)
+            }
+            defer { proxy.stop() }
+            var held: [TestClient] = []
+            for _ in 0..<600 {
+                let client = try TestClient(proxy.address)
+                _ = try client.receiveLine()
+                held.append(client)
+            }
+            let active = (0..<3).map { proxy.backendCount(.active, $0) }
+            XCTAssertEqual(active.reduce(0, +), 600)
+            // Each pick sees every earlier connection (each is answered before the next starts), so the split is
+            // exact but for ties: measured 100 / 200 / 300 under both in three runs. p2c may meet two backends
+            // that are both ahead of their share, so it gets a little more room.
+            let tolerance = algorithm == .leastConnections ? 1 : 3
+            for (index, weight) in [1, 2, 3].enumerated() {
+                XCTAssertEqual(active[index], 100 * weight, accuracy: tolerance, "\(algorithm): \(active)")
+            }
+            print("600 held connections, weights 1:2:3, \(algorithm.rawValue): \(active)")
+        }
     }
 }

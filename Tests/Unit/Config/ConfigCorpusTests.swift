@@ -32,7 +32,8 @@ final class ConfigCorpusTests: XCTestCase {
     /// The seeds that cover each layout with every key are valid configs, so the fuzzer starts from inputs
     /// that reach the end of validation.
     func testValidSeedsAreValid() throws {
-        for name in ["flat-minimal.toml", "flat-readme.toml", "every-key-flat.toml", "listeners-every-key.toml", "shipped-docker.toml"] {
+        for name in ["flat-minimal.toml", "flat-readme.toml", "every-key-flat.toml", "listeners-every-key.toml", "shipped-docker.toml",
+                     "discovery-keys.toml"] {
             let text = try String(contentsOf: Self.corpus.appendingPathComponent(name), encoding: .utf8)
             XCTAssertNoThrow(try ProxyConfig.validate(ConfigFile.parse(text, file: name), file: name, allowedCPUs: [0, 1, 2, 3]), name)
         }

@@ -33,6 +33,11 @@ final class SettingsTableTests: XCTestCase {
         log_level = "info"
         log_format = "text"
         access_log = false
+        resolvers = ["127.0.0.1:53"]
+        dns_min_ttl = "1s"
+        dns_max_ttl = "300s"
+        dns_hold = "30s"
+        dns_start = "fail"
         [[backends]]
         host = "127.0.0.1"
         port = 9000
@@ -62,6 +67,11 @@ final class SettingsTableTests: XCTestCase {
         log_level = "debug"
         log_format = "json"
         access_log = true
+        resolvers = ["127.0.0.1:5353", "[::1]:53"]
+        dns_min_ttl = "2s"
+        dns_max_ttl = "60s"
+        dns_hold = "10s"
+        dns_start = "wait"
         [[backends]]
         host = "127.0.0.1"
         port = 9001

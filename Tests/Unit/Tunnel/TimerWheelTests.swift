@@ -37,7 +37,7 @@ final class TimerWheelTests: XCTestCase {
     func testActivityPostponesExpiry() {
         let slot = open()
         for _ in 0..<5 { XCTAssertEqual(tick(), []) }
-        table[slot].pointee.lastActive = wheel.now
+        table[slot].lastActive = wheel.now
         XCTAssertEqual(ticksUntilExpired(slot), 8, "8 ticks after its last activity, not after its accept")
     }
 
@@ -55,7 +55,7 @@ final class TimerWheelTests: XCTestCase {
         for _ in 0..<18 { XCTAssertEqual(tick(), []) }  // its old deadline (tick 8) passes while off
         wheel.changeTimeout(to: 8, in: table)
         XCTAssertEqual(ticksUntilExpired(slot), 1, "idle 19 ticks against a timeout of 8: due at once")
-        XCTAssertEqual(table[slot].pointee.wheelLinks.list, .none)
+        XCTAssertEqual(table[slot].wheelLinks.list, .none)
     }
 
     func testShortenedTimeoutRefilesConnectionsUnderTheNewDeadline() {
@@ -109,7 +109,7 @@ final class TimerWheelTests: XCTestCase {
                 deadlines[slot] = wheel.now + 8
             }
             for slot in deadlines.keys where Int.random(in: 0..<10, using: &random) == 0 {
-                table[slot].pointee.lastActive = wheel.now
+                table[slot].lastActive = wheel.now
                 deadlines[slot] = wheel.now + 8
             }
             for slot in tick() {

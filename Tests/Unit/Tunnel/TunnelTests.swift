@@ -64,7 +64,7 @@ final class TunnelTests: XCTestCase {
     func testReceivedBytesAreSentFromTheSameBufferAndTheReceiveStaysArmed() {
         var tunnel = established()
         XCTAssertEqual(feed(&tunnel, data(.upstream, 100, buffer: 7)), [.send(.upstream, buffer: 7, offset: 0, length: 100)])
-        XCTAssertTrue(tunnel.upstream.recvArmed, "a multishot receive is not armed again")
+        XCTAssertEqual(tunnel.upstream.receive, .armed, "a multishot receive is not armed again")
         XCTAssertEqual(feed(&tunnel, .sent(.upstream, result: 100)), [.recycle(buffer: 7)])
     }
 
@@ -90,10 +90,11 @@ final class TunnelTests: XCTestCase {
         }
         XCTAssertEqual(feed(&tunnel, data(.upstream, 5, buffer: Tunnel.pauseAt - 1)), [.cancelReceive(.upstream)],
                        "a slow reader stalls its writer: receiving stops")
+        XCTAssertEqual(tunnel.upstream.receive, .cancelling)
         // What the kernel had already received before the cancel landed is still kept, in order.
         XCTAssertEqual(feed(&tunnel, data(.upstream, 5, buffer: 100)), [])
         XCTAssertEqual(feed(&tunnel, ended(.upstream, -ECANCELED)), [])
-        XCTAssertFalse(tunnel.upstream.recvArmed)
+        XCTAssertEqual(tunnel.upstream.receive, .idle)
         XCTAssertEqual(tunnel.upstream.queue.count, Tunnel.pauseAt + 1)
         var resumed = false
         var sent: [UInt16] = []
@@ -188,7 +189,10 @@ final class TunnelTests: XCTestCase {
         var tunnel = established()
         XCTAssertEqual(feed(&tunnel, ended(.upstream, -ENOBUFS)), [.waitForBuffers(.upstream)])
         XCTAssertEqual(tunnel.phase, .established)
+        XCTAssertEqual(tunnel.upstream.receive, .starved)
+        XCTAssertEqual(feed(&tunnel, .evict(.upstream)), [], "nothing queued: nothing to give up, and no receive to cancel")
         XCTAssertEqual(feed(&tunnel, .buffersAvailable(.upstream)), [.recv(.upstream, pollFirst: false)])
+        XCTAssertEqual(tunnel.upstream.receive, .armed)
         XCTAssertEqual(feed(&tunnel, .buffersAvailable(.downstream)), [], "that direction still has its receive armed")
     }
 
@@ -208,6 +212,7 @@ final class TunnelTests: XCTestCase {
         XCTAssertEqual(feed(&tunnel, .connectCompleted(0)), [
             .connected, .sendHeader(offset: 0, length: 50), .recv(.upstream, pollFirst: false), .recv(.downstream, pollFirst: true),
         ])
+        XCTAssertEqual(tunnel.upstream.send, .header)
         XCTAssertEqual(feed(&tunnel, data(.upstream, 10, buffer: 1)), [], "payload waits for the header")
         XCTAssertEqual(feed(&tunnel, .headerSent(result: 20)), [.sendHeader(offset: 20, length: 30)])
         XCTAssertEqual(feed(&tunnel, .headerSent(result: 30)), [.send(.upstream, buffer: 1, offset: 0, length: 10)])
