@@ -18,7 +18,7 @@
 ///   Whether such a client gets a default route or is closed is the routing stage's decision.
 ///
 /// Every length is checked against the bytes present before it is used; the parser reads nothing outside
-/// `bytes` and allocates only the result's strings (and their bytes while it reads them).
+/// `bytes` and allocates only the result's strings.
 public enum ClientHelloReader {
     /// The longest record accepted: 2^14 bytes of plaintext (RFC 8446 §5.1) plus the 2048 bytes of slack TLS
     /// allows a ciphertext record. A longer length is not TLS.
@@ -175,16 +175,44 @@ public enum ClientHelloReader {
         return try readString(&source, count: kept, lowercased: true)
     }
 
-    /// `count` bytes from the cursor as a string (invalid UTF-8 repaired with replacement characters).
+    /// `count` bytes from the cursor as a string (invalid UTF-8 repaired with replacement characters), decoded
+    /// as they are read: a name of up to 15 bytes allocates nothing, a longer one only its string.
     static func readString(_ cursor: inout HandshakeCursor, count: Int, lowercased: Bool) throws(MalformedInput) -> String {
         guard count <= cursor.remaining else { throw MalformedInput("field runs past its extension") }
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(count)
-        for _ in 0..<count {
-            let byte = try cursor.byte(or: "field runs past its extension")
-            bytes.append(lowercased && byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte)
+        var bytes = FieldBytes(cursor: cursor, left: count, lowercased: lowercased)
+        var text = ""
+        text.reserveCapacity(count)
+        var decoder = UTF8()
+        decoding: while true {
+            switch decoder.decode(&bytes) {
+            case .scalarValue(let scalar): text.unicodeScalars.append(scalar)
+            case .error: text.unicodeScalars.append("\u{FFFD}")
+            case .emptyInput: break decoding
+            }
         }
-        return String(decoding: bytes, as: UTF8.self)
+        if let failure = bytes.failure { throw failure }
+        cursor = bytes.cursor
+        return text
+    }
+
+    /// The next `left` bytes of a cursor, one at a time, ASCII letters lowercased if asked.
+    struct FieldBytes: IteratorProtocol {
+        var cursor: HandshakeCursor
+        var left: Int
+        let lowercased: Bool
+        var failure: MalformedInput?
+
+        mutating func next() -> UInt8? {
+            guard left > 0, failure == nil else { return nil }
+            do throws(MalformedInput) {
+                let byte = try cursor.byte(or: "field runs past its extension")
+                left -= 1
+                return lowercased && byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
+            } catch {
+                failure = error
+                return nil
+            }
+        }
     }
 
     static func isHostNameByte(_ byte: UInt8) -> Bool {
