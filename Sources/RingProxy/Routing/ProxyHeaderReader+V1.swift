@@ -44,6 +44,7 @@ extension ProxyHeaderReader {
             let sourcePortEnd = try field(bytes, from: sourcePortStart, .port, ending: space)
             let destinationPortStart = sourcePortEnd + 1
             let lineEnd = try field(bytes, from: destinationPortStart, .port, ending: UInt8(ascii: "\r"))
+            guard lineEnd + 2 <= v1MaximumLength else { return .invalid("PROXY v1: no CRLF within 107 bytes") }
             guard lineEnd + 1 < bytes.count else { return .needMore }
             guard bytes[lineEnd + 1] == UInt8(ascii: "\n") else { return .invalid("PROXY v1: CR not followed by LF") }
             guard let sourcePort = port(bytes, sourcePortStart..<sourcePortEnd),

@@ -12,6 +12,7 @@ public func fuzzProxyHeaderReader(_ data: UnsafePointer<UInt8>?, _ size: Int) ->
     if case .done(let header, let consumed) = whole {
         precondition(consumed > 0 && consumed <= size && consumed <= ProxyHeaderReader.maximumLength, "consumed \(consumed) of \(size)")
         precondition((header.source == nil) == (header.destination == nil), "both addresses or neither")
+        precondition(bytes[0] != UInt8(ascii: "P") || consumed <= ProxyHeaderReader.v1MaximumLength, "a v1 line of \(consumed) bytes")
         // The header needs all its bytes, and nothing after them.
         precondition(ProxyHeaderReader.parse(UnsafeRawBufferPointer(rebasing: bytes[..<consumed])) == whole)
         precondition(ProxyHeaderReader.parse(UnsafeRawBufferPointer(rebasing: bytes[..<(consumed - 1)])) == .needMore)

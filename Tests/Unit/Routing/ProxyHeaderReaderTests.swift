@@ -76,6 +76,14 @@ final class ProxyHeaderReaderTests: XCTestCase {
         XCTAssertEqual(v1("PROXY UNKNOWN " + String(repeating: "x", count: 107 - 15) + "\r\n"), .invalid("PROXY v1: no CRLF within 107 bytes"))
         XCTAssertEqual(v1("PROXY UNKNOWN " + String(repeating: "x", count: 93)), .invalid("PROXY v1: no CRLF within 107 bytes"))
         XCTAssertEqual(v1("PROXY UNKNOWN " + String(repeating: "x", count: 92)), .needMore)
+        // The same bound for TCP6 with the longest address texts: 107 bytes is a header, 108 is not, and its
+        // CR at byte 107 is refused without waiting for the LF.
+        let mapped = "0000:0000:0000:0000:0000:ffff:255.255.255.255"
+        let tcp6Longest = "PROXY TCP6 \(mapped.dropFirst()) \(mapped) 1 2\r\n"
+        XCTAssertEqual(tcp6Longest.utf8.count, 107)
+        XCTAssertEqual(v1(tcp6Longest).value?.source, address("[::ffff:255.255.255.255]:1"))
+        XCTAssertEqual(v1("PROXY TCP6 \(mapped) \(mapped) 1 2\r\n"), .invalid("PROXY v1: no CRLF within 107 bytes"))
+        XCTAssertEqual(v1("PROXY TCP6 \(mapped) \(mapped) 1 2\r"), .invalid("PROXY v1: no CRLF within 107 bytes"))
     }
 
     /// A line is refused as soon as it cannot become a header, not when 107 bytes have arrived.
