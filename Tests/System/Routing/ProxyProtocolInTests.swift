@@ -22,7 +22,7 @@ final class ProxyProtocolInTests: XCTestCase {
         """
     }
 
-    private func runHAProxy(listen: String, to upstream: SocketAddress) throws -> (BuiltBinary.Running, String) {
+    private func runHAProxy(listen: String, to upstream: SocketAddress, sendProxy: String) throws -> (BuiltBinary.Running, String) {
         let haproxy = try requireTool(["/usr/sbin/haproxy"], install: "apt-get install haproxy")
         let folder = NSTemporaryDirectory() + "ringproxy-haproxy-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
@@ -39,22 +39,23 @@ final class ProxyProtocolInTests: XCTestCase {
                 bind \(listen)
                 default_backend ringproxy
             backend ringproxy
-                server rp \(server) send-proxy-v2
+                server rp \(server) \(sendProxy)
 
             """.write(toFile: "\(folder)/haproxy.cfg", atomically: true, encoding: .utf8)
         return (try BuiltBinary.Running(executable: haproxy, arguments: [haproxy, "-db", "-f", "\(folder)/haproxy.cfg"]), folder)
     }
 
-    func testHAProxySendProxyV2OverIPv4AndIPv6NamesTheRealClient() throws {
+    func testHAProxySendProxyV1AndV2OverIPv4AndIPv6NamesTheRealClient() throws {
         let backend = try TestServer(.proxyProtocol)
         let proxy4 = try RoutedProxy(listener(trusting: ["127.0.0.1/32"], backend: backend.address))
         defer { proxy4.stop() }
         let proxy6 = try RoutedProxy(listener(trusting: ["::1/128"], backend: backend.address, bind: "[::1]:0"))
         defer { proxy6.stop() }
+        for sendProxy in ["send-proxy-v2", "send-proxy"] {
         for (proxy, family) in [(proxy4, "IPv4"), (proxy6, "IPv6")] {
             let port = try deadAddress().port
             let listen = family == "IPv4" ? "127.0.0.1:\(port)" : "[::1]:\(port)"
-            let (haproxy, folder) = try runHAProxy(listen: listen, to: proxy.address())
+            let (haproxy, folder) = try runHAProxy(listen: listen, to: proxy.address(), sendProxy: sendProxy)
             defer {
                 haproxy.signal(SIGTERM)
                 _ = haproxy.finish()
@@ -66,20 +67,24 @@ final class ProxyProtocolInTests: XCTestCase {
             let client = try TestClient(front, from: from)
             let clientPort = Socket.localAddress(of: client.fd)!.port
             let expected = family == "IPv4" ? "v1 127.0.0.42:\(clientPort) -> 127.0.0.1:\(port)" : "v1 ::1:\(clientPort) -> ::1:\(port)"
-            XCTAssertEqual(try client.receiveLine(), expected, family)
+            XCTAssertEqual(try client.receiveLine(), expected, "\(sendProxy) \(family)")
             try client.send("echo through both\n")
-            XCTAssertEqual(try client.receiveLine(), "echo through both", family)
+            XCTAssertEqual(try client.receiveLine(), "echo through both", "\(sendProxy) \(family)")
+        }
         }
         XCTAssertEqual(proxy4.total(.rejectedProxyHeader) + proxy6.total(.rejectedProxyHeader), 0)
     }
 
-    func testNginxProxyProtocolOnSendsV1ThatWeStrip() throws {
+    func testNginxProxyProtocolOnOverIPv4AndIPv6SendsV1ThatWeStrip() throws {
         let nginx = try requireTool(["/usr/sbin/nginx"], install: "apt-get install nginx libnginx-mod-stream")
         try requireFile("/usr/lib/nginx/modules/ngx_stream_module.so", install: "apt-get install libnginx-mod-stream")
         let backend = try TestServer(.proxyProtocol)
         let proxy = try RoutedProxy(listener(trusting: ["127.0.0.1/32"], backend: backend.address))
         defer { proxy.stop() }
+        let proxy6 = try RoutedProxy(listener(trusting: ["::1/128"], backend: backend.address, bind: "[::1]:0"))
+        defer { proxy6.stop() }
         let port = try deadAddress().port
+        let port6 = try deadAddress().port
         let folder = NSTemporaryDirectory() + "ringproxy-nginx-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
@@ -96,6 +101,11 @@ final class ProxyProtocolInTests: XCTestCase {
                     proxy_pass 127.0.0.1:\(proxy.address().port);
                     proxy_protocol on;
                 }
+                server {
+                    listen [::1]:\(port6);
+                    proxy_pass [::1]:\(proxy6.address().port);
+                    proxy_protocol on;
+                }
             }
             """.write(toFile: "\(folder)/nginx.conf", atomically: true, encoding: .utf8)
         let process = try BuiltBinary.Running(executable: nginx, arguments: [nginx, "-c", "\(folder)/nginx.conf", "-p", folder])
@@ -108,6 +118,10 @@ final class ProxyProtocolInTests: XCTestCase {
         let client = try TestClient(front, from: SocketAddress(numericHost: "127.0.0.43", port: 0)!)
         let clientPort = Socket.localAddress(of: client.fd)!.port
         XCTAssertEqual(try client.receiveLine(), "v1 127.0.0.43:\(clientPort) -> 127.0.0.1:\(port)")
+        let front6 = SocketAddress(numericHost: "::1", port: port6)!
+        let client6 = try TestClient(front6)
+        let clientPort6 = Socket.localAddress(of: client6.fd)!.port
+        XCTAssertEqual(try client6.receiveLine(), "v1 ::1:\(clientPort6) -> ::1:\(port6)")
     }
 
     /// A client that is not a trusted balancer may send anything, a PROXY header included: it is its payload,
