@@ -165,4 +165,29 @@ final class ProxyProtocolInTests: XCTestCase {
         try good.send("PROXY TCP4 192.0.2.7 127.0.0.1 5555 443\r\n")
         XCTAssertEqual(try good.receiveLine(), "v1 192.0.2.7:5555 -> 127.0.0.1:443")
     }
+
+    /// `source-hash` hashes the client the header names, not the balancer: every connection of one proxied
+    /// client lands on one backend, and different clients spread.
+    func testSourceHashUsesTheProxiedClient() throws {
+        let backends = try (1...3).map { try TestServer(.banner("b\($0)")) }
+        let proxy = try RoutedProxy("""
+            [[listeners]]
+            name = "hashed"
+            bind = "127.0.0.1:0"
+            balance = "source-hash"
+            accept_proxy = ["127.0.0.2/32"]
+            backends = \(backendList(backends.map(\.address)))
+            """)
+        defer { proxy.stop() }
+        let balancer = SocketAddress(numericHost: "127.0.0.2", port: 0)!
+        func backend(for client: String, port: Int) throws -> String {
+            let connection = try TestClient(proxy.address(), from: balancer)
+            try connection.send("PROXY TCP4 \(client) 127.0.0.1 \(port) 443\r\n")
+            return try connection.receiveLine()
+        }
+        let same = try Set((0..<20).map { try backend(for: "198.51.100.7", port: 40000 + $0) })
+        XCTAssertEqual(same.count, 1, "one proxied client, one backend: \(same)")
+        let spread = try Set((1...30).map { try backend(for: "203.0.113.\($0)", port: 40000) })
+        XCTAssertGreaterThan(spread.count, 1, "thirty proxied clients all hashed alike: the balancer's address was used")
+    }
 }
