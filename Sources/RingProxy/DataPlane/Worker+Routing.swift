@@ -30,9 +30,10 @@ extension Worker {
             switch checkSource(peer, clientKey: clientKey, routing) {
             case .success(let row): limitRow = row
             case .failure(let rejection):
+                rejected(rejection, client: peer, listenerIndex: listenerIndex)  // counted before the client can see it
                 Socket.setAbortiveClose(fd)
                 Glibc.close(fd)
-                return rejected(rejection, client: peer, listenerIndex: listenerIndex)
+                return
             }
         }
         guard let slot = table.open(

@@ -13,9 +13,11 @@ public struct AddressBlockList: Sendable, Equatable, CustomStringConvertible {
     /// Whether any block holds the address: a linear scan without allocation (lists are tens of blocks).
     public func contains(_ address: SocketAddress) -> Bool {
         guard let number = address.addressNumber else { return false }
-        for block in blocks where block.isIPv4 == number.isIPv4
-            && number.high & block.maskHigh == block.high && number.low & block.maskLow == block.low {
-            return true
+        for index in blocks.indices {  // indices, not `for block in`: no iterator, even unoptimised
+            let block = blocks[index]
+            if block.isIPv4 == number.isIPv4, number.high & block.maskHigh == block.high, number.low & block.maskLow == block.low {
+                return true
+            }
         }
         return false
     }

@@ -42,6 +42,7 @@ extension ProxyHeaderReader {
             let sourcePortEnd = try field(bytes, from: sourcePortStart, .port, ending: space)
             let destinationPortStart = sourcePortEnd + 1
             let lineEnd = try field(bytes, from: destinationPortStart, .port, ending: UInt8(ascii: "\r"))
+            guard lineEnd + 2 <= v1MaximumLength else { return .invalid("PROXY v1: no CRLF within 107 bytes") }
             guard lineEnd + 1 < bytes.count else { return .needMore }
             guard bytes[lineEnd + 1] == UInt8(ascii: "\n") else { return .invalid("PROXY v1: CR not followed by LF") }
             guard let sourcePort = port(bytes, sourcePortStart..<sourcePortEnd),
@@ -136,20 +137,24 @@ extension ProxyHeaderReader {
     }
 
     static func matches(_ bytes: ByteView, _ range: Range<Int>, _ word: StaticString) -> Bool {
-        range.count == word.utf8CodeUnitCount && range.enumerated().allSatisfy { bytes[$0.element] == word.utf8Start[$0.offset] }
+        range.count == word.utf8CodeUnitCount && begins(bytes, range, word)
     }
 
     /// Whether the bytes in `range` are the beginning of `word`.
     static func begins(_ bytes: ByteView, _ range: Range<Int>, _ word: StaticString) -> Bool {
-        range.count <= word.utf8CodeUnitCount && range.enumerated().allSatisfy { bytes[$0.element] == word.utf8Start[$0.offset] }
+        guard range.count <= word.utf8CodeUnitCount else { return false }
+        for offset in 0..<range.count where bytes[range.lowerBound + offset] != word.utf8Start[offset] {
+            return false
+        }
+        return true
     }
 
     static func isUpperOrDigit(_ byte: UInt8) -> Bool {
-        (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) || isDigit(byte)
+        byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") || isDigit(byte)
     }
 
     static func isDigit(_ byte: UInt8) -> Bool {
-        (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+        byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")
     }
 
     static func isIPv4TextByte(_ byte: UInt8) -> Bool {
@@ -157,7 +162,6 @@ extension ProxyHeaderReader {
     }
 
     static func isIPv6TextByte(_ byte: UInt8) -> Bool {
-        isIPv4TextByte(byte) || byte == UInt8(ascii: ":") || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(byte)
-            || (UInt8(ascii: "A")...UInt8(ascii: "F")).contains(byte)
+        isIPv4TextByte(byte) || byte == UInt8(ascii: ":") || byte | 0x20 >= UInt8(ascii: "a") && byte | 0x20 <= UInt8(ascii: "f")
     }
 }

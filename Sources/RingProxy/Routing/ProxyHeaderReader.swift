@@ -29,8 +29,8 @@ public enum ProxyHeaderReader {
     public static let maximumLength = 16 + v2MaximumPayloadLength
 
     public static func parse(_ bytes: ByteView) -> ParseOutcome<ReceivedProxyHeader> {
-        guard let first = bytes.first else { return .needMore }
-        switch first {
+        guard bytes.count > 0 else { return .needMore }
+        switch bytes[0] {
         case UInt8(ascii: "P"):
             return parseV1(bytes)
         case 0x0D:

@@ -105,6 +105,21 @@ final class SNIRoutingTests: XCTestCase {
         XCTAssertEqual(api.acceptedCount, 0)
     }
 
+    /// A hello longer than `preread_max` is not waited for: the client takes the default pool, and every byte
+    /// still reaches it.
+    func testAHelloLongerThanPrereadMaxTakesTheDefaultPoolByteExact() throws {
+        let api = try TestServer(.replyOnEOF), web = try TestServer(.replyOnEOF), mail = try TestServer(.replyOnEOF)
+        let proxy = try RoutedProxy(frontDoor(api.address, web.address, mail.address, defaultPool: true, extra: "preread_max = \"1KiB\""))
+        defer { proxy.stop() }
+        let hello = ClientHelloBytes.make(serverName: "api.example.com", size: 4000)
+        let client = try TestClient(proxy.address())
+        try client.send(hello)
+        client.shutdownWrite()
+        XCTAssertEqual(try client.receiveLine(), replyLine(for: hello))
+        XCTAssertEqual(web.acceptedCount, 1)
+        XCTAssertEqual(api.acceptedCount, 0)
+    }
+
     /// Many clients that send half a hello and stop cannot pin the pool's buffers: a bystander is served at
     /// once, and `preread_timeout` closes the stragglers, counted.
     func testSlowClientHellosAreClosedByTheDeadlineAndPinNothing() throws {
