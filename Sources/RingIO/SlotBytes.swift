@@ -27,10 +27,6 @@ public struct SlotBytes: ~Copyable {
     @inlinable @inline(__always)
     public func holds(_ slot: UInt32) -> Bool { starts[Int(slot)] != nil }
 
-    /// Bytes allocated for `slot` (0: none).
-    @inlinable @inline(__always)
-    public func capacity(of slot: UInt32) -> Int { capacities[Int(slot)] }
-
     /// Makes room for at least `byteCount` bytes in `slot`'s buffer, keeping its first `keeping` bytes: a new
     /// buffer of twice the old capacity or more (`minimumCapacity` at least). Returns the bytes newly allocated.
     public func reserve(_ slot: UInt32, _ byteCount: Int, keeping: Int) -> Int {

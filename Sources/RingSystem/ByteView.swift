@@ -29,7 +29,6 @@ public struct ByteView {
         }
     }
 
-    @inlinable public var isEmpty: Bool { count == 0 }
     @inlinable public var first: UInt8? { count > 0 ? self[0] : nil }
 
     /// The `count` bytes from `offset`.

@@ -51,7 +51,6 @@ struct RouteEntry {
 struct RouteTable: ~Copyable {
     /// Room before the held bytes for the PROXY header sent to the backend (`maximumHeaderLength` rounded up).
     static let headroom = 128
-    let capacity: Int
     private let entries: MappedArray<RouteEntry>
     /// Each slot's held bytes, from `headroom` on.
     let held: SlotBytes
@@ -61,7 +60,6 @@ struct RouteTable: ~Copyable {
     private(set) var readingHead = SlotLinks.none
 
     init(capacity: Int) {
-        self.capacity = capacity
         entries = MappedArray(count: capacity, purpose: "the routing table")
         held = SlotBytes(count: capacity, purpose: "the routing table's held bytes")
     }
