@@ -84,7 +84,7 @@ validate-deploy: debug
 # ThreadSanitizer, each in its own build folder. The tests start the ringproxy and ringload binaries built
 # beside them, so the proxy itself runs sanitized too. A report fails the run: ASan aborts the process,
 # TSan makes it exit 66. Tests/tsan-suppressions.txt names third-party frames only.
-.PHONY: test-asan test-tsan test-sanitize fuzz
+.PHONY: test-asan test-tsan test-sanitize fuzz fuzz-routing
 
 ASAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1
 LSAN_ENV = LSAN_OPTIONS=suppressions=$(CURDIR)/Tests/lsan-suppressions.txt:print_suppressions=0
@@ -124,6 +124,25 @@ fuzz: deps
 	  -rss_limit_mb=4096 -max_len=8192 -print_final_stats=1 -dict=Tests/Fuzz/config.dict \
 	  -artifact_prefix=.build-fuzz/crash- .build-fuzz/corpus Tests/Fuzz/corpus
 
+# libFuzzer on the routing parsers, FUZZ_SECONDS each under ASan: Tests/Fuzz/ClientHelloFuzz (ClientHelloReader,
+# on the bytes as sent and framed into records) and Tests/Fuzz/ProxyHeaderFuzz (ProxyHeaderReader). Seeds are the
+# recorded captures (Tests/Unit/Routing/Captures) and Tests/Fuzz/clienthello-corpus, proxyheader-corpus (committed,
+# read only); what the fuzzer finds goes to .build-fuzz/<name>-corpus, a crashing input to .build-fuzz/crash-<name>-*.
+# PROXY inputs start at full length (-len_control=0): v2 TLVs reach 2 KiB, longer than any seed.
+# The parsers never resolve names or open sockets, so no network namespace. make fuzz-routing FUZZ_SECONDS=300
+fuzz-routing: deps
+	RINGPROXY_FUZZ=1 $(SWIFT) build -c debug --sanitize=fuzzer --sanitize=address --scratch-path .build-fuzz --product clienthello-fuzz
+	RINGPROXY_FUZZ=1 $(SWIFT) build -c debug --sanitize=fuzzer --sanitize=address --scratch-path .build-fuzz --product proxyheader-fuzz
+	mkdir -p .build-fuzz/clienthello-corpus .build-fuzz/proxyheader-corpus
+	SWIFT_BACKTRACE=enable=no $(LSAN_ENV) ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 .build-fuzz/debug/clienthello-fuzz \
+	  -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=4096 -max_len=20000 -print_final_stats=1 \
+	  -artifact_prefix=.build-fuzz/crash-clienthello- .build-fuzz/clienthello-corpus Tests/Fuzz/clienthello-corpus \
+	  Tests/Unit/Routing/Captures/ClientHello
+	SWIFT_BACKTRACE=enable=no $(LSAN_ENV) ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 .build-fuzz/debug/proxyheader-fuzz \
+	  -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=4096 -max_len=4096 -len_control=0 -print_final_stats=1 \
+	  -artifact_prefix=.build-fuzz/crash-proxyheader- .build-fuzz/proxyheader-corpus Tests/Fuzz/proxyheader-corpus \
+	  Tests/Unit/Routing/Captures/ProxyHeader
+
 # RingProxy beside HAProxy, nginx (stream) and direct, with ringload and with wrk + nginx and iperf3, in three
 # layouts (pinned: one worker each on CPU 1, load on CPU 0; unpinned; two workers): `make bench` (BENCH_ROUNDS=10
 # rounds of BENCH_DURATION=1 s cells, about 25 minutes on 2 CPUs; BENCH_LAYOUTS=pinned,unpinned,two) or `make
@@ -142,3 +161,9 @@ bench: build
 
 bench-quick: build
 	python3 bench/harness/run.py --bin $(RELEASE_BIN) --quick --layouts $(BENCH_LAYOUTS) $(BENCH_ARGS)
+
+# The SNI-routed TLS cell (issue 12): new TLS connections per second through RingProxy, HAProxy (req.ssl_sni)
+# and nginx (ssl_preread) to three nginx TLS servers, and each proxy's CPU per connection (about a minute).
+.PHONY: bench-tls
+bench-tls: build
+	python3 bench/harness/tls_cell.py --bin $(RELEASE_BIN) --rounds 2 $(BENCH_ARGS)

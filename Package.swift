@@ -92,7 +92,8 @@ let package = Package(
         .testTarget(
             name: "RingProxyUnitTests",
             dependencies: ["RingSystem", "RingIO", "RingDNS", "RingProxy"],
-            path: "Tests/Unit"
+            path: "Tests/Unit",
+            exclude: ["Routing/Captures"]  // recorded ClientHellos and PROXY headers, read by the tests at run time
         ),
         // System tests by area (forwarding, pools, operations, faults, bad input): real sockets, real rings,
         // the real binaries. The executables are dependencies so that `swift test` builds them.
@@ -104,14 +105,17 @@ let package = Package(
     ]
 )
 
-// `make fuzz` sets RINGPROXY_FUZZ=1 to add the config loader's libFuzzer target (Tests/Fuzz). It has no
-// `main` of its own (libFuzzer's is linked in by `--sanitize=fuzzer`), so ordinary builds never see it.
+// `make fuzz` and `make fuzz-routing` set RINGPROXY_FUZZ=1 to add the libFuzzer targets (Tests/Fuzz): the
+// config loader, the ClientHello reader, the PROXY header reader. They have no `main` of their own
+// (libFuzzer's is linked in by `--sanitize=fuzzer`), so ordinary builds never see them.
 if Context.environment["RINGPROXY_FUZZ"] != nil {
-    package.products.append(.executable(name: "config-fuzz", targets: ["ConfigFuzz"]))
-    package.targets.append(.executableTarget(
-        name: "ConfigFuzz",
-        dependencies: ["RingProxy"],
-        path: "Tests/Fuzz/ConfigFuzz",
-        swiftSettings: [.unsafeFlags(["-parse-as-library"])]
-    ))
+    for (product, target) in [("config-fuzz", "ConfigFuzz"), ("clienthello-fuzz", "ClientHelloFuzz"), ("proxyheader-fuzz", "ProxyHeaderFuzz")] {
+        package.products.append(.executable(name: product, targets: [target]))
+        package.targets.append(.executableTarget(
+            name: target,
+            dependencies: ["RingProxy"],
+            path: "Tests/Fuzz/\(target)",
+            swiftSettings: [.unsafeFlags(["-parse-as-library"])]
+        ))
+    }
 }

@@ -22,12 +22,13 @@ extension IORing {
         sqe.pointee.user_data = userData.rawValue
     }
 
-    /// Receives into a buffer the kernel picks from provided-buffer group `group`.
+    /// Receives into a buffer the kernel picks from provided-buffer group `group`: at most `maximumLength`
+    /// bytes of it (0: the whole buffer).
     /// `pollFirst` skips the first non-blocking attempt when the socket is known to be empty.
     @inlinable @inline(__always)
-    public mutating func recv(from fd: Int32, bufferGroup group: UInt16, pollFirst: Bool, userData: UserData) {
+    public mutating func recv(from fd: Int32, bufferGroup group: UInt16, pollFirst: Bool, maximumLength: UInt32 = 0, userData: UserData) {
         let sqe = nextSubmission()
-        io_uring_prep_recv(sqe, fd, nil, 0, 0)
+        io_uring_prep_recv(sqe, fd, nil, Int(maximumLength), 0)
         Self.selectBuffer(sqe, group: group, pollFirst: pollFirst, userData: userData)
     }
 

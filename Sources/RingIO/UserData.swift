@@ -16,6 +16,8 @@ public enum OperationKind: UInt8, Sendable {
     case check
     /// A zero-copy send; its `generation` bits carry the buffer, which its notification releases.
     case sendZeroCopy
+    /// A receive of a client's first bytes by a listener's routing stage, before any backend is chosen.
+    case preread
 }
 
 /// The 64-bit `user_data` of one operation: its kind, the connection slot it belongs to, and the slot's

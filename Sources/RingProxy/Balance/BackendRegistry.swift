@@ -19,7 +19,10 @@ final class BackendRegistry {
     /// The rows `listeners` need that do not exist yet.
     func newRows(for listeners: [ProxyConfig.Listener]) -> Int {
         Set(listeners.flatMap { listener in
-            listener.backends.map { Key(pool: listener.name, address: $0.address) }
+            listener.backends.map { Key(pool: listener.rowKey, address: $0.address) }
+                + (listener.routing?.routes ?? []).flatMap { route in
+                    route.pool.backends.map { Key(pool: route.pool.rowKey, address: $0.address) }
+                }
         }).subtracting(rows.keys).count
     }
 

@@ -151,7 +151,7 @@ public enum ConfigFile {
 
     /// The keys a file may set at its top level.
     static let topLevelKeys: Set<String> = [
-        "host", "port", "backends", "listeners", "balance", "send_proxy", "health",
+        "host", "port", "backends", "listeners", "pools", "balance", "send_proxy", "health",
         "threads", "pin", "cpus", "ring_size", "buffer_size", "buffers", "sqpoll", "zerocopy",
         "connect_timeout", "retries", "idle_timeout", "max_connections",
         "admin", "admin_token_file", "drain_timeout", "report_interval", "log_level", "log_format", "access_log",
@@ -170,10 +170,18 @@ public enum ConfigFile {
         var issues: [ConfigIssue] = []
         /// `[[listeners.backends]]` entries read so far, over all listeners (how `SourceLines` counts them).
         private var nestedBackends = 0
+        /// `[[listeners.routes]]` entries read so far, over all listeners.
+        private var nestedRoutes = 0
 
         init(lines: SourceLines) { self.lines = lines }
 
-        static let listenerKeys: Set<String> = ["name", "bind", "host", "port", "balance", "send_proxy", "backends"]
+        static let listenerKeys: Set<String> = [
+            "name", "bind", "host", "port", "balance", "send_proxy", "backends",
+            "default_pool", "routes", "accept_proxy", "allow", "deny", "max_connections_per_client",
+            "new_connections_per_client", "new_connections_burst", "preread_max", "preread_timeout",
+        ]
+        static let poolKeys: Set<String> = ["balance", "backends"]
+        static let routeKeys: Set<String> = ["sni", "alpn", "pool"]
         static let backendKeys: Set<String> = ["host", "port", "weight", "max_connections", "resolve", "srv"]
 
         mutating func settings(from table: TOMLTable) -> ProxySettings {
@@ -185,6 +193,7 @@ public enum ConfigFile {
                 case "port": settings.port = integer(value, source)
                 case "backends": settings.backends = backends(value, key: "backends", table: "backends", headerBase: 0)
                 case "listeners": settings.listeners = listeners(value, source)
+                case "pools": settings.pools = pools(value, source)
                 case "balance": settings.balance = string(value, source)
                 case "send_proxy": settings.sendProxy = string(value, source)
                 case "health": settings.health = health(value, source)
@@ -241,6 +250,17 @@ public enum ConfigFile {
                         let base = nestedBackends
                         spec.backends = backends(field, key: "\(name).backends", table: "listeners.backends", headerBase: base)
                         nestedBackends += field.array?.count ?? 0
+                    case "default_pool": spec.routing.defaultPool = string(field, fieldSource)
+                    case "routes":
+                        spec.routing.routes = routes(field, key: "\(name).routes", index: index)
+                    case "accept_proxy": spec.routing.acceptProxy = stringList(field, fieldSource)
+                    case "allow": spec.routing.allow = stringList(field, fieldSource)
+                    case "deny": spec.routing.deny = stringList(field, fieldSource)
+                    case "max_connections_per_client": spec.routing.maxConnectionsPerClient = integer(field, fieldSource)
+                    case "new_connections_per_client": spec.routing.newConnectionsPerClient = integer(field, fieldSource)
+                    case "new_connections_burst": spec.routing.newConnectionsBurst = integer(field, fieldSource)
+                    case "preread_max": spec.routing.prereadMax = byteSize(field, fieldSource)
+                    case "preread_timeout": spec.routing.prereadTimeout = duration(field, fieldSource)
                     default: unknown(key, fieldSource, known: Self.listenerKeys)
                     }
                 }
@@ -277,6 +297,72 @@ public enum ConfigFile {
                 specs.append(spec)
             }
             return specs
+        }
+
+        /// `[pools.NAME]` tables, each with `balance` and `backends` (`[[pools.NAME.backends]]` or an inline array).
+        mutating func pools(_ value: TOMLValueConvertible, _ source: SettingSource) -> [PoolSpec]? {
+            guard let table = value.table else { return mismatch(value, source, expected: "a table of pools ([pools.NAME])") }
+            var specs: [PoolSpec] = []
+            for (name, element) in table {
+                let header = "pools.\(name)"
+                var spec = PoolSpec(name: name, source: SettingSource(key: header, line: lines.header(header)))
+                guard let entry = element.table else {
+                    issues.append(ConfigIssue(spec.source, "expected a table with balance and backends, got \(describe(element))"))
+                    continue
+                }
+                for (key, field) in entry {
+                    let fieldSource = SettingSource(key: "\(header).\(key)", line: lines.line(of: key, in: header))
+                    switch key {
+                    case "balance": spec.balance = string(field, fieldSource)
+                    case "backends":
+                        spec.backends = backends(field, key: "\(header).backends", table: "\(header).backends", headerBase: 0)
+                    default: unknown(key, fieldSource, known: Self.poolKeys)
+                    }
+                }
+                specs.append(spec)
+            }
+            return specs.sorted { $0.name < $1.name }
+        }
+
+        /// A listener's `routes`: `[[listeners.routes]]` (numbered over the whole file by `SourceLines`) or an
+        /// inline array of tables.
+        mutating func routes(_ value: TOMLValueConvertible, key: String, index listener: Int) -> [RouteSpec]? {
+            let keyLine = lines.line(of: "routes", in: "listeners", index: listener)
+            guard let array = value.array else {
+                return mismatch(value, SettingSource(key: key, line: keyLine), expected: "an array of tables ([[listeners.routes]])")
+            }
+            let base = nestedRoutes
+            if keyLine == nil { nestedRoutes += array.count }
+            var specs: [RouteSpec] = []
+            for (index, element) in array.enumerated() {
+                let headerLine = keyLine == nil ? lines.header("listeners.routes", index: base + index) : keyLine
+                var spec = RouteSpec(source: SettingSource(key: "\(key)[\(index)]", line: headerLine))
+                guard let entry = element.table else {
+                    issues.append(ConfigIssue(spec.source, "expected a table with sni, alpn and pool, got \(describe(element))"))
+                    continue
+                }
+                for (field, fieldValue) in entry {
+                    let line = keyLine ?? lines.line(of: field, in: "listeners.routes", index: base + index)
+                    let fieldSource = SettingSource(key: "\(spec.source.key).\(field)", line: line)
+                    switch field {
+                    case "sni": spec.sni = stringList(fieldValue, fieldSource)
+                    case "alpn": spec.alpn = stringList(fieldValue, fieldSource)
+                    case "pool": spec.pool = string(fieldValue, fieldSource)
+                    default: unknown(field, fieldSource, known: Self.routeKeys)
+                    }
+                }
+                specs.append(spec)
+            }
+            return specs
+        }
+
+        /// An array of strings, or one string alone.
+        mutating func stringList(_ value: TOMLValueConvertible, _ source: SettingSource) -> Setting<[String]>? {
+            if let text = value.string { return Setting([text], source) }
+            guard let array = value.array, array.allSatisfy({ $0.type == .string }) else {
+                return mismatch(value, source, expected: "an array of strings")
+            }
+            return Setting(array.compactMap(\.string), source)
         }
 
         mutating func health(_ value: TOMLValueConvertible, _ source: SettingSource) -> HealthSpec {

@@ -26,6 +26,9 @@ struct ConfigValidation {
         let balance = choice(settings.balance, BalanceAlgorithm.self) ?? .default
         let sendProxy = proxyProtocol(settings.sendProxy)
         guard let specs = settings.listeners else {
+            if let pools = settings.pools?.first {
+                fail(pools.source, "[pools.NAME] are named by [[listeners]] entries (default_pool, routes): the flat layout has its own [[backends]]")
+            }
             let addresses = flatAddresses(settings)
             let pool = backends(settings.backends, key: "backends", hint: "add [[backends]] entries with host and port, or pass --backend host:port")
             return addresses.enumerated().map { index, address in
@@ -41,6 +44,7 @@ struct ConfigValidation {
             }
         }
         if specs.isEmpty { fail(SettingSource(key: "listeners"), "no listeners: add [[listeners]] entries, each with bind and [[listeners.backends]]") }
+        let pools = namedPools(settings.pools, defaultBalance: balance)
         var names: [String: String] = [:]
         var bound: [SocketAddress: String] = [:]
         var listeners: [ProxyConfig.Listener] = []
@@ -51,7 +55,16 @@ struct ConfigValidation {
             }
             names[name] = spec.source.key
             let address = listenerAddress(spec)
-            let pool = backends(spec.backends, key: "\(spec.source.key).backends", hint: "add [[listeners.backends]] entries under this listener")
+            var defaultPool: NamedPool?
+            if let name = spec.routing.defaultPool {
+                if spec.backends != nil { fail(name.source, "give either [[listeners.backends]] or default_pool, not both") }
+                defaultPool = self.pool(name, in: pools)
+            }
+            let routesOnly = spec.backends == nil && spec.routing.defaultPool == nil && spec.routing.routes != nil
+            let pool = spec.routing.defaultPool != nil ? (backends: defaultPool?.backends ?? [], names: defaultPool?.names ?? [])
+                : routesOnly ? (backends: [], names: []) : backends(
+                spec.backends, key: "\(spec.source.key).backends", hint: "add [[listeners.backends]] entries under this listener")
+            let routing = routing(spec.routing, hasDefaultPool: !routesOnly, pools: pools)
             guard let address else { continue }
             if address.port != 0, let first = bound[address] {
                 fail(spec.bind?.source ?? spec.source, "\(address) is already the address of \(first)")
@@ -59,8 +72,10 @@ struct ConfigValidation {
             }
             bound[address] = spec.source.key
             listeners.append(ProxyConfig.Listener(
-                name: name, address: address, balance: choice(spec.balance, BalanceAlgorithm.self) ?? balance,
-                sendProxy: spec.sendProxy.map { proxyProtocol($0) } ?? sendProxy, backends: pool.backends, names: pool.names))
+                name: name, address: address,
+                balance: defaultPool?.balance ?? choice(spec.balance, BalanceAlgorithm.self) ?? balance,
+                sendProxy: spec.sendProxy.map { proxyProtocol($0) } ?? sendProxy, backends: pool.backends, names: pool.names,
+                defaultPool: defaultPool?.name, routing: routing))
         }
         return listeners
     }

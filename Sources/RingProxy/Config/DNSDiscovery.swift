@@ -59,35 +59,58 @@ public struct DNSTarget: Hashable, Sendable {
     }
 }
 
-extension ProxyConfig.Listener {
-    /// This listener with its discovered backends replaced by `sets` (a query not in `sets` has none). File
-    /// backends come first; an address already in the pool is not added twice.
-    func expanded(with sets: [DNSQuery: [DNSTarget]]) -> ProxyConfig.Listener {
-        var listener = self
-        listener.backends.removeAll { $0.origin != nil }
-        var seen = Set(listener.backends.map(\.address))
+extension ProxyConfig.Backend {
+    /// `backends` with the discovered ones replaced by the addresses `sets` gives `names` (a query not in
+    /// `sets` has none). File backends come first; an address already in the pool is not added twice.
+    static func expanded(_ backends: [ProxyConfig.Backend], names: [NamedBackend], with sets: [DNSQuery: [DNSTarget]])
+        -> [ProxyConfig.Backend] {
+        var backends = backends
+        backends.removeAll { $0.origin != nil }
+        var seen = Set(backends.map(\.address))
         for named in names {
             for target in sets[named.query] ?? [] where seen.insert(target.address).inserted {
                 let name = named.query.mode == .first && named.query.kind == .address ? named.name : "\(named.name) (\(target.address))"
-                listener.backends.append(ProxyConfig.Backend(
+                backends.append(ProxyConfig.Backend(
                     name: name, address: target.address, weight: target.weight ?? named.weight,
                     maxConnections: named.maxConnections, origin: named.query))
             }
         }
+        return backends
+    }
+}
+
+extension ProxyConfig.Listener {
+    /// This listener with the discovered backends of its pool and of its routes' pools replaced by `sets`.
+    func expanded(with sets: [DNSQuery: [DNSTarget]]) -> ProxyConfig.Listener {
+        var listener = self
+        listener.backends = ProxyConfig.Backend.expanded(backends, names: names, with: sets)
+        if var routing {
+            for index in routing.routes.indices {
+                let pool = routing.routes[index].pool
+                routing.routes[index].pool.backends = ProxyConfig.Backend.expanded(pool.backends, names: pool.names, with: sets)
+            }
+            listener.routing = routing
+        }
         return listener
     }
+
+    /// The names its own (or default) pool and its routes' pools follow.
+    var allNames: [NamedBackend] { names + (routing?.routes ?? []).flatMap(\.pool.names) }
+
+    /// Every backend of its own (or default) pool and of its routes' pools.
+    var allBackends: [ProxyConfig.Backend] { backends + (routing?.routes ?? []).flatMap(\.pool.backends) }
 }
 
 extension ProxyConfig {
     /// Every query the listeners follow.
-    public var queries: Set<DNSQuery> { Set(listeners.flatMap { $0.names.map(\.query) }) }
+    public var queries: Set<DNSQuery> { Set(listeners.flatMap { $0.allNames.map(\.query) }) }
 
     /// The addresses each query has in this configuration.
     var discoveredSets: [DNSQuery: [DNSTarget]] {
         var sets: [DNSQuery: [DNSTarget]] = [:]
         for query in queries { sets[query] = [] }
         for listener in listeners {
-            for backend in listener.backends {
+            for backend in listener.allBackends {
                 guard let query = backend.origin, var set = sets[query] else { continue }
                 let target = DNSTarget(address: backend.address, weight: query.kind == .srv ? backend.weight : nil)
                 if !set.contains(target) { set.append(target) }

@@ -19,10 +19,18 @@ public struct ProxyConfig: Sendable, Equatable {
         public var address: SocketAddress
         public var balance: BalanceAlgorithm
         public var sendProxy: ProxyProtocolVersion?
-        /// Its file backends, and the addresses its names resolve to now (with their `origin`).
+        /// The listener's own pool, or its `default_pool` (empty when routes have no default): its file backends,
+        /// and the addresses its names resolve to now (with their `origin`).
         public var backends: [Backend]
-        /// The backend entries that name a DNS name, followed by discovery.
+        /// The backend entries of that pool that name a DNS name, followed by discovery.
         public var names: [NamedBackend] = []
+        /// The `default_pool` whose backends `backends` are; nil: the listener's own.
+        public var defaultPool: String? = nil
+        /// The routing stage's settings; nil: the plain path.
+        public var routing: ListenerRouting? = nil
+
+        /// The backend table's key for the rows of `backends`.
+        public var rowKey: String { defaultPool.map { "pools.\($0)" } ?? name }
     }
 
     public var listeners: [Listener]

@@ -9,6 +9,8 @@ public struct ProxySettings: Sendable, Equatable {
     public var backends: [BackendSpec]?
     /// `[[listeners]]`: several listeners, each with its own pool.
     public var listeners: [ListenerSpec]?
+    /// `[pools.NAME]`: pools that listeners name (`default_pool`, `routes`).
+    public var pools: [PoolSpec]?
     /// The pool settings of the flat listener, and the default of every `[[listeners]]` entry.
     public var balance: Setting<String>?
     public var sendProxy: Setting<String>?
@@ -53,7 +55,7 @@ public struct ProxySettings: Sendable, Equatable {
         func take<Value>(_ path: WritableKeyPath<ProxySettings, Value?>) {
             if let value = other[keyPath: path] { merged[keyPath: path] = value }
         }
-        take(\.host); take(\.port); take(\.listen); take(\.backends); take(\.listeners)
+        take(\.host); take(\.port); take(\.listen); take(\.backends); take(\.listeners); take(\.pools)
         take(\.balance); take(\.sendProxy)
         take(\.threads); take(\.pin); take(\.cpus); take(\.ringSize); take(\.bufferSize); take(\.buffers)
         take(\.sqpoll); take(\.zerocopy); take(\.connectTimeout); take(\.retries); take(\.idleTimeout)
@@ -80,6 +82,8 @@ public struct ListenerSpec: Sendable, Equatable {
     public var balance: Setting<String>?
     public var sendProxy: Setting<String>?
     public var backends: [BackendSpec]?
+    /// `default_pool`, `routes`, `accept_proxy`, source rules and per-client limits.
+    public var routing = ListenerRoutingSpec()
     public var source: SettingSource
 
     public init(source: SettingSource) { self.source = source }

@@ -12,6 +12,8 @@ public final class Proxy: @unchecked Sendable {
 
     public let table: BackendTable
     public let counters: [WorkerCounters]
+    /// Per-client limits of routing listeners, shared by the workers (mapped, touched only when used).
+    let clientLimits = ClientLimits()
     public let startedAt = monotonicMilliseconds()
     private let logger: Logger
     private let registry: BackendRegistry
@@ -79,7 +81,8 @@ public final class Proxy: @unchecked Sendable {
             }
             let setup = WorkerSetup(
                 index: index, plan: plan, table: table, counters: counters[index], control: control, logger: logger,
-                acceptBurst: burst, connectionCapacity: Self.share(of: capacity, worker: index, of: config.threads))
+                acceptBurst: burst, connectionCapacity: Self.share(of: capacity, worker: index, of: config.threads),
+                clientLimits: clientLimits)
             running.value.add(1, ordering: .relaxed)
             let started = WorkerThread.start(name: "ringproxy-w\(index)", cpu: config.pin ? config.workerCPUs[index] : nil) {
                 [running] in
@@ -214,8 +217,9 @@ public final class Proxy: @unchecked Sendable {
     {
         try publishing.withLock { (_: inout Void) throws(ControlError) -> BackendPool.Member in
             let running = plan
-            guard let listener = running.listeners.first(where: { $0.name == key.pool }) else { throw .unknownPool(key.pool) }
-            guard let member = listener.pool.members.first(where: { $0.address == key.address }) else { throw .unknownBackend(key) }
+            // A listener's own pool is named after it (or its `default_pool`); route pools by their names.
+            guard let pool = running.pool(named: key.pool) else { throw .unknownPool(key.pool) }
+            guard let member = pool.members.first(where: { $0.address == key.address }) else { throw .unknownBackend(key) }
             if let weight, !ProxyConfig.Limits.weight.contains(weight) { throw .badWeight(weight) }
             let previous = overrides[key]
             var entry = reset ? BackendOverride() : previous ?? BackendOverride()
@@ -237,7 +241,7 @@ public final class Proxy: @unchecked Sendable {
             logger.info("backend changed at runtime", metadata: [
                 "backend": "\(key)", "state": "\(entry.state ?? .ready)", "weight": "\(newWeight)",
             ])
-            return plan.listeners.first { $0.name == key.pool }?.pool.members.first { $0.address == key.address } ?? member
+            return plan.pool(named: key.pool)?.members.first { $0.address == key.address } ?? member
         }
     }
 
@@ -309,20 +313,12 @@ public final class Proxy: @unchecked Sendable {
         var joined: [BackendID] = []
         // A backend joins when the running plan's pool lacks it: new, or back (a DNS record that returned).
         let running = Set(previous?.listeners.flatMap { listener in
-            listener.pool.members.map { BackendKey(pool: listener.name, address: $0.address) }
+            listener.pools.flatMap { pool, _ in pool.members.map { BackendKey(pool: pool.name, address: $0.address) } }
         } ?? [])
         for listener in config.listeners {
-            let members = listener.backends.map { backend in
-                let key = BackendKey(pool: listener.name, address: backend.address)
-                keys.insert(key)
-                let id = registry.id(pool: listener.name, backend: backend)
-                if previous != nil && !running.contains(key) { joined.append(id) }
-                return BackendPool.Member(
-                    id: id, name: backend.name, address: backend.address,
-                    weight: overrides[key]?.weight ?? backend.weight, maxConnections: backend.maxConnections,
-                    configuredWeight: backend.weight, origin: backend.origin?.description ?? "file")
-            }
-            let pool = BackendPool(name: listener.name, members: members, algorithm: listener.balance, health: config.health)
+            let pool = makePool(name: listener.defaultPool ?? listener.name, rowKey: listener.rowKey, backends: listener.backends,
+                                algorithm: listener.balance, health: config.health,
+                                joining: previous == nil ? nil : running, keys: &keys, joined: &joined)
             // The same listener: same name and address (a port 0 keeps the port it was given).
             let same = previous?.listeners.first { running in
                 running.name == listener.name
@@ -331,7 +327,7 @@ public final class Proxy: @unchecked Sendable {
             if let same {
                 listeners.append(ListenerPlan(
                     id: same.id, name: listener.name, address: same.address, pool: pool, sendProxy: listener.sendProxy,
-                    sockets: same.sockets))
+                    sockets: same.sockets, routing: makeRouting(listener, id: same.id, health: config.health)))
                 continue
             }
             var address = listener.address
@@ -350,7 +346,9 @@ public final class Proxy: @unchecked Sendable {
             }
             listeners.append(ListenerPlan(
                 id: nextListenerID, name: listener.name, address: address, pool: pool, sendProxy: listener.sendProxy,
-                sockets: sockets))
+                sockets: sockets,
+                routing: makeRouting(listener, id: nextListenerID, health: config.health,
+                                     joining: previous == nil ? nil : running, keys: &keys, joined: &joined)))
             nextListenerID += 1
         }
         applyOverrides(keeping: keys, joined: joined, listeners: listeners)
@@ -365,12 +363,50 @@ public final class Proxy: @unchecked Sendable {
         }
         let now = monotonicMilliseconds()
         for listener in listeners {
-            for member in listener.pool.members {
-                let state = overrides[BackendKey(pool: listener.name, address: member.address)]?.state ?? .ready
-                table.health(of: member.id).setAdminState(state, now: now)
+            for (pool, _) in listener.pools {
+                for member in pool.members {
+                    let state = overrides[BackendKey(pool: pool.name, address: member.address)]?.state ?? .ready
+                    table.health(of: member.id).setAdminState(state, now: now)
+                }
             }
         }
         for id in joined { table.health(of: id).startRamp(now: now) }
+    }
+
+    /// A pool of the plan. Runtime overrides are keyed by the pool's name and a backend's address; `joining`
+    /// (nil for the first plan) is what the running plan's pools hold: a backend not among them joins, and
+    /// its slow-start ramp begins.
+    private func makePool(name: String, rowKey: String, backends: [ProxyConfig.Backend], algorithm: BalanceAlgorithm,
+                          health: HealthPolicy, joining running: Set<BackendKey>?, keys: inout Set<BackendKey>,
+                          joined: inout [BackendID]) -> BackendPool {
+        let members = backends.map { backend in
+            let key = BackendKey(pool: name, address: backend.address)
+            keys.insert(key)
+            let id = registry.id(pool: rowKey, backend: backend)
+            if let running, !running.contains(key) { joined.append(id) }
+            return BackendPool.Member(
+                id: id, name: backend.name, address: backend.address,
+                weight: overrides[key]?.weight ?? backend.weight, maxConnections: backend.maxConnections,
+                configuredWeight: backend.weight, origin: backend.origin?.description ?? "file")
+        }
+        return BackendPool(name: name, members: members, algorithm: algorithm, health: health)
+    }
+
+    /// The routing stage of `listener`: one pool per pool name its routes use.
+    private func makeRouting(_ listener: ProxyConfig.Listener, id: UInt32, health: HealthPolicy,
+                             joining running: Set<BackendKey>?, keys: inout Set<BackendKey>,
+                             joined: inout [BackendID]) -> RoutingPlan? {
+        guard let routing = listener.routing else { return nil }
+        var pools: [BackendPool] = []
+        var indices: [String: Int] = [:]
+        let routePools = routing.routes.map { route in
+            if let index = indices[route.pool.name] { return index }
+            pools.append(makePool(name: route.pool.name, rowKey: route.pool.rowKey, backends: route.pool.backends,
+                                  algorithm: route.pool.balance, health: health, joining: running, keys: &keys, joined: &joined))
+            indices[route.pool.name] = pools.count - 1
+            return pools.count - 1
+        }
+        return RoutingPlan(settings: routing, pools: pools, routePools: routePools, listenerID: id)
     }
 
     private func startChecker(for plan: RuntimePlan) {

@@ -8,14 +8,24 @@ final class ListenerPlan: @unchecked Sendable {
     let sendProxy: ProxyProtocolVersion?
     /// `sockets[worker]`: the worker's own `SO_REUSEPORT` socket. The worker owns it once it adopts the plan.
     let sockets: [Int32]
+    /// The routing stage (issue 12); nil on a plain listener.
+    let routing: RoutingPlan?
 
-    init(id: UInt32, name: String, address: SocketAddress, pool: BackendPool, sendProxy: ProxyProtocolVersion?, sockets: [Int32]) {
+    init(id: UInt32, name: String, address: SocketAddress, pool: BackendPool, sendProxy: ProxyProtocolVersion?, sockets: [Int32],
+         routing: RoutingPlan? = nil) {
         self.id = id
         self.name = name
         self.address = address
         self.pool = pool
         self.sendProxy = sendProxy
         self.sockets = sockets
+        self.routing = routing
+    }
+
+    /// Its pool and the pools its routes name, each once, with the name to show its backends under
+    /// (`listener/backend` for its own pool, `listener/pool/backend` for a route's).
+    var pools: [(pool: BackendPool, prefix: String)] {
+        [(pool, name)] + (routing?.pools.map { ($0, "\(name)/\($0.name)") } ?? [])
     }
 }
 
@@ -32,6 +42,6 @@ public final class RuntimePlan: @unchecked Sendable {
         self.listeners = listeners
     }
 
-    /// The pools, one per listener, in listener order.
+    /// The pools, one per listener, in listener order (a routing listener's route pools are not among them).
     public var pools: [BackendPool] { listeners.map(\.pool) }
 }

@@ -88,7 +88,12 @@ public struct Tunnel: Sendable {
     // Stored properties widest first: the tunnel sits in every connection slot (`Connection`).
     public private(set) var upstream = Pipe()
     public private(set) var downstream = Pipe()
-    public private(set) var closeError: Int32 = 0
+    /// The preamble to send to the backend before any payload (0: none), and how much of it went: the PROXY
+    /// protocol header, and on a routing listener the client's bytes its routing stage held (up to 63 KiB).
+    public private(set) var headerLength: UInt16
+    public private(set) var headerSent: UInt16 = 0
+    /// `closeError`, kept in 16 bits (an errno is below 4096) so that the tunnel stays within 52 bytes.
+    private var closeErrno: UInt16 = 0
     public private(set) var phase = Phase.connecting
     /// Operations submitted whose last completion has not arrived yet (an armed multishot receive is one).
     public private(set) var pendingOperations: UInt8 = 0
@@ -97,13 +102,13 @@ public struct Tunnel: Sendable {
     /// Why the tunnel is closing, or will close once what a failed side sent is delivered (`.open` until
     /// then), and for an error, its errno (`closeError`).
     public private(set) var closeReason = CloseReason.open
-    /// The PROXY protocol header to send to the backend before any payload (0: none), and how much of it went.
-    public private(set) var headerLength: UInt8
-    public private(set) var headerSent: UInt8 = 0
+
+    /// For an error, its errno (0: none).
+    public var closeError: Int32 { Int32(closeErrno) }
 
     public init(retries: Int, proxyHeaderLength: Int = 0) {
         retriesLeft = UInt8(clamping: retries)
-        headerLength = UInt8(clamping: proxyHeaderLength)
+        headerLength = UInt16(clamping: proxyHeaderLength)
     }
 
     public func pipe(_ direction: Direction) -> Pipe {
@@ -254,7 +259,7 @@ public struct Tunnel: Sendable {
             guard result > 0 || retry else {
                 return sideFailed(.backend, error: -result, sourceEnded: false, links, &actions)
             }
-            if !retry { headerSent = UInt8(clamping: Int(headerSent) + Int(result)) }
+            if !retry { headerSent = UInt16(clamping: Int(headerSent) + Int(result)) }
             if headerSent < headerLength {
                 upstream.send = .header
                 pendingOperations += 1
@@ -418,7 +423,7 @@ public struct Tunnel: Sendable {
     private mutating func sideFailed(
         _ side: Side, error: Int32, sourceEnded: Bool, _ links: borrowing BufferLinks, _ actions: inout TunnelActions
     ) {
-        if closeError == 0 { closeError = error }
+        if closeErrno == 0 { closeErrno = UInt16(clamping: error) }
         let reason: CloseReason = side == .client ? .clientError : .backendError
         let from: Direction = side == .client ? .upstream : .downstream
         if sourceEnded && pipe(from).state == .open { update(from) { $0.state = .draining } }

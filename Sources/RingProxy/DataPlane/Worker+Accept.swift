@@ -94,8 +94,9 @@ extension Worker {
 
     /// Gives a client accepted on `plan.listeners[listenerIndex]` a slot and starts its tunnel.
     mutating func admit(client fd: Int32, listenerIndex: Int) {
-        let retries = plan.config.retries
         let listener = plan.listeners[listenerIndex]
+        if let routing = listener.routing { return admitRouted(client: fd, listenerIndex: listenerIndex, routing: routing) }
+        let retries = plan.config.retries
         // Only these pools need the client's address: one getpeername per connection, none otherwise.
         let needsAddress = listener.pool.algorithm == .sourceHash || listener.sendProxy != nil
         var peer: SocketAddress?

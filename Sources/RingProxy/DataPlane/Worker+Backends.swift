@@ -11,10 +11,13 @@ extension Worker {
             // A reload removed this client's listener while its connect was being retried.
             return handle(slot, .connectUnavailable)
         }
-        let pool = plan.listeners[listenerIndex].pool
+        let (pool, route) = routedPool(slot, listenerIndex: listenerIndex)
         var candidates = Candidates(
             pool: pool, table: backendTable, tried: table[slot].tried, clientKey: table[slot].clientKey)
-        guard let member = strategies[listenerIndex].select(&candidates, random: &random) else {
+        let chosen = route < 0
+            ? strategies[listenerIndex].select(&candidates, random: &random)
+            : routeStrategies[listenerIndex][route].select(&candidates, random: &random)
+        guard let member = chosen else {
             counters.add(1, .noBackend)
             logs.noBackend.log(logger, .warning, now: wheel.now, "no backend available; closing client",
                                metadata: ["listener": "\(pool.name)", "tried": "\(table[slot].tried.count)",
@@ -125,7 +128,9 @@ extension Worker {
     /// The name of a backend of the current plan, for logs.
     func backendName(_ backend: BackendID) -> String {
         for listener in plan.listeners {
-            if let member = listener.pool.index(of: backend) { return "\(listener.name)/\(listener.pool.members[member].name)" }
+            for (pool, prefix) in listener.pools {
+                if let member = pool.index(of: backend) { return "\(prefix)/\(pool.members[member].name)" }
+            }
         }
         return "backend \(backend)"
     }

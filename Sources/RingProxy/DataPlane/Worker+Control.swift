@@ -14,6 +14,7 @@ extension Worker {
         acceptPaused = false
         if !awaitingDescriptor.isEmpty { retryAwaitingDescriptor() }
         if !lingering.isEmpty { closeLingering() }
+        if routes.isInUse { checkPrereads() }
         // Buffers may have come back without a receive of the starved ones' own noticing.
         if !starved.isEmpty { wakeStarved() }
         wheel.advance()
@@ -69,6 +70,7 @@ extension Worker {
             table[slot].listener = old < newRoute.count ? newRoute[old] : Connection.noListener
         }
         strategies = newPlan.listeners.map { $0.pool.algorithm.makeStrategy(for: $0.pool) }
+        adoptRouting(newPlan, previous: plan)
         connectTimeout.set(newPlan.config.connectTimeout)
         wheel.changeTimeout(to: Self.idleTicks(newPlan.config.idleTimeout), in: table)
         plan = newPlan
@@ -84,6 +86,7 @@ extension Worker {
         guard newPhase == .terminating else { return }
         serveBacklogs()  // closes them all: nothing more is taken
         for slot in 0..<table.highWater where table[slot].tunnel.phase != .closed {
+            if isPrereading(slot) { abortPreread(slot, nil); continue }
             handle(slot, .terminate)
         }
         closeLingering(all: true)

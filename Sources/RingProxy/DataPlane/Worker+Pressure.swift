@@ -40,7 +40,8 @@ extension Worker {
         for slot in 0..<table.highWater where table[slot].tunnel.phase == .established {
             for direction in Direction.allCases where isBackedUp(slot, direction) {
                 lastScanEvicted = true
-                if counters[.spilledBytes] >= spillBudget {
+                // Bytes held by routing stages count against the same budget.
+                if counters[.spilledBytes] + counters[.heldBytes] >= spillBudget {
                     counters.add(1, .shed)
                     handle(slot, .shed)
                     break

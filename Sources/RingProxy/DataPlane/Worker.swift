@@ -14,6 +14,7 @@ struct WorkerSetup: Sendable {
     let acceptBurst: Int
     /// Connections this worker admits at most.
     let connectionCapacity: Int
+    let clientLimits: ClientLimits
 }
 
 /// One data-plane thread: its own io_uring, provided-buffer ring, listening sockets and connection table.
@@ -72,6 +73,11 @@ struct Worker: ~Copyable {
     var listeners: [ListenerState]
     /// One balancing strategy per listener of `plan` (its state is this worker's own).
     var strategies: [any SelectionStrategy]
+    /// The routing stage's state per slot, in use once a plan first has a listener that routes (`Worker+Routing`).
+    var routes: RouteTable
+    /// `routeStrategies[listener][pool]`: a strategy for each pool of a listener's routes.
+    var routeStrategies: [[any SelectionStrategy]] = []
+    let clientLimits: ClientLimits
     /// Draining listeners whose backlog is still being taken (the table was full when the drain began).
     var backlogs: [Backlog] = []
     var phase = ControlChannel.Phase.running
@@ -108,10 +114,12 @@ struct Worker: ~Copyable {
         spillBudget = config.buffersPerWorker * config.bufferSize * Self.spillBudgetRings
         index = setup.index
         table = ConnectionTable(capacity: setup.connectionCapacity)
+        routes = RouteTable(capacity: setup.connectionCapacity)
         wheel = TimerWheel(idleTicks: Self.idleTicks(config.idleTimeout))
         plan = setup.plan
         listeners = setup.plan.listeners.map { ListenerState(id: $0.id, fd: $0.sockets[setup.index]) }
         strategies = setup.plan.listeners.map { $0.pool.algorithm.makeStrategy(for: $0.pool) }
+        clientLimits = setup.clientLimits
         acceptBurst = setup.acceptBurst
         backendTable = setup.table
         shard = setup.table.shard(setup.index)
@@ -119,6 +127,7 @@ struct Worker: ~Copyable {
         control = setup.control
         logger = setup.logger
         connectTimeout = KernelTimeout(config.connectTimeout)
+        adoptRouting(setup.plan, previous: nil)
     }
 
     deinit {
@@ -165,6 +174,7 @@ struct Worker: ~Copyable {
         case .control: controlCompleted()
         case .connect, .connectTimeout, .recv, .send, .sendHeader: tunnelCompleted(kind, completion)
         case .sendZeroCopy: zeroCopyCompleted(completion)
+        case .preread: prereadCompleted(completion)
         case .cancel, .close, .shutdown, .check: break  // posted only on failure, and there is nothing left to undo
         }
     }
@@ -205,13 +215,14 @@ struct Worker: ~Copyable {
             handle(slot, .received(direction, result: completion.result, buffer: completion.bufferID, armed: completion.hasMore))
         case .sendHeader:
             handle(slot, .headerSent(result: completion.result))
+            if routes.isInUse { preambleSent(slot) }
         default:
             if completion.result > 0 { countBytes(Int(completion.result), direction, slot) }
             handle(slot, .sent(direction, result: completion.result))
         }
     }
 
-    private func countBytes(_ bytes: Int, _ direction: Direction, _ slot: UInt32) {
+    func countBytes(_ bytes: Int, _ direction: Direction, _ slot: UInt32) {
         let backend = table[slot].backend
         guard backend.rawValue >= 0 else { return }
         if direction == .upstream {
@@ -282,6 +293,12 @@ struct Worker: ~Copyable {
             freeSpill(slot, direction)
         case .sendHeader(let offset, let length):
             stampSend(slot, .upstream)
+            // The PROXY header, or on a routing listener the preamble: that header and the client's held bytes.
+            if routes.isInUse && routes.held.holds(slot) {
+                ring.send(to: table[slot].backendFD, from: routes.held, slot: slot, offset: Int(routes[slot].preambleOffset + offset),
+                          length: length, userData: userData(.sendHeader, slot, .upstream))
+                return
+            }
             ring.send(
                 to: table[slot].backendFD, from: table.rooms, offset: table.headerOffset(of: slot) + Int(offset), length: length,
                 userData: userData(.sendHeader, slot, .upstream))
@@ -322,7 +339,7 @@ struct Worker: ~Copyable {
         if table[slot].backendFD >= 0 { closeSocket(table[slot].backendFD, abortive: abortive, slot) }
     }
 
-    private mutating func release(_ slot: UInt32) {
+    mutating func release(_ slot: UInt32) {
         wheel.remove(slot, in: table)
         starved.remove(slot, in: table)
         awaitingDescriptor.remove(slot, in: table)
@@ -333,6 +350,7 @@ struct Worker: ~Copyable {
             freeSpill(slot, .downstream)
         }
         releaseBackend(slot)
+        if routes.isInUse { routingReleased(slot) }
         table.free(slot)
         counters.add(1, .closed)
     }
@@ -456,4 +474,5 @@ struct WorkerLogs {
     var backendSocket = RateLimitedLog(intervalTicks: 4)
     var acceptFailure = RateLimitedLog(intervalTicks: 4)
     var acceptOverflow = RateLimitedLog(intervalTicks: 4)
+    var noRoute = RateLimitedLog(intervalTicks: 4)
 }

@@ -116,8 +116,11 @@ public final class AdminServer: Sendable {
         let plan = proxy.plan
         let document = BackendsDocument(generation: plan.generation, draining: isDraining, listeners: plan.listeners.map { listener in
             .init(name: listener.name, address: "\(listener.address)", balance: listener.pool.algorithm.rawValue,
-                  sendProxy: listener.sendProxy?.rawValue, backends: listener.pool.members.indices.map { index in
-                      BackendsDocument.Backend(listener.pool, index, proxy: proxy)
+                  sendProxy: listener.sendProxy?.rawValue, backends: listener.pools.flatMap { pool, prefix in
+                      // A route's pool shows its backends as `pool/backend`.
+                      pool.members.indices.map { index in
+                          BackendsDocument.Backend(pool, index, proxy: proxy, named: prefix == listener.name ? nil : pool.name)
+                      }
                   })
         })
         return Self.encode(document)
@@ -232,14 +235,14 @@ struct BackendsDocument: Codable, Equatable {
 }
 
 extension BackendsDocument.Backend {
-    init(_ pool: BackendPool, _ index: Int, proxy: Proxy) {
+    init(_ pool: BackendPool, _ index: Int, proxy: Proxy, named routePool: String? = nil) {
         let member = pool.members[index]
         let table = proxy.table
         let health = table.health(of: member.id)
         let override = proxy.override(of: BackendKey(pool: pool.name, address: member.address))
         self.init(
-            name: member.name, address: "\(member.address)", origin: member.origin, weight: member.weight,
-            fileWeight: member.configuredWeight, effectiveWeight: (pool.effectiveWeight(of: index, table: table) * 100).rounded() / 100,
+            name: routePool.map { "\($0)/\(member.name)" } ?? member.name, address: "\(member.address)",
+            origin: member.origin, weight: member.weight, fileWeight: member.configuredWeight, effectiveWeight: (pool.effectiveWeight(of: index, table: table) * 100).rounded() / 100,
             override: override.map { BackendsDocument.Override(state: $0.state.map { "\($0)" }, weight: $0.weight) },
             maxConnections: member.maxConnections, state: health.displayState, health: "\(health.state)",
             active: table.sum(.active, backend: member.id), total: table.sum(.total, backend: member.id),

@@ -36,8 +36,11 @@ final class MetricsExporter: Sendable {
             series.touched = []
             let now = monotonicMilliseconds()
             for listener in plan.listeners {
-                for (index, member) in listener.pool.members.enumerated() {
-                    let labels = [("listener", listener.name), ("backend", member.name)]
+                for (pool, prefix) in listener.pools {
+                for (index, member) in pool.members.enumerated() {
+                    // A route's pool shows its backends as `pool/backend`.
+                    let backend = prefix == listener.name ? member.name : "\(pool.name)/\(member.name)"
+                    let labels = [("listener", listener.name), ("backend", backend)]
                     let id = member.id
                     let health = table.health(of: id)
                     series.gauge("ringproxy_backend_active_connections", labels, table.sum(.active, backend: id), factory)
@@ -48,13 +51,14 @@ final class MetricsExporter: Sendable {
                     series.counter("ringproxy_backend_health_changes_total", labels, health.stateChanges, factory)
                     series.gauge("ringproxy_backend_up", labels, health.state == .up ? 1 : 0, factory)
                     series.gauge("ringproxy_backend_weight", labels, member.weight, factory)
-                    series.gauge("ringproxy_backend_effective_weight", labels, listener.pool.effectiveWeight(of: index, table: table, now: now), factory)
+                    series.gauge("ringproxy_backend_effective_weight", labels, pool.effectiveWeight(of: index, table: table, now: now), factory)
                     let state = health.displayState
                     for name in Self.backendStates {
                         series.gauge("ringproxy_backend_state", labels + [("state", name)], state == name ? 1 : 0, factory)
                     }
                     // Where the address came from, as a label of its own series: the others keep theirs.
                     series.gauge("ringproxy_backend_info", labels + [("address", "\(member.address)"), ("origin", member.origin)], 1, factory)
+                }
                 }
             }
             for (query, stats) in proxy.discoveryStats {
@@ -70,6 +74,14 @@ final class MetricsExporter: Sendable {
                 series.gauge("ringproxy_worker_spilled_bytes", labels, counters[.spilledBytes], factory)
                 for (name, counter) in Self.workerCounters {
                     series.counter("ringproxy_worker_\(name)_total", labels, counters[counter], factory)
+                }
+                // The routing stage (issue 12): only where a listener routes.
+                if plan.listeners.contains(where: { $0.routing != nil }) {
+                    series.counter("ringproxy_worker_routed_total", labels, counters[.routed], factory)
+                    series.gauge("ringproxy_worker_held_bytes", labels, counters[.heldBytes], factory)
+                    for reason in Rejection.allCases {
+                        series.counter("ringproxy_worker_rejected_total", labels + [("reason", "\(reason)")], counters[reason.counter], factory)
+                    }
                 }
             }
             let stats = proxy.processStats

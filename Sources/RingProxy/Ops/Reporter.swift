@@ -19,10 +19,12 @@ struct Reporter {
         let accepted = counters.total(.accepted), upstream = counters.total(.bytesUpstream)
         let downstream = counters.total(.bytesDownstream)
         let backends = proxy.plan.listeners.flatMap { listener in
-            listener.pool.members.map { member in
-                let health = proxy.table.health(of: member.id)
-                return "\(listener.name)/\(member.name)=\(proxy.table.sum(.active, backend: member.id))"
-                    + (health.state == .up ? "" : "(\(health.state))")
+            listener.pools.flatMap { pool, prefix in
+                pool.members.map { member in
+                    let health = proxy.table.health(of: member.id)
+                    return "\(prefix)/\(member.name)=\(proxy.table.sum(.active, backend: member.id))"
+                        + (health.state == .up ? "" : "(\(health.state))")
+                }
             }
         }
         logger.info("report", metadata: [

@@ -8,6 +8,10 @@ public final class WorkerCounters: @unchecked Sendable {
         case bufferRingEmpty, zeroCopySends, resetsDeferred, spills, spilledBytes, shed
         case submissions, completions, kernelEnters, staleCompletions
         case bytesUpstream, bytesDownstream
+        /// The routing stage (issue 12): clients routed, bytes held before connect, clients closed by reason.
+        case routed, heldBytes
+        case rejectedDenied, rejectedClientConnections, rejectedClientRate, rejectedProxyHeader, rejectedNoRoute
+        case rejectedPrereadTimeout, rejectedPrereadBudget
     }
 
     /// Pages of their own, so two workers' counters never share a cache line.

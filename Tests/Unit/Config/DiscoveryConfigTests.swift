@@ -110,3 +110,40 @@ final class DiscoveryConfigTests: XCTestCase {
         XCTAssertEqual(found.count, expected.count, "\(found): no lookup with resolvers in error")
     }
 }
+
+/// Names in named pools (issue 12's `[pools.NAME]`): followed like a listener's own, for the default pool and
+/// for each route's pool, and expanded into both when discovery finds addresses.
+final class DiscoveryPoolConfigTests: XCTestCase {
+    func testNamesInNamedPoolsAreFollowedAndExpandedForRoutesAndTheDefaultPool() throws {
+        let config = try ProxyConfig.validate(ConfigFile.parse("""
+            resolvers = ["127.0.0.1:9"]
+            dns_start = "wait"
+            [pools.api]
+            backends = [{ host = "api.invalid", port = 443 }, { host = "127.0.0.1", port = 9001 }]
+            [pools.web]
+            backends = [{ srv = "_web._tcp.invalid" }]
+            [[listeners]]
+            bind = "127.0.0.1:0"
+            routes = [{ sni = ["api.example.com"], pool = "api" }]
+            default_pool = "web"
+            """, file: "test.toml"), file: "test.toml", allowedCPUs: [0, 1])
+        let api = DNSQuery(kind: .address, name: "api.invalid", port: 443, mode: .all)
+        let web = DNSQuery(kind: .srv, name: "_web._tcp.invalid", port: 0, mode: .all)
+        XCTAssertEqual(config.queries, [api, web])
+        XCTAssertEqual(config.listeners[0].names.map(\.query), [web], "the default pool's names are the listener's")
+        XCTAssertEqual(config.listeners[0].routing?.routes[0].pool.names.map(\.query), [api])
+        XCTAssertEqual(config.listeners[0].routing?.routes[0].pool.backends.map(\.name), ["127.0.0.1:9001"])
+
+        let found = config.expanded(with: [
+            api: [DNSTarget(address: SocketAddress(numeric: "10.0.0.1:443")!)],
+            web: [DNSTarget(address: SocketAddress(numeric: "10.0.0.2:8443")!, weight: 5)],
+        ])
+        XCTAssertEqual(found.listeners[0].routing?.routes[0].pool.backends.map(\.name),
+                       ["127.0.0.1:9001", "api.invalid:443 (10.0.0.1:443)"], "file backends first")
+        XCTAssertEqual(found.listeners[0].backends.map(\.weight), [5])
+        XCTAssertEqual(found.discoveredSets[api], [DNSTarget(address: SocketAddress(numeric: "10.0.0.1:443")!)],
+                       "a route pool's addresses are what discovery holds for its name")
+        XCTAssertEqual(found.expanded(with: [api: [], web: []]).listeners[0].routing?.routes[0].pool.backends.map(\.name),
+                       ["127.0.0.1:9001"])
+    }
+}

@@ -1,0 +1,153 @@
+@testable import RingProxy
+import XCTest
+
+/// The front door's keys (issue 12): named pools, routes, PROXY in, source rules, per-client limits; and the
+/// layouts without them loading as before.
+final class RoutingConfigTests: XCTestCase {
+    private func load(_ text: String) throws -> ProxyConfig {
+        try ProxyConfig.validate(ConfigFile.parse(text, file: "test.toml"), file: "test.toml", allowedCPUs: [0, 1])
+    }
+
+    private func errors(_ text: String) -> [String] {
+        do {
+            _ = try load(text)
+            return []
+        } catch {
+            return "\(error)".split(separator: "\n").map(String.init)
+        }
+    }
+
+    private static let corpus = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fuzz/corpus")
+
+    func testFrontDoorSeedLoadsEveryKey() throws {
+        let text = try String(contentsOf: Self.corpus.appendingPathComponent("listeners-routing.toml"), encoding: .utf8)
+        let config = try load(text)
+        XCTAssertEqual(config.listeners.map(\.name), ["front", "mail"])
+        let front = config.listeners[0]
+        XCTAssertEqual(front.defaultPool, "web")
+        XCTAssertEqual(front.backends.map(\.name), ["127.0.0.1:9543"], "the default pool's backends are the listener's own")
+        XCTAssertEqual(front.rowKey, "pools.web")
+        let routing = try XCTUnwrap(front.routing)
+        XCTAssertEqual(routing.routes.map(\.pool.name), ["api", "web"])
+        XCTAssertEqual(routing.routes[0].pool.balance, .leastConnections)
+        XCTAssertEqual(routing.routes[0].pool.backends.map(\.weight), [1, 2])
+        XCTAssertEqual(routing.routes[1].alpn, ["h2", "http/1.1"])
+        XCTAssertTrue(routing.hasDefaultPool)
+        XCTAssertFalse(routing.acceptProxy.isEmpty)
+        XCTAssertEqual(routing.maxConnectionsPerClient, 64)
+        XCTAssertEqual(routing.newConnectionsPerClient, 20)
+        XCTAssertEqual(routing.newConnectionsBurst, 40)
+        XCTAssertEqual(routing.prereadMax, 16 * 1024)
+        XCTAssertEqual(routing.prereadTimeout, .seconds(5))
+        XCTAssertTrue(routing.prereads)
+
+        let mail = config.listeners[1]
+        XCTAssertEqual(mail.backends, [], "routes and no default: unmatched clients are closed")
+        XCTAssertEqual(mail.routing?.hasDefaultPool, false)
+        XCTAssertEqual(mail.routing?.routes.map(\.pool.name), ["mail", "web"])
+    }
+
+    func testDefaultsAndAListenerWithoutRoutingKeysKeepsThePlainPath() throws {
+        let config = try load("""
+            [pools.web]
+            backends = [{ host = "127.0.0.1", port = 9000 }]
+            [[listeners]]
+            name = "plain"
+            bind = "127.0.0.1:8080"
+            default_pool = "web"
+            [[listeners]]
+            name = "guarded"
+            bind = "127.0.0.1:8081"
+            deny = ["192.0.2.1/32"]
+            [[listeners.backends]]
+            host = "127.0.0.1"
+            port = 9001
+            """)
+        XCTAssertNil(config.listeners[0].routing, "a default_pool alone needs no routing stage")
+        XCTAssertEqual(config.listeners[0].backends.map(\.name), ["127.0.0.1:9000"])
+        let guarded = try XCTUnwrap(config.listeners[1].routing)
+        XCTAssertFalse(guarded.prereads, "rules alone are checked at accept: nothing is read before connect")
+        XCTAssertEqual(guarded.prereadMax, ListenerRouting.defaultPrereadMax)
+        XCTAssertEqual(guarded.prereadTimeout, ListenerRouting.defaultPrereadTimeout)
+        XCTAssertEqual(config.listeners[1].rowKey, "guarded")
+    }
+
+    func testErrorsNameTheKeyAndLine() {
+        let problems = errors("""
+            [pools.api]
+            balance = "fastest"
+            backends = [{ host = "127.0.0.1", port = 9443 }]
+
+            [[listeners]]
+            name = "front"
+            bind = "127.0.0.1:8443"
+            default_pool = "nowhere"
+            accept_proxy = ["10.0.0.0/33"]
+            max_connections_per_client = -1
+            new_connections_burst = 5
+            preread_max = 100
+            routes = [{ sni = ["api.example.com"] }, { sni = ["x..y"], pool = "api", colour = "red" }]
+            """)
+        let expected = [
+            "test.toml:2: pools.api.balance",
+            "test.toml:8: listeners[0].default_pool",
+            "test.toml:9: listeners[0].accept_proxy",
+            "test.toml:10: listeners[0].max_connections_per_client",
+            "test.toml:11: listeners[0].new_connections_burst",
+            "test.toml:12: listeners[0].preread_max",
+            "test.toml:13: listeners[0].routes[0]",
+            "test.toml:13: listeners[0].routes[1].colour",
+        ]
+        for key in expected {
+            XCTAssertTrue(problems.contains { $0.contains(key) }, "no error for \(key) in:\n\(problems.joined(separator: "\n"))")
+        }
+    }
+
+    func testPoolsBelongToTheListenersLayout() {
+        let problems = errors("""
+            port = 8080
+            [[backends]]
+            host = "127.0.0.1"
+            port = 9000
+            [pools.web]
+            backends = [{ host = "127.0.0.1", port = 9001 }]
+            """)
+        XCTAssertTrue(problems.contains { $0.contains("pools.web") && $0.contains("[[listeners]]") }, problems.joined(separator: "\n"))
+    }
+
+    func testBackendsAndDefaultPoolTogetherIsAnError() {
+        let problems = errors("""
+            [pools.web]
+            backends = [{ host = "127.0.0.1", port = 9001 }]
+            [[listeners]]
+            bind = "127.0.0.1:8080"
+            default_pool = "web"
+            [[listeners.backends]]
+            host = "127.0.0.1"
+            port = 9000
+            """)
+        XCTAssertTrue(problems.contains { $0.contains("default_pool") && $0.contains("not both") }, problems.joined(separator: "\n"))
+    }
+
+    func testRouteMatchingBySNIAndALPN() throws {
+        let config = try load("""
+            [pools.api]
+            backends = [{ host = "127.0.0.1", port = 9443 }]
+            [pools.h2]
+            backends = [{ host = "127.0.0.1", port = 9444 }]
+            [[listeners]]
+            bind = "127.0.0.1:8443"
+            routes = [{ sni = ["api.example.com"], pool = "api" }, { alpn = ["h2"], pool = "h2" }]
+            """)
+        let routes = try XCTUnwrap(config.listeners[0].routing?.routes)
+        let api = ClientHello(serverName: "api.example.com", alpn: [])
+        let h2 = ClientHello(serverName: "www.example.com", alpn: ["h2", "http/1.1"])
+        XCTAssertTrue(routes[0].matches(api))
+        XCTAssertFalse(routes[0].matches(h2))
+        XCTAssertFalse(routes[0].matches(nil), "no ClientHello: no server name to match")
+        XCTAssertTrue(routes[1].matches(h2))
+        XCTAssertFalse(routes[1].matches(api))
+    }
+}
