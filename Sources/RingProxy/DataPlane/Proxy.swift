@@ -327,7 +327,9 @@ public final class Proxy: @unchecked Sendable {
             if let same {
                 listeners.append(ListenerPlan(
                     id: same.id, name: listener.name, address: same.address, pool: pool, sendProxy: listener.sendProxy,
-                    sockets: same.sockets, routing: makeRouting(listener, id: same.id, health: config.health)))
+                    sockets: same.sockets,
+                    routing: makeRouting(listener, id: same.id, health: config.health,
+                                         joining: previous == nil ? nil : running, keys: &keys, joined: &joined)))
                 continue
             }
             var address = listener.address
