@@ -91,13 +91,15 @@ public struct BackendHealth: Sendable {
     /// Starts the slow-start ramp now (the backend came up, joined, or left maintenance).
     public func startRamp(now: Int64) { words.store(at: .rampStart, Int(max(1, now))) }
 
-    /// Whether a new connection may go to this backend now (without claiming anything).
+    /// Whether a new connection may go to this backend now (without claiming anything). `activeChecks`: the
+    /// pool's health checks, when on, alone bring a down backend back (a Bool, not the policy: the policy holds
+    /// strings and arrays, whose reference counting would cost every pick).
     @inline(__always)
-    public func isAvailable(now: Int64, policy: HealthPolicy) -> Bool {
+    public func isAvailable(now: Int64, activeChecks: Bool) -> Bool {
         guard isAdminReady else { return false }
         return switch state {
         case .up: true
-        case .down: policy.checks == nil && now >= Int64(words.load(.downUntil))
+        case .down: !activeChecks && now >= Int64(words.load(.downUntil))
         case .trial: false
         }
     }
@@ -105,14 +107,14 @@ public struct BackendHealth: Sendable {
     /// Takes the backend for one connection: true when it is up, or when this connection becomes the trial
     /// of a down backend whose timeout has passed (`isTrial` then tells the caller to report the outcome).
     @inline(__always)
-    public func claim(now: Int64, policy: HealthPolicy, isTrial: inout Bool) -> Bool {
+    public func claim(now: Int64, activeChecks: Bool, isTrial: inout Bool) -> Bool {
         guard isAdminReady else { return false }
         switch state {
         case .up:
             isTrial = false
             return true
         case .down:
-            guard policy.checks == nil, now >= Int64(words.load(.downUntil)) else { return false }
+            guard !activeChecks, now >= Int64(words.load(.downUntil)) else { return false }
             isTrial = words.compareExchange(.healthState, HealthState.down.rawValue, HealthState.trial.rawValue)
             return isTrial
         case .trial:

@@ -36,6 +36,8 @@ public final class BackendPool: @unchecked Sendable {
     public let totalWeight: Int
     /// `health.slow_start` in milliseconds (0: off), read per pick to ramp a backend's effective weight.
     let slowStartMilliseconds: Int64
+    /// Whether active health checks are on (then they alone bring a down backend back), read per pick.
+    let hasActiveChecks: Bool
     /// The hot per-member fields, in fixed arrays (no array bounds checks or reference counting per pick).
     let ids: FixedArray<BackendID>
     let weights: FixedArray<Int>
@@ -53,6 +55,7 @@ public final class BackendPool: @unchecked Sendable {
         self.algorithm = algorithm
         self.health = health
         slowStartMilliseconds = health.slowStart.milliseconds
+        hasActiveChecks = health.checks != nil
         count = members.count
         ids = FixedArray(members.map(\.id))
         weights = FixedArray(members.map(\.weight))

@@ -82,7 +82,7 @@ public struct Candidates {
         guard pool.weights[member] > 0, !tried.contains(id), !refused.contains(id) else { return false }
         let health = table.health(of: id)
         let limit = pool.limits[member]
-        return health.isAvailable(now: now, policy: pool.health) && (limit == 0 || health.reserved < limit)
+        return health.isAvailable(now: now, activeChecks: pool.hasActiveChecks) && (limit == 0 || health.reserved < limit)
     }
 
     /// Takes `member` for this connection: its `max_connections` slot and, when it is down, its trial.
@@ -97,7 +97,7 @@ public struct Candidates {
             return false
         }
         var trial = false
-        guard health.claim(now: now, policy: pool.health, isTrial: &trial) else {
+        guard health.claim(now: now, activeChecks: pool.hasActiveChecks, isTrial: &trial) else {
             if limit > 0 { health.unreserve() }
             refused.insert(id)
             return false

@@ -53,16 +53,16 @@ final class BackendTableTests: XCTestCase {
         XCTAssertNil(health.recordConnectFailure(now: now, wasTrial: false, policy: policy))
         XCTAssertEqual(health.recordConnectFailure(now: now, wasTrial: false, policy: policy),
                        HealthTransition(to: .down, reason: "3 consecutive connect failures"))
-        XCTAssertFalse(health.isAvailable(now: now + 9_999, policy: policy))
+        XCTAssertFalse(health.isAvailable(now: now + 9_999, activeChecks: policy.checks != nil))
         var trial = false
-        XCTAssertFalse(health.claim(now: now + 9_999, policy: policy, isTrial: &trial))
-        XCTAssertTrue(health.claim(now: now + 10_000, policy: policy, isTrial: &trial))
+        XCTAssertFalse(health.claim(now: now + 9_999, activeChecks: policy.checks != nil, isTrial: &trial))
+        XCTAssertTrue(health.claim(now: now + 10_000, activeChecks: policy.checks != nil, isTrial: &trial))
         XCTAssertTrue(trial, "the first connection after the timeout is the trial")
-        XCTAssertFalse(health.claim(now: now + 10_000, policy: policy, isTrial: &trial), "only one trial at a time")
+        XCTAssertFalse(health.claim(now: now + 10_000, activeChecks: policy.checks != nil, isTrial: &trial), "only one trial at a time")
         XCTAssertEqual(health.recordConnectFailure(now: now + 10_050, wasTrial: true, policy: policy),
                        HealthTransition(to: .down, reason: "trial connection failed"))
-        XCTAssertFalse(health.isAvailable(now: now + 20_000, policy: policy), "down for another timeout")
-        XCTAssertTrue(health.claim(now: now + 20_050, policy: policy, isTrial: &trial))
+        XCTAssertFalse(health.isAvailable(now: now + 20_000, activeChecks: policy.checks != nil), "down for another timeout")
+        XCTAssertTrue(health.claim(now: now + 20_050, activeChecks: policy.checks != nil, isTrial: &trial))
         XCTAssertEqual(health.recordConnectSuccess(wasTrial: true, now: now + 20_060),
                        HealthTransition(to: .up, reason: "trial connection succeeded"))
         XCTAssertEqual(health.state, .up)
@@ -85,9 +85,9 @@ final class BackendTableTests: XCTestCase {
         let health = table.health(of: BackendID(0))
         _ = health.recordConnectFailure(now: 0, wasTrial: false, policy: policy)
         var trial = false
-        XCTAssertTrue(health.claim(now: 1000, policy: policy, isTrial: &trial))
+        XCTAssertTrue(health.claim(now: 1000, activeChecks: policy.checks != nil, isTrial: &trial))
         health.abandonTrial(now: 1001)
-        XCTAssertTrue(health.claim(now: 1001, policy: policy, isTrial: &trial))
+        XCTAssertTrue(health.claim(now: 1001, activeChecks: policy.checks != nil, isTrial: &trial))
         XCTAssertTrue(trial)
     }
 
@@ -100,11 +100,11 @@ final class BackendTableTests: XCTestCase {
         XCTAssertNil(health.recordCheck(passed: false, policy: policy, now: 0))
         XCTAssertEqual(health.recordCheck(passed: false, policy: policy, now: 0),
                        HealthTransition(to: .down, reason: "3 consecutive health checks failed"))
-        XCTAssertFalse(health.isAvailable(now: .max - 1, policy: policy), "with checks, only checks bring it back")
+        XCTAssertFalse(health.isAvailable(now: .max - 1, activeChecks: policy.checks != nil), "with checks, only checks bring it back")
         XCTAssertNil(health.recordCheck(passed: true, policy: policy, now: 0))
         XCTAssertEqual(health.recordCheck(passed: true, policy: policy, now: 0),
                        HealthTransition(to: .up, reason: "2 consecutive health checks passed"))
-        XCTAssertTrue(health.isAvailable(now: 0, policy: policy))
+        XCTAssertTrue(health.isAvailable(now: 0, activeChecks: policy.checks != nil))
     }
 
     func testReservationsNeverExceedTheLimitUnderContention() {
