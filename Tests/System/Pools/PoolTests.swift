@@ -269,31 +269,14 @@ final class PoolTests: XCTestCase {
     }
 
     func testNginxReadsOurProxyProtocolHeader() throws {
-        let nginx = try requireTool(["/usr/sbin/nginx"], install: "apt-get install nginx libnginx-mod-stream")
-        try requireFile("/usr/lib/nginx/modules/ngx_stream_module.so", install: "apt-get install libnginx-mod-stream")
         let port = try deadAddress().port
-        let folder = NSTemporaryDirectory() + "ringproxy-nginx-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: folder) }
-        try """
-            load_module /usr/lib/nginx/modules/ngx_stream_module.so;
-            daemon off;
-            master_process off;
-            pid \(folder)/nginx.pid;
-            error_log \(folder)/error.log;
-            events { worker_connections 64; }
-            stream {
-                server {
-                    listen 127.0.0.1:\(port) proxy_protocol;
-                    return "nginx saw $proxy_protocol_addr:$proxy_protocol_port\\n";
-                }
+        let nginx = try StreamNginx(servers: """
+            server {
+                listen 127.0.0.1:\(port) proxy_protocol;
+                return "nginx saw $proxy_protocol_addr:$proxy_protocol_port\\n";
             }
-            """.write(toFile: "\(folder)/nginx.conf", atomically: true, encoding: .utf8)
-        let process = try BuiltBinary.Running(executable: nginx, arguments: [nginx, "-c", "\(folder)/nginx.conf", "-p", folder])
-        defer {
-            process.signal(SIGTERM)
-            _ = process.finish()
-        }
+            """)
+        defer { nginx.stop() }
         let backend = SocketAddress(numericHost: "127.0.0.1", port: port)!
         XCTAssertTrue(eventually(5) { (try? TestClient(backend)) != nil }, "nginx did not start")
         for version in ["v1", "v2"] {

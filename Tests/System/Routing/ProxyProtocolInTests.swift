@@ -76,8 +76,6 @@ final class ProxyProtocolInTests: XCTestCase {
     }
 
     func testNginxProxyProtocolOnOverIPv4AndIPv6SendsV1ThatWeStrip() throws {
-        let nginx = try requireTool(["/usr/sbin/nginx"], install: "apt-get install nginx libnginx-mod-stream")
-        try requireFile("/usr/lib/nginx/modules/ngx_stream_module.so", install: "apt-get install libnginx-mod-stream")
         let backend = try TestServer(.proxyProtocol)
         let proxy = try RoutedProxy(listener(trusting: ["127.0.0.1/32"], backend: backend.address))
         defer { proxy.stop() }
@@ -85,34 +83,19 @@ final class ProxyProtocolInTests: XCTestCase {
         defer { proxy6.stop() }
         let port = try deadAddress().port
         let port6 = try deadAddress().port
-        let folder = NSTemporaryDirectory() + "ringproxy-nginx-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: folder) }
-        try """
-            load_module /usr/lib/nginx/modules/ngx_stream_module.so;
-            daemon off;
-            master_process off;
-            pid \(folder)/nginx.pid;
-            error_log \(folder)/error.log;
-            events { worker_connections 64; }
-            stream {
-                server {
-                    listen 127.0.0.1:\(port);
-                    proxy_pass 127.0.0.1:\(proxy.address().port);
-                    proxy_protocol on;
-                }
-                server {
-                    listen [::1]:\(port6);
-                    proxy_pass [::1]:\(proxy6.address().port);
-                    proxy_protocol on;
-                }
+        let nginx = try StreamNginx(servers: """
+            server {
+                listen 127.0.0.1:\(port);
+                proxy_pass 127.0.0.1:\(proxy.address().port);
+                proxy_protocol on;
             }
-            """.write(toFile: "\(folder)/nginx.conf", atomically: true, encoding: .utf8)
-        let process = try BuiltBinary.Running(executable: nginx, arguments: [nginx, "-c", "\(folder)/nginx.conf", "-p", folder])
-        defer {
-            process.signal(SIGTERM)
-            _ = process.finish()
-        }
+            server {
+                listen [::1]:\(port6);
+                proxy_pass [::1]:\(proxy6.address().port);
+                proxy_protocol on;
+            }
+            """)
+        defer { nginx.stop() }
         let front = SocketAddress(numericHost: "127.0.0.1", port: port)!
         XCTAssertTrue(eventually(5) { (try? TestClient(front)) != nil }, "nginx did not start")
         let client = try TestClient(front, from: SocketAddress(numericHost: "127.0.0.43", port: 0)!)
