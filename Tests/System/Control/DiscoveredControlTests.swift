@@ -9,24 +9,8 @@ final class DiscoveredControlTests: XCTestCase {
     private let source = SettingSource(key: "test")
     private let web = "web.\(DNSMasq.domain)"
 
-    /// Backends that answer with their own address, on `hosts`, all on one port (a name's addresses share the
-    /// backend entry's port).
-    private func servers(_ hosts: [String]) throws -> [String: TestServer] {
-        for _ in 0..<20 {
-            let first = try TestServer(.banner(hosts[0]), host: hosts[0])
-            var all = [hosts[0]: first]
-            do {
-                for host in hosts.dropFirst() { all[host] = try TestServer(.banner(host), host: host, port: first.port) }
-                return all
-            } catch {
-                continue
-            }
-        }
-        throw TestFailure("no port is free on every one of \(hosts)")
-    }
-
     func testOverridesApplyToDiscoveredAddressesStayThroughNewPlansAndGoWithTheRecord() throws {
-        let backends = try servers(["127.0.0.2", "127.0.0.3", "127.0.0.4"])
+        let backends = try TestServer.bannersOnOnePort(["127.0.0.2", "127.0.0.3", "127.0.0.4"])
         let port = backends["127.0.0.2"]!.port
         let dns = try DNSMasq(hosts: ["127.0.0.2 \(web)", "127.0.0.3 \(web)"])
         let proxy = try ProxyHarness(backends: []) { settings in
@@ -80,7 +64,7 @@ final class DiscoveredControlTests: XCTestCase {
     /// Slow start for discovered addresses: one that appears ramps, and so does one whose record comes back
     /// (its row, kept for the life of the process, is not a reason to skip the ramp).
     func testADiscoveredAddressRampsWhenItAppearsAndWhenItComesBack() throws {
-        let backends = try servers(["127.0.0.2", "127.0.0.3"])
+        let backends = try TestServer.bannersOnOnePort(["127.0.0.2", "127.0.0.3"])
         let port = backends["127.0.0.2"]!.port
         let dns = try DNSMasq(hosts: ["127.0.0.2 \(web)"])
         let proxy = try ProxyHarness(backends: []) { settings in

@@ -14,22 +14,6 @@ final class DiscoveryTests: XCTestCase {
     /// 1 s TTL on a loaded 2-CPU machine; the margin leaves room for its scheduling.
     private let followMargin: Int64 = 750
 
-    /// Backends that answer with their own address, on `hosts`, all on one port (a name's addresses share the
-    /// backend entry's port).
-    private func servers(_ hosts: [String]) throws -> [String: TestServer] {
-        for _ in 0..<20 {
-            let first = try TestServer(.banner(hosts[0]), host: hosts[0])
-            var all = [hosts[0]: first]
-            do {
-                for host in hosts.dropFirst() { all[host] = try TestServer(.banner(host), host: host, port: first.port) }
-                return all
-            } catch {
-                continue
-            }
-        }
-        throw TestFailure("no port is free on every one of \(hosts)")
-    }
-
     private func named(_ host: String, port: UInt16) -> BackendSpec {
         BackendSpec(host: Setting(host, source), port: Setting(Int(port), source), source: source)
     }
@@ -45,7 +29,7 @@ final class DiscoveryTests: XCTestCase {
     private func hosts(_ proxy: ProxyHarness) -> Set<String> { Set(proxy.pool.members.map(\.address.host)) }
 
     func testNewConnectionsFollowRecordsAddedAndRemovedUnderLoadAndNoClientFails() throws {
-        let backends = try servers(["127.0.0.2", "127.0.0.3", "127.0.0.4", "::1"])
+        let backends = try TestServer.bannersOnOnePort(["127.0.0.2", "127.0.0.3", "127.0.0.4", "::1"])
         let port = backends["127.0.0.2"]!.port
         let dns = try DNSMasq(hosts: ["127.0.0.2 \(web)", "127.0.0.3 \(web)"])
         let proxy = try proxy(dns, [named(web, port: port)])
@@ -126,7 +110,7 @@ final class DiscoveryTests: XCTestCase {
     }
 
     func testAFailingResolverKeepsTheLastSetAndAGoneNameEmptiesOnlyAfterTheHold() throws {
-        let backends = try servers(["127.0.0.2", "127.0.0.5"])
+        let backends = try TestServer.bannersOnOnePort(["127.0.0.2", "127.0.0.5"])
         let port = backends["127.0.0.2"]!.port
         let dns = try DNSMasq(hosts: ["127.0.0.2 \(web)"])
         // 127.0.0.5 from the file carries the clients while the name has no address.
@@ -204,7 +188,7 @@ final class DiscoveryTests: XCTestCase {
     }
 
     func testAReloadFollowsTheNewFilesNamesAndAnAddressThatStaysKeepsItsRow() throws {
-        let backends = try servers(["127.0.0.2", "127.0.0.3"])
+        let backends = try TestServer.bannersOnOnePort(["127.0.0.2", "127.0.0.3"])
         let port = backends["127.0.0.2"]!.port
         let api = "api.\(DNSMasq.domain)"
         let dns = try DNSMasq(hosts: ["127.0.0.2 \(web)", "127.0.0.3 \(api)"])
