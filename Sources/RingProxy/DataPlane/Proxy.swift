@@ -312,13 +312,16 @@ public final class Proxy: @unchecked Sendable {
         var keys = Set<BackendKey>()
         var joined: [BackendID] = []
         // A backend joins when the running plan's pool lacks it: new, or back (a DNS record that returned).
-        let running = Set(previous?.listeners.flatMap { listener in
-            listener.pools.flatMap { pool, _ in pool.members.map { BackendKey(pool: pool.name, address: $0.address) } }
-        } ?? [])
+        // What the running plan's pools hold (nil for the first plan, where nothing joins).
+        let running = previous.map { plan in
+            Set(plan.listeners.flatMap { listener in
+                listener.pools.flatMap { pool, _ in pool.members.map { BackendKey(pool: pool.name, address: $0.address) } }
+            })
+        }
         for listener in config.listeners {
             let pool = makePool(name: listener.defaultPool ?? listener.name, rowKey: listener.rowKey, backends: listener.backends,
                                 algorithm: listener.balance, health: config.health,
-                                joining: previous == nil ? nil : running, keys: &keys, joined: &joined)
+                                joining: running, keys: &keys, joined: &joined)
             // The same listener: same name and address (a port 0 keeps the port it was given).
             let same = previous?.listeners.first { running in
                 running.name == listener.name
@@ -329,7 +332,7 @@ public final class Proxy: @unchecked Sendable {
                     id: same.id, name: listener.name, address: same.address, pool: pool, sendProxy: listener.sendProxy,
                     sockets: same.sockets,
                     routing: makeRouting(listener, id: same.id, health: config.health,
-                                         joining: previous == nil ? nil : running, keys: &keys, joined: &joined)))
+                                         joining: running, keys: &keys, joined: &joined)))
                 continue
             }
             var address = listener.address
@@ -350,7 +353,7 @@ public final class Proxy: @unchecked Sendable {
                 id: nextListenerID, name: listener.name, address: address, pool: pool, sendProxy: listener.sendProxy,
                 sockets: sockets,
                 routing: makeRouting(listener, id: nextListenerID, health: config.health,
-                                     joining: previous == nil ? nil : running, keys: &keys, joined: &joined)))
+                                     joining: running, keys: &keys, joined: &joined)))
             nextListenerID += 1
         }
         applyOverrides(keeping: keys, joined: joined, listeners: listeners)
