@@ -162,8 +162,10 @@ bench: build
 bench-quick: build
 	python3 bench/harness/run.py --bin $(RELEASE_BIN) --quick --layouts $(BENCH_LAYOUTS) $(BENCH_ARGS)
 
-# The SNI-routed TLS cell (issue 12): new TLS connections per second through RingProxy, HAProxy (req.ssl_sni)
-# and nginx (ssl_preread) to three nginx TLS servers, and each proxy's CPU per connection (about a minute).
+# The SNI-routed TLS cell of `make bench` alone (issue 12): new TLS connections per second through RingProxy,
+# HAProxy (req.ssl_sni) and nginx (ssl_preread) to three nginx TLS servers, each proxy's CPU per connection, in the
+# pinned and unpinned layouts (BENCH_ROUNDS rounds, about 2 minutes).
 .PHONY: bench-tls
 bench-tls: build
-	python3 bench/harness/tls_cell.py --bin $(RELEASE_BIN) --rounds 2 $(BENCH_ARGS)
+	python3 bench/harness/run.py --bin $(RELEASE_BIN) --cells tls-sni --layouts pinned,unpinned --rounds $(BENCH_ROUNDS) \
+	  --duration $(BENCH_DURATION) --tag tls $(BENCH_ARGS)

@@ -10,6 +10,7 @@ import subprocess
 import time
 
 import thirdparty
+import tls
 from procs import MemoryCgroup, RSSSampler, cpu_busy, cpu_of, meminfo_kib, rss_kib, machine_ticks, wait_line
 
 
@@ -67,6 +68,10 @@ def make_cells(rate=20000, idle_connections=4000, stream_connections=8):
              ["--connections", "1000"], "requests_per_s", "req/s", netns=False, short="wrk keep-alive 1000"),
         Cell("wrk-close", "wrk Connection: close, nginx 1 KiB, 50 connections", "wrk", "http",
              ["--connections", "50", "--close"], "requests_per_s", "req/s", netns=False, short="wrk close 50"),
+        Cell("tls-sni", f"new TLS connections routed by SNI to 3 nginx ssl servers, wrk Connection: close, "
+             f"3 × {tls.CONNECTIONS_PER_NAME} connections", "wrk-tls", "tls",
+             ["--connections", str(3 * tls.CONNECTIONS_PER_NAME), "--close"], "requests_per_s", "conn/s", netns=False,
+             short="TLS by SNI, new conns"),
         Cell("iperf-1", "iperf3, one stream", "iperf", "iperf", ["--streams", "1"], "gbit_per_s", "Gbit/s",
              netns=False, short="iperf3 1 stream"),
         Cell("iperf-4", "iperf3, four streams", "iperf", "iperf", ["--streams", "4"], "gbit_per_s", "Gbit/s",
@@ -146,9 +151,10 @@ def measure(ctx, proxy, cell, duration, round_index):
     side's CPU (the client's, from wait4, and the backend's) and the CPU time stolen from this machine."""
     sample = {"cell": cell.name, "proxy": proxy.name, "round": round_index, "ok": False}
     options = [a for a in cell.args if a.startswith("--")]
-    if cell.mode in ("wrk", "iperf"):
+    third_party = {"wrk": "wrk and nginx", "wrk-tls": "wrk, nginx and openssl", "iperf": "iperf3"}
+    if cell.mode in third_party:
         if cell.backend not in proxy.frontends:
-            sample["error"] = f"no {cell.backend} backend here ({'wrk and nginx' if cell.mode == 'wrk' else 'iperf3'} needed)"
+            sample["error"] = f"no {cell.backend} backend here ({third_party[cell.mode]} needed)"
             sample["unsupported"] = True
             return sample
     elif cell.mode != "idle" and not ctx.ringload.supports(cell.mode, *options):
@@ -162,8 +168,11 @@ def measure(ctx, proxy, cell, duration, round_index):
         return measure_idle(ctx, proxy, cell, sample)
     host, port = proxy.frontends[cell.backend]
     json_path = os.path.join(ctx.tmpdir, f"load-{cell.name}-{proxy.name}-{round_index}.json")
+    tls_outputs = []
     if cell.mode == "wrk":
         argv = thirdparty.wrk_argv(host, port, cell, duration, len(ctx.load_cpus))
+    elif cell.mode == "wrk-tls":
+        argv, tls_outputs = tls.client_argv(ctx, proxy, duration)
     elif cell.mode == "iperf":
         argv = thirdparty.iperf_argv(host, port, cell, duration)
     else:
@@ -206,6 +215,12 @@ def measure(ctx, proxy, cell, duration, round_index):
     load = None
     if cell.mode == "wrk":
         load = thirdparty.parse_wrk(text)
+    elif cell.mode == "wrk-tls":
+        load = tls.parse_outputs(tls_outputs)
+        if load.get("error"):
+            sample["error"] = load["error"]
+        elif tls.wrong_routes(tls_outputs):
+            sample["error"] = f"{tls.wrong_routes(tls_outputs)} connections reached another name's server"
     elif cell.mode == "iperf":
         load = thirdparty.parse_iperf(text)
         if load.get("error"):
@@ -232,7 +247,7 @@ def measure(ctx, proxy, cell, duration, round_index):
         return sample
     sample["ok"] = True
     derive(sample)
-    if cell.mode not in ("rr", "wrk"):  # ringload's stream and connect report no request latency
+    if cell.mode not in ("rr", "wrk", "wrk-tls"):  # ringload's stream and connect report no request latency
         sample["p50_ms"] = sample["p99_ms"] = None
     return sample
 

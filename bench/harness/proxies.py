@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import time
 
+import tls
 from procs import child_pids, format_cpu_list, free_port, wait_port
 
 NGINX_STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
@@ -118,6 +119,9 @@ class RingProxy(Proxy):
         lines += [f"{key} = {value}" for key, value in extra.items()]
         for name, (host, port) in backends.items():
             fhost, fport = self.frontends[name]
+            if name == "tls":
+                lines += tls.ringproxy_listener((fhost, fport), ctx.tls_routes)
+                continue
             lines += ["", "[[listeners]]", f'name = "{name}"', f'bind = "{fhost}:{fport}"',
                       "[[listeners.backends]]", f'host = "{host}"', f"port = {port}"]
         path = os.path.join(ctx.tmpdir, f"{self.name}.toml")
@@ -153,6 +157,9 @@ class HAProxy(Proxy):
             fhost, fport = self.frontends[name]
             binds = [f"    bind {fhost}:{fport}"] if ctx.threads == 1 else \
                 [f"    bind {fhost}:{fport} thread {t}" for t in range(1, ctx.threads + 1)]
+            if name == "tls":
+                conf += tls.haproxy_frontend(binds, ctx.tls_routes)
+                continue
             conf += [f"frontend fe_{name}"] + binds + [f"    default_backend be_{name}", "",
                                                        f"backend be_{name}", f"    server s1 {host}:{port}", ""]
         path = os.path.join(ctx.tmpdir, "haproxy.cfg")
@@ -187,6 +194,9 @@ class Nginx(Proxy):
                 f"events {{ worker_connections {ctx.nofile - 100}; multi_accept on; }}", "stream {"]
         for name, (host, port) in backends.items():
             fhost, fport = self.frontends[name]
+            if name == "tls":
+                conf += tls.nginx_server(f"{fhost}:{fport}", ctx.tls_routes)
+                continue
             conf += ["    server {", f"        listen {fhost}:{fport} reuseport backlog=65535;", f"        proxy_pass {host}:{port};",
                      "        proxy_timeout 1h;", "    }"]
         conf.append("}")

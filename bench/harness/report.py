@@ -225,8 +225,9 @@ def verdict(result, higher_is_better):
 
 
 def unit_of(cell, key):
-    return {"cpu_us_per_request": "µs/conn" if cell.mode == "connect" or "--close" in cell.args else "µs/req",
-            "cpu_s_per_gb": "CPU-s/GB", "load_cpu_us_per_request": "µs/req", "load_cpu_s_per_gb": "CPU-s/GB"}[key]
+    per_request = "µs/conn" if cell.mode == "connect" or "--close" in cell.args else "µs/req"
+    return {"cpu_us_per_request": per_request, "cpu_s_per_gb": "CPU-s/GB", "load_cpu_us_per_request": per_request,
+            "load_cpu_s_per_gb": "CPU-s/GB"}[key]
 
 
 def document(meta, cells, analysis):

@@ -36,6 +36,7 @@ import report  # noqa: E402
 import stats  # noqa: E402
 import svg  # noqa: E402
 import thirdparty  # noqa: E402
+import tls  # noqa: E402
 from procs import (Children, describe_cpus, format_cpu_list, free_port, parse_cpu_list,  # noqa: E402
                    raise_fd_limit, wait_line)
 
@@ -60,7 +61,8 @@ class Context:
         self.backend_host = "127.0.0.1"
         self.server_ns = None
         self.client_ns = None
-        self.third_party = True  # the nginx HTTP and iperf3 backends (not in the veth-pair run)
+        self.third_party = True  # the nginx HTTP, TLS and iperf3 backends (not in the veth-pair run)
+        self.tls_routes = {}  # server name -> (host, port) of its TLS server (the SNI-routed cell)
         self._port = 20000
 
     def next_port(self):
@@ -105,6 +107,10 @@ def start_backends(ctx):
                 host, port, pids = started
                 backends[name] = (host, port)
                 ctx.backend_pids[name] = pids
+        started = tls.start_tls_backends(ctx, log)
+        if started:
+            ctx.tls_routes, ctx.backend_pids["tls"] = started
+            backends["tls"] = next(iter(ctx.tls_routes.values()))  # each proxy routes its "tls" listener by name
     ctx.backends = backends
     return backends
 
@@ -147,7 +153,7 @@ class Layout:
         self.variants = list(variants)
 
 
-THIRD_PARTY = ["wrk-ka-100", "wrk-ka-1000", "wrk-close", "iperf-1", "iperf-4"]
+THIRD_PARTY = ["wrk-ka-100", "wrk-ka-1000", "wrk-close", "tls-sni", "iperf-1", "iperf-4"]
 
 
 def make_layouts(threads):
