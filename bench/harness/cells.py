@@ -313,6 +313,7 @@ def hold_idle(ctx, proxy, cell, sample, count, group=None):
     rss_pids = proxy.rss_pids()
     before = sum(v for v in (rss_kib(p) for p in rss_pids) if v)
     slab_before = meminfo_kib("Slab")
+    caches_before = slab_caches()
     charge_before = group.usage_kib() if group else None
     user0, sys0 = cpu_of(proxy.cpu_pids())
     started = time.monotonic()
@@ -346,6 +347,7 @@ def hold_idle(ctx, proxy, cell, sample, count, group=None):
     time.sleep(1.0)  # let the proxy finish its backend connects
     after = sum(v for v in (rss_kib(p) for p in rss_pids) if v)
     slab_after = meminfo_kib("Slab")
+    caches_after = slab_caches()
     charge_after = group.usage_kib() if group else None
     user1, sys1 = cpu_of(proxy.cpu_pids())
     alive = proxy.alive()
@@ -356,6 +358,10 @@ def hold_idle(ctx, proxy, cell, sample, count, group=None):
                    "slab_kib_per_connection": round((slab_after - slab_before) / count, 3),
                    "total_kib_per_connection": round((after - before + slab_after - slab_before) / count, 3),
                    "cpu_user_s": round(user1 - user0, 3), "cpu_sys_s": round(sys1 - sys0, 3)})
+    if caches_before and caches_after:
+        grown = {name: (caches_after[name] - caches_before.get(name, 0)) / count for name in caches_after}
+        sample["slab_caches_bytes_per_connection"] = {name: round(size) for name, size in
+                                                      sorted(grown.items(), key=lambda kv: -kv[1])[:10]}
     if group:
         sample.update({"cgroup_kib_before": charge_before, "cgroup_kib_after": charge_after,
                        "cgroup_kib_per_connection": round((charge_after - charge_before) / count, 3)})
@@ -364,6 +370,16 @@ def hold_idle(ctx, proxy, cell, sample, count, group=None):
         return sample
     sample["ok"] = True
     return sample
+
+
+def slab_caches():
+    """{cache: bytes in its active objects} from /proc/slabinfo (root only), or {} where it cannot be read."""
+    try:
+        with open("/proc/slabinfo") as f:
+            rows = f.read().splitlines()[2:]
+    except OSError:
+        return {}
+    return {fields[0]: int(fields[1]) * int(fields[3]) for fields in (row.split() for row in rows)}
 
 
 def open_idle_connections(host, port, count):

@@ -200,7 +200,8 @@ def analyse(meta, cells, samples):
         comps = stats.comparisons(mine, here, names, {k: meta.get(k) for k in ("steal_max", "direct_drop", "other_max")},
                                   seed=meta["seed"])
         kept = [s for s in mine if str(s["round"]) not in comps.get(s["cell"], {}).get("disturbed", {})]
-        out[layout["name"]] = {"proxies": names, "summary": summarize(kept, here, names), "comparisons": comps}
+        out[layout["name"]] = {"proxies": names, "summary": summarize(kept, here, names), "comparisons": comps,
+                               "idle_samples": [s for s in kept if s.get("slab_caches_bytes_per_connection")]}
     return out
 
 
@@ -340,18 +341,31 @@ def layout_section(meta, layout, cells, result):
                   "socket and io_uring objects, the client's and backend's sockets included, which are the same for "
                   "every proxy); cgroup is the proxy's memory cgroup charge (user space + the kernel memory charged to "
                   "it).", "",
-                  "| proxy | RSS KiB/conn | slab KiB/conn | RSS + slab KiB/conn | cgroup KiB/conn | RSS + slab vs HAProxy |",
-                  "|---|---:|---:|---:|---:|---:|"]
+                  "| proxy | RSS KiB/conn | slab KiB/conn | RSS + slab KiB/conn | cgroup KiB/conn | RSS + slab vs HAProxy "
+                  "| cgroup vs HAProxy |", "|---|---:|---:|---:|---:|---:|---:|"]
         pairs = comps.get(cell.name, {}).get("pairs", {})
         for proxy in names:
             if proxy == "direct":
                 continue
             e = summary[cell.name][proxy]
             if not e["ok"]:
-                lines.append(f"| {proxy} | failed: {short(e['errors'])} | | | | |")
+                lines.append(f"| {proxy} | failed: {short(e['errors'])} | | | | | |")
                 continue
             total = pairs.get(f"{proxy}÷haproxy", {}).get("total")
+            cgroup = pairs.get(f"{proxy}÷haproxy", {}).get("cgroup")
             lines.append(f"| {proxy} | {med(e, 'kib_per_connection', 2, spread=True)} | {med(e, 'slab_kib_per_connection', 2, spread=True)} "
                          f"| {med(e, 'total_kib_per_connection', 2, spread=True)} | {med(e, 'cgroup_kib_per_connection', 2, spread=True)} "
-                         f"| {ci_text(total) if total else '–'} |")
+                         f"| {ci_text(total) if total else '–'} | {ci_text(cgroup) if cgroup else '–'} |")
+        lines += slab_by_cache([s for s in result.get("idle_samples", []) if s["cell"] == cell.name], names)
     return lines + [""]
+
+
+def slab_by_cache(samples, names):
+    """The slab caches that grew most per idle connection, for each proxy (its first sample that has them)."""
+    lines = []
+    for proxy in names:
+        first = next((s for s in samples if s["proxy"] == proxy and s.get("slab_caches_bytes_per_connection")), None)
+        if first:
+            caches = ", ".join(f"{name} {size:,.0f}" for name, size in first["slab_caches_bytes_per_connection"].items())
+            lines.append(f"- {proxy}, slab growth per connection by cache (bytes, round {first['round'] + 1}): {caches}")
+    return [""] + lines if lines else []
