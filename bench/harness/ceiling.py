@@ -3,6 +3,7 @@
 behind a missed target, and its ceiling).
 
     python3 bench/harness/ceiling.py [--bin DIR] [--rounds 3] [--seconds 4] [--connections 100] [--rate 10000]
+                                     [--stream]   (one bulk stream up to a sink instead: CPU-ms per GB)
 
 Each proxy forwards to ringload's echo server, one worker on CPU 1 (load and backend on CPU 0), under the same
 open-loop load (ringload rr 64 B at a fixed rate, so every proxy does the same work), with `perf record -e
@@ -39,8 +40,9 @@ BUCKETS = [  # (name, pattern on the symbol), first match wins; user-space symbo
                                       r"|^__fdget|^do_syscall|restore_regs|^error_entry|^irqentry"),
     ("scheduler, wake-ups", r"schedule|switch_to|finish_task|wake|pick_next|enqueue|dequeue|update_curr|update_load"
                             r"|psi_|cpuacct|select_task|ttwu|^__?perf|hrtimer|tick_|native_sched_clock"),
-    ("copy user <-> socket", r"copy_(to|from)_user|_copy_(to|from)_iter|copy_user|^rep_movs|memcpy|memmove"
-                             r"|skb_copy_datagram|simple_copy|csum_partial|check_object_size|virt_addr_valid"),
+    ("copy user <-> socket, splice", r"copy_(to|from)_user|_copy_(to|from)_iter|copy_user|^rep_movs|memcpy|memmove"
+                             r"|skb_copy_datagram|simple_copy|csum_partial|check_object_size|virt_addr_valid"
+                             r"|splice|pipe_|page_cache_pipe|^(__)?(get|put)_page|folio"),
     ("TCP/IP + loopback", r"tcp|^(__)?ip_|inet|^(__)?sk_|sock|skb|^(__)?dev_|netif|net_rx|napi|loopback|softirq"
                           r"|bh_|kmem_cache|kfree|kmalloc|__slab|slab_|page_frag|^(__)?alloc_pages|memcg|mod_memcg"
                           r"|release_sock|lock_sock|security_|apparmor|selinux|bpf_|nf_|refill_obj|obj_cgroup"
@@ -74,22 +76,27 @@ def profile(perf_data):
     return shares, sorted(other, reverse=True)[:8]
 
 
-def measure(proxy, ringload, echo, args, tmp, children):
+def measure(proxy, ringload, args, tmp, children):
     """One sample: requests, the proxy's CPU per request and its bucket shares."""
-    host, port = proxy.frontends["echo"]
+    host, port = proxy.frontends["sink" if args.stream else "echo"]
     data = os.path.join(tmp, f"perf-{proxy.name}.data")
     load_json = os.path.join(tmp, "load.json")
     pids = proxy.cpu_pids()
     recorder = children.start(["perf", "record", "-q", "-e", "cpu-clock", "-F", "3999", "-o", data,
                                "-p", ",".join(str(p) for p in pids), "--", "sleep", str(args.seconds + 0.5)])
     user0, sys0 = cpu_of(pids)
-    subprocess.run(["taskset", "-c", "0", ringload, "rr", "--target", f"{host}:{port}", "--connections",
-                    str(args.connections), "--size", "64", "--rate", str(args.rate), "--duration", str(args.seconds),
-                    "--json", load_json, "--quiet"], check=True, stdout=subprocess.DEVNULL)
+    load = ["--connections", "1", "--direction", "up"] if args.stream else \
+        ["--connections", str(args.connections), "--size", "64", "--rate", str(args.rate)]
+    subprocess.run(["taskset", "-c", "0", ringload, "stream" if args.stream else "rr", "--target", f"{host}:{port}"]
+                   + load + ["--duration", str(args.seconds), "--json", load_json, "--quiet"],
+                   check=True, stdout=subprocess.DEVNULL)
     user1, sys1 = cpu_of(pids)
     recorder.wait(timeout=60)
     with open(load_json) as f:
-        requests = json.load(f)["requests"]
+        result = json.load(f)
+    # Units of work: requests, or GB moved (CPU-µs per request, or CPU-ms per GB: both "cpu_us_per_request" here).
+    requests = result["requests"] if not args.stream else \
+        ((result.get("bytes_sent") or 0) + (result.get("bytes_received") or 0)) / 1e9 * 1e3
     shares, other = profile(data)
     cpu_us = ((user1 - user0) + (sys1 - sys0)) * 1e6 / requests
     return {"proxy": proxy.name, "requests": requests, "cpu_us_per_request": cpu_us,
@@ -116,6 +123,7 @@ def main():
     parser.add_argument("--seconds", type=float, default=4)
     parser.add_argument("--connections", type=int, default=100)
     parser.add_argument("--rate", type=int, default=10000)
+    parser.add_argument("--stream", action="store_true", help="one bulk stream up to a sink (per GB) instead of rr")
     parser.add_argument("--out", help="also write the table (markdown) here")
     parser.add_argument("--verbose", action="store_true", help="print the top symbols of 'other kernel'")
     args = parser.parse_args()
@@ -127,12 +135,14 @@ def main():
     ctx = Ctx(os.path.abspath(args.bin), tmp, children)
     ringload = os.path.join(ctx.bin, "ringload")
     try:
-        echo_port = free_port()
-        echo = children.start(["taskset", "-c", "0", ringload, "echo-server", "--listen", f"127.0.0.1:{echo_port}"],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        if not wait_line(echo, "listening on", timeout=15):
-            raise SystemExit("echo-server did not start")
-        backends = {"echo": ("127.0.0.1", echo_port)}
+        backends = {}
+        for name, mode in (("echo", "echo-server"), ("sink", "sink-server")):
+            port = free_port()
+            server = children.start(["taskset", "-c", "0", ringload, mode, "--listen", f"127.0.0.1:{port}"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            if not wait_line(server, "listening on", timeout=15):
+                raise SystemExit(f"{mode} did not start")
+            backends[name] = ("127.0.0.1", port)
         proxies = [proxymod.RingProxy(), proxymod.HAProxy()]
         for proxy in proxies:
             if not proxy.start(ctx, backends):
@@ -140,10 +150,10 @@ def main():
         samples = []
         for round_index in range(args.rounds):
             for proxy in (proxies if round_index % 2 == 0 else list(reversed(proxies))):
-                sample = measure(proxy, ringload, echo, args, tmp, children)
+                sample = measure(proxy, ringload, args, tmp, children)
                 samples.append(sample)
                 print(f"  other kernel: {sample['other_symbols'][:6]}") if args.verbose else None
-                print(f"[round {round_index + 1}] {proxy.name:<10} {sample['cpu_us_per_request']:.2f} CPU-µs/req  "
+                print(f"[round {round_index + 1}] {proxy.name:<10} {sample['cpu_us_per_request']:.2f} per unit  "
                       + "  ".join(f"{b} {v:.2f}" for b, v in sorted(sample["buckets_us"].items())), flush=True)
     finally:
         children.stop_all()
@@ -160,16 +170,18 @@ def report(samples, args):
     med = lambda name, f: statistics.median(f(s) for s in samples if s["proxy"] == name)
     buckets = sorted({b for s in samples for b in s["buckets_us"]},
                      key=lambda b: -med("haproxy", lambda s: s["buckets_us"].get(b, 0.0)))
-    lines = [f"rr 64 B, {args.connections} connections, open loop at {args.rate} req/s, {args.rounds} interleaved rounds "
-             f"of {args.seconds:g} s, one worker on CPU 1; CPU-µs per request, median", "",
+    unit = "CPU-ms per GB" if args.stream else "CPU-µs per request"
+    load = "one stream up to a sink, closed loop" if args.stream else \
+        f"rr 64 B, {args.connections} connections, open loop at {args.rate} req/s"
+    lines = [f"{load}, {args.rounds} interleaved rounds of {args.seconds:g} s, one worker on CPU 1; {unit}, median", "",
              "| bucket | RingProxy | HAProxy |", "|---|---:|---:|"]
     for b in buckets:
         lines.append(f"| {b} | " + " | ".join(f"{med(n, lambda s: s['buckets_us'].get(b, 0.0)):.2f}" for n in names) + " |")
     totals = {n: med(n, lambda s: s["cpu_us_per_request"]) for n in names}
     lines.append("| **total** | " + " | ".join(f"**{totals[n]:.2f}**" for n in names) + " |")
     floor = med("ringproxy", lambda s: s["buckets_us"].get("TCP/IP + loopback", 0.0)
-                + s["buckets_us"].get("copy user <-> socket", 0.0))
-    lines += ["", f"RingProxy ÷ HAProxy, CPU per request: {totals['ringproxy'] / totals['haproxy']:.2f}×. "
+                + s["buckets_us"].get("copy user <-> socket, splice", 0.0))
+    lines += ["", f"RingProxy ÷ HAProxy, {unit}: {totals['ringproxy'] / totals['haproxy']:.2f}×. "
               f"Ceiling (RingProxy's TCP/IP + copy alone, everything else at zero): "
               f"{floor / totals['haproxy']:.2f}× HAProxy's total."]
     return "\n".join(lines)
