@@ -61,6 +61,17 @@ public enum Socket {
         return fd
     }
 
+    /// The bytes sent on `fd` that its peer has yet to acknowledge and still can: 0 once the connection is
+    /// closed (reset, or timed out), whose stale send queue (SIOCOUTQ) would otherwise never drain; -1 on error.
+    public static func undeliveredBytes(_ fd: Int32) -> Int32 {
+        var info = tcp_info()
+        var length = socklen_t(MemoryLayout<tcp_info>.size)
+        if getsockopt(fd, Int32(IPPROTO_TCP), TCP_INFO, &info, &length) == 0 && Int32(info.tcpi_state) == Int32(TCP_CLOSE) {
+            return 0
+        }
+        return curing_unacknowledged_bytes(fd)
+    }
+
     /// Makes the next close send RST instead of FIN, to pass an abort on to the other peer.
     @inline(__always)
     public static func setAbortiveClose(_ fd: Int32) {

@@ -323,7 +323,7 @@ struct Worker: ~Copyable {
         case .cancel(let side):
             ring.cancelAll(on: table[slot].fd(side), userData: UserData(.cancel, slot: slot))
         case .close(let abortive):
-            if abortive, phase != .terminating, let fd = survivingFD(slot), curing_unacknowledged_bytes(fd) > 0 {
+            if abortive, phase != .terminating, let fd = survivingFD(slot), Socket.undeliveredBytes(fd) > 0 {
                 return linger(slot)
             }
             closeSockets(slot, abortive: abortive)
@@ -391,7 +391,7 @@ struct Worker: ~Copyable {
         var waiting = lingering
         lingering = SlotList(\.waitLinks, .lingering)
         while let slot = waiting.popFirst(in: table) {
-            let delivered = survivingFD(slot).map { curing_unacknowledged_bytes($0) <= 0 } ?? true
+            let delivered = survivingFD(slot).map { Socket.undeliveredBytes($0) <= 0 } ?? true
             if !all && !delivered && wheel.now &- table[slot].lastActive < Self.lingerTicks {
                 lingering.insert(slot, in: table)
                 continue

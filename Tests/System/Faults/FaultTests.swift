@@ -179,6 +179,32 @@ final class FaultTests: XCTestCase {
         XCTAssertEqual(try fresh.receiveLine(), expected.digest)
     }
 
+    /// A tunnel closed by a reset waits ("lingers", up to 10 s) until its other side has acknowledged what it
+    /// was sent, so that the reset does not destroy bytes in flight. When that other side is reset too, nothing
+    /// more can be delivered: the slot and both descriptors go at the next tick, not after the 10 s. (TLS
+    /// clients closing with `Connection: close` do this on every connection: each side's close_notify meets a
+    /// closed socket.)
+    func testTunnelResetOnBothSidesIsReleasedAtTheNextTickNotAfterTheLinger() throws {
+        let backend = try TestServer(.source(bytes: 100, seed: 3))
+        let proxy = try ProxyHarness(backend)
+        defer { proxy.stop() }
+        let rounds = 5
+        for _ in 0..<rounds {
+            let client = try TestClient(proxy.address)
+            XCTAssertEqual(try client.receiveUntilClose().count, 100, "the backend's bytes, then its end of stream")
+            // Towards a backend that has closed: its kernel answers with RST, and the proxy's backend socket is
+            // closed with these bytes never acknowledged.
+            try client.send([UInt8](repeating: 0x41, count: 1000))
+            XCTAssertTrue(eventually { backend.openCount == 0 })
+            usleep(50_000)  // the backend's RST on its way back (the case under test, not a wait for the proxy)
+            client.reset()
+        }
+        let started = monotonicMilliseconds()
+        XCTAssertTrue(eventually(3) { proxy.total(.active) == 0 }, "released without the 10 s linger")
+        print("\(rounds) tunnels reset on both sides: released \(monotonicMilliseconds() - started) ms after the last reset")
+        XCTAssertEqual(proxy.total(.closed), rounds)
+    }
+
     func testSlowClientGetsEveryByteWhileOthersRunAtFullSpeed() throws {
         let backend = try TestServer(.echo)
         let proxy = try ProxyHarness(backend)
