@@ -122,8 +122,9 @@ final class ProxyProtocolInTests: XCTestCase {
         XCTAssertEqual(proxy.total(.rejectedProxyHeader), 0)
     }
 
-    /// From a trusted source, a header is required: garbage, a truncated header then EOF, and silence past
-    /// `preread_timeout` each close the client with a counted reason; none reaches the backend.
+    /// From a trusted source, a header is required: garbage and a truncated header then EOF close the client
+    /// as `proxy_header`; silence, or half a header, past `preread_timeout` as `proxy_header_timeout` (not
+    /// `preread_timeout`, which is a ClientHello's); none reaches the backend.
     func testMalformedTruncatedAndLateHeadersAreClosedAndCounted() throws {
         let backend = try TestServer(.proxyProtocol)
         let proxy = try RoutedProxy(listener(trusting: ["127.0.0.0/8"], backend: backend.address, extra: "preread_timeout = \"1s\""))
@@ -139,8 +140,14 @@ final class ProxyProtocolInTests: XCTestCase {
         XCTAssertTrue(eventually(3) { proxy.total(.rejectedProxyHeader) == 2 }, "proxy_header \(proxy.total(.rejectedProxyHeader))")
 
         let silent = try TestClient(proxy.address())
+        let late = try TestClient(proxy.address())
+        try late.send("PROXY TCP4 192.0.2.1 127.0.0.1 ")
         XCTAssertNotEqual(silent.awaitEnd(within: 4).end, .stillOpen)
-        XCTAssertTrue(eventually(3) { proxy.total(.rejectedPrereadTimeout) == 1 })
+        XCTAssertNotEqual(late.awaitEnd(within: 4).end, .stillOpen)
+        XCTAssertTrue(eventually(3) { proxy.total(.rejectedProxyHeaderTimeout) == 2 },
+                      "proxy_header_timeout \(proxy.total(.rejectedProxyHeaderTimeout))")
+        XCTAssertEqual(proxy.total(.rejectedPrereadTimeout), 0)
+        XCTAssertEqual(proxy.total(.rejectedProxyHeader), 2)
         XCTAssertEqual(backend.acceptedCount, 0)
 
         // A good header from the same source is served, its client named.
