@@ -113,11 +113,18 @@ test-sanitize: test-asan test-tsan
 # fuzzer finds goes to .build-fuzz/corpus, and a crashing input to .build-fuzz/crash-*. Without a network
 # namespace (unshare -n) host names would go to the real resolver; with one they fail at once. The Swift
 # runtime's backtracer is off so that a trap is reported by libFuzzer (ASan flags the backtracer's reads).
-# make fuzz FUZZ_SECONDS=300
+# The Swift driver keeps only the last -sanitize= it is given, and SwiftPM passes --sanitize=fuzzer
+# --sanitize=address to swiftc as two options in an order that changes from run to run (a Set): about half the
+# builds had no coverage instrumentation (libFuzzer ran blind, "INITED cov: 0"), the other half no ASan in the
+# Swift code, and each change of order rebuilt everything. So SwiftPM is given the fuzzer alone (it must know,
+# to leave libFuzzer's main in place), swiftc both as one option, placed last (-Xswiftc, compiles and link),
+# clang ASan beside SwiftPM's -fsanitize=fuzzer (-Xcc). make fuzz FUZZ_SECONDS=300
 FUZZ_SECONDS ?= 60
 FUZZ_BIN = .build-fuzz/debug/config-fuzz
+FUZZ_BUILD = RINGPROXY_FUZZ=1 $(SWIFT) build -c debug --sanitize=fuzzer -Xswiftc -sanitize=fuzzer,address -Xcc -fsanitize=address \
+  --scratch-path .build-fuzz
 fuzz: deps
-	RINGPROXY_FUZZ=1 $(SWIFT) build -c debug --sanitize=fuzzer --sanitize=address --scratch-path .build-fuzz --product config-fuzz
+	$(FUZZ_BUILD) --product config-fuzz
 	mkdir -p .build-fuzz/corpus
 	NONET=$$(unshare -n true 2>/dev/null && echo "unshare -n"); \
 	SWIFT_BACKTRACE=enable=no $(LSAN_ENV) ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 $$NONET $(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
@@ -127,21 +134,42 @@ fuzz: deps
 # libFuzzer on the routing parsers, FUZZ_SECONDS each under ASan: Tests/Fuzz/ClientHelloFuzz (ClientHelloReader,
 # on the bytes as sent and framed into records) and Tests/Fuzz/ProxyHeaderFuzz (ProxyHeaderReader). Seeds are the
 # recorded captures (Tests/Unit/Routing/Captures) and Tests/Fuzz/clienthello-corpus, proxyheader-corpus (committed,
-# read only); what the fuzzer finds goes to .build-fuzz/<name>-corpus, a crashing input to .build-fuzz/crash-<name>-*.
-# PROXY inputs start at full length (-len_control=0): v2 TLVs reach 2 KiB, longer than any seed.
-# The parsers never resolve names or open sockets, so no network namespace. make fuzz-routing FUZZ_SECONDS=300
+# read only); what the fuzzer finds goes to .build-fuzz/<name>-corpus, a crashing input to .build-fuzz/crash-<name>-*,
+# its output to .build-fuzz/<name>.log. PROXY inputs start at full length (-len_control=0): v2 TLVs reach 2 KiB,
+# longer than any seed. The parsers never resolve names or open sockets, so no network namespace.
+# A fuzzer without coverage instrumentation runs blind and finds nothing, yet exits 0 ("INITED cov: 0"). Looking
+# for __sanitizer_cov_* symbols cannot tell (libFuzzer's runtime defines them either way), so make stops with the
+# reason when a parser's object has no inline coverage counters (no __sancov_cntrs section) or no ASan checks, or
+# when libFuzzer saw no coverage.
+# make fuzz-routing FUZZ_SECONDS=300
+FUZZ_OBJECTS = $(addprefix .build-fuzz/debug/,RingProxy.build/ClientHelloReader.swift.o \
+  RingProxy.build/HandshakeCursor.swift.o RingProxy.build/ProxyHeaderReader.swift.o \
+  RingProxy.build/ProxyHeaderReader+V1.swift.o RingProxy.build/ProxyHeaderReader+V2.swift.o \
+  ClientHelloFuzz.build/ClientHelloFuzz.swift.o ProxyHeaderFuzz.build/ProxyHeaderFuzz.swift.o)
+FUZZ_RUN = set -o pipefail; SWIFT_BACKTRACE=enable=no $(LSAN_ENV) ASAN_OPTIONS=detect_leaks=1:halt_on_error=1
+# $(call fuzz_saw_coverage,log)
+fuzz_saw_coverage = grep -Eq 'INITED cov: [1-9]' $(1) || \
+  { echo "$(1): libFuzzer saw no coverage (INITED cov: 0): the fuzzer is not instrumented" >&2; exit 1; }
 fuzz-routing: deps
-	RINGPROXY_FUZZ=1 $(SWIFT) build -c debug --sanitize=fuzzer --sanitize=address --scratch-path .build-fuzz --product clienthello-fuzz
-	RINGPROXY_FUZZ=1 $(SWIFT) build -c debug --sanitize=fuzzer --sanitize=address --scratch-path .build-fuzz --product proxyheader-fuzz
+	$(FUZZ_BUILD) --product clienthello-fuzz
+	$(FUZZ_BUILD) --product proxyheader-fuzz
+	@for object in $(FUZZ_OBJECTS); do \
+	  readelf -SW "$$object" 2>/dev/null | grep -q __sancov_cntrs || { echo "$$object has no coverage counters:" \
+	    "the fuzzers would run blind (swiftc without -sanitize=fuzzer, above)" >&2; exit 1; }; \
+	  nm "$$object" | grep -q __asan_ || { echo "$$object has no ASan checks (swiftc without -sanitize=address," \
+	    "above)" >&2; exit 1; }; \
+	done
 	mkdir -p .build-fuzz/clienthello-corpus .build-fuzz/proxyheader-corpus
-	SWIFT_BACKTRACE=enable=no $(LSAN_ENV) ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 .build-fuzz/debug/clienthello-fuzz \
+	$(FUZZ_RUN) .build-fuzz/debug/clienthello-fuzz \
 	  -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=4096 -max_len=20000 -print_final_stats=1 \
 	  -artifact_prefix=.build-fuzz/crash-clienthello- .build-fuzz/clienthello-corpus Tests/Fuzz/clienthello-corpus \
-	  Tests/Unit/Routing/Captures/ClientHello
-	SWIFT_BACKTRACE=enable=no $(LSAN_ENV) ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 .build-fuzz/debug/proxyheader-fuzz \
+	  Tests/Unit/Routing/Captures/ClientHello 2>&1 | tee .build-fuzz/clienthello-fuzz.log
+	@$(call fuzz_saw_coverage,.build-fuzz/clienthello-fuzz.log)
+	$(FUZZ_RUN) .build-fuzz/debug/proxyheader-fuzz \
 	  -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=4096 -max_len=4096 -len_control=0 -print_final_stats=1 \
 	  -artifact_prefix=.build-fuzz/crash-proxyheader- .build-fuzz/proxyheader-corpus Tests/Fuzz/proxyheader-corpus \
-	  Tests/Unit/Routing/Captures/ProxyHeader
+	  Tests/Unit/Routing/Captures/ProxyHeader 2>&1 | tee .build-fuzz/proxyheader-fuzz.log
+	@$(call fuzz_saw_coverage,.build-fuzz/proxyheader-fuzz.log)
 
 # RingProxy beside HAProxy, nginx (stream) and direct, with ringload and with wrk + nginx and iperf3, in three
 # layouts (pinned: one worker each on CPU 1, load on CPU 0; unpinned; two workers): `make bench` (BENCH_ROUNDS=10

@@ -43,6 +43,12 @@ struct RouteEntry {
     var next = SlotLinks.none
     var prev = SlotLinks.none
     var isListed = false
+
+    /// Why the stage closes the slot at its deadline: a PROXY header still due is the balancer's fault (or a
+    /// client posing as one), a ClientHello still short is the client's.
+    var timeoutReason: Rejection {
+        expectsHeader ? .proxyHeaderTimeout : .prereadTimeout
+    }
 }
 
 /// A worker's routing state, one `RouteEntry` per connection slot and the bytes each holds: mapped once,
@@ -143,11 +149,13 @@ enum Rejection: UInt8, CaseIterable, Error, CustomStringConvertible {
     case clientConnections
     /// It opened more than `new_connections_per_client` (beyond the burst).
     case clientRate
-    /// From an `accept_proxy` source: no PROXY header, or a malformed or oversized one, or it came too late.
+    /// From an `accept_proxy` source: a malformed or oversized PROXY header, or EOF before a whole one.
     case proxyHeader
+    /// From an `accept_proxy` source: its PROXY header was still incomplete at `preread_timeout`.
+    case proxyHeaderTimeout
     /// No route takes its server name and the listener has no default pool.
     case noRoute
-    /// It did not send enough to decide within `preread_timeout`.
+    /// It had not sent enough to read its ClientHello (or to tell it has none) by `preread_timeout`.
     case prereadTimeout
     /// The worker's budget for held and spilled bytes was spent.
     case prereadBudget
@@ -158,6 +166,7 @@ enum Rejection: UInt8, CaseIterable, Error, CustomStringConvertible {
         case .clientConnections: .rejectedClientConnections
         case .clientRate: .rejectedClientRate
         case .proxyHeader: .rejectedProxyHeader
+        case .proxyHeaderTimeout: .rejectedProxyHeaderTimeout
         case .noRoute: .rejectedNoRoute
         case .prereadTimeout: .rejectedPrereadTimeout
         case .prereadBudget: .rejectedPrereadBudget
@@ -170,6 +179,7 @@ enum Rejection: UInt8, CaseIterable, Error, CustomStringConvertible {
         case .clientConnections: "client_connections"
         case .clientRate: "client_rate"
         case .proxyHeader: "proxy_header"
+        case .proxyHeaderTimeout: "proxy_header_timeout"
         case .noRoute: "no_route"
         case .prereadTimeout: "preread_timeout"
         case .prereadBudget: "preread_budget"

@@ -247,7 +247,9 @@ extension Worker {
         routes.unlistReading(slot)
         routes[slot].phase = .idle
         let fd = table[slot].clientFD
-        if reason != nil && reason != .noRoute && reason != .prereadTimeout { Socket.setAbortiveClose(fd) }
+        if reason != nil && reason != .noRoute && reason != .prereadTimeout && reason != .proxyHeaderTimeout {
+            Socket.setAbortiveClose(fd)
+        }
         ring.close(fd, userData: UserData(.close, slot: slot))
         descriptorsFreed = true
         table[slot].clientFD = -1
@@ -294,7 +296,7 @@ extension Worker {
         guard routes.isInUse, routes.readingHead != SlotLinks.none else { return }
         for slot in routes.readingSlots() {
             if Int32(bitPattern: wheel.now &- routes[slot].deadline) >= 0 {
-                abortPreread(slot, .prereadTimeout)
+                abortPreread(slot, routes[slot].timeoutReason)
             } else if routes[slot].phase == .waitingForBuffers {
                 armPreread(slot)
             }

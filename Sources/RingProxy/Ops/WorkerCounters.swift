@@ -11,7 +11,7 @@ public final class WorkerCounters: @unchecked Sendable {
         /// The routing stage (issue 12): clients routed, bytes held before connect, clients closed by reason.
         case routed, heldBytes
         case rejectedDenied, rejectedClientConnections, rejectedClientRate, rejectedProxyHeader, rejectedNoRoute
-        case rejectedPrereadTimeout, rejectedPrereadBudget
+        case rejectedPrereadTimeout, rejectedPrereadBudget, rejectedProxyHeaderTimeout
     }
 
     /// Pages of their own, so two workers' counters never share a cache line.

@@ -62,7 +62,8 @@ final class ProxyProtocolInTests: XCTestCase {
                 try? FileManager.default.removeItem(atPath: folder)
             }
             let front = family == "IPv4" ? SocketAddress(numericHost: "127.0.0.1", port: port)! : SocketAddress(numericHost: "::1", port: port)!
-            XCTAssertTrue(eventually(10) { (try? TestClient(front)) != nil }, "haproxy did not start: \(haproxy.stderrSoFar)")
+            // Not a probe connection: haproxy would pass it on, and the proxy count it as a header never sent.
+            XCTAssertTrue(eventually(10) { isListening(front) }, "haproxy did not start: \(haproxy.stderrSoFar)")
             let from = family == "IPv4" ? SocketAddress(numericHost: "127.0.0.42", port: 0)! : SocketAddress(numericHost: "::1", port: 0)!
             let client = try TestClient(front, from: from)
             let clientPort = Socket.localAddress(of: client.fd)!.port
@@ -122,8 +123,9 @@ final class ProxyProtocolInTests: XCTestCase {
         XCTAssertEqual(proxy.total(.rejectedProxyHeader), 0)
     }
 
-    /// From a trusted source, a header is required: garbage, a truncated header then EOF, and silence past
-    /// `preread_timeout` each close the client with a counted reason; none reaches the backend.
+    /// From a trusted source, a header is required: garbage and a truncated header then EOF close the client
+    /// as `proxy_header`; silence, or half a header, past `preread_timeout` as `proxy_header_timeout` (not
+    /// `preread_timeout`, which is a ClientHello's); none reaches the backend.
     func testMalformedTruncatedAndLateHeadersAreClosedAndCounted() throws {
         let backend = try TestServer(.proxyProtocol)
         let proxy = try RoutedProxy(listener(trusting: ["127.0.0.0/8"], backend: backend.address, extra: "preread_timeout = \"1s\""))
@@ -139,8 +141,14 @@ final class ProxyProtocolInTests: XCTestCase {
         XCTAssertTrue(eventually(3) { proxy.total(.rejectedProxyHeader) == 2 }, "proxy_header \(proxy.total(.rejectedProxyHeader))")
 
         let silent = try TestClient(proxy.address())
+        let late = try TestClient(proxy.address())
+        try late.send("PROXY TCP4 192.0.2.1 127.0.0.1 ")
         XCTAssertNotEqual(silent.awaitEnd(within: 4).end, .stillOpen)
-        XCTAssertTrue(eventually(3) { proxy.total(.rejectedPrereadTimeout) == 1 })
+        XCTAssertNotEqual(late.awaitEnd(within: 4).end, .stillOpen)
+        XCTAssertTrue(eventually(3) { proxy.total(.rejectedProxyHeaderTimeout) == 2 },
+                      "proxy_header_timeout \(proxy.total(.rejectedProxyHeaderTimeout))")
+        XCTAssertEqual(proxy.total(.rejectedPrereadTimeout), 0)
+        XCTAssertEqual(proxy.total(.rejectedProxyHeader), 2)
         XCTAssertEqual(backend.acceptedCount, 0)
 
         // A good header from the same source is served, its client named.

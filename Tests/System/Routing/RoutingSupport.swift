@@ -101,12 +101,7 @@ final class TLSServer {
         folder = NSTemporaryDirectory() + "ringproxy-tls-\(name)-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         try "\(name)\n".write(toFile: "\(folder)/who", atomically: true, encoding: .utf8)
-        let made = try BuiltBinary.Running(executable: openssl, arguments: [
-            openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-keyout", "\(folder)/key.pem", "-out", "\(folder)/cert.pem", "-days", "1", "-subj", "/CN=\(name)",
-            "-addext", "subjectAltName=DNS:\(name)",
-        ]).finish()
-        guard made.status == 0 else { throw TestFailure("openssl req: \(made.stderr)") }
+        try makeCertificate(for: name, key: "\(folder)/key.pem", certificate: "\(folder)/cert.pem")
         port = try deadAddress().port
         // s_server -WWW serves files relative to its working directory: a shell sets it.
         process = try BuiltBinary.Running(executable: "/bin/sh", arguments: [
@@ -126,12 +121,23 @@ final class TLSServer {
     }
 }
 
-/// `curl -k --resolve name:port:host https://name:port/who`: the answering backend's name, or nil.
-func curlWho(_ serverName: String, via proxy: SocketAddress) throws -> String? {
+/// A self-signed certificate for `name` (its CN and only subjectAltName) and its key, as PEM files, valid a day.
+func makeCertificate(for name: String, key: String, certificate: String) throws {
+    let openssl = try requireTool(["/usr/bin/openssl"], install: "apt-get install openssl")
+    let made = try BuiltBinary.Running(executable: openssl, arguments: [
+        openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+        "-keyout", key, "-out", certificate, "-days", "1", "-subj", "/CN=\(name)", "-addext", "subjectAltName=DNS:\(name)",
+    ]).finish()
+    guard made.status == 0 else { throw TestFailure("openssl req: \(made.stderr)") }
+}
+
+/// `curl -k --resolve name:port:host https://name:port/who`: the answering backend's name, or nil. With
+/// `trusting`, curl verifies the server's certificate against that file (`--cacert`) instead of `-k`.
+func curlWho(_ serverName: String, via proxy: SocketAddress, trusting certificate: String? = nil) throws -> String? {
     let curl = try requireTool(["/usr/bin/curl"], install: "apt-get install curl")
-    let outcome = try BuiltBinary.Running(executable: curl, arguments: [
-        curl, "-sk", "--max-time", "10", "--resolve", "\(serverName):\(proxy.port):\(proxy.host)",
-        "https://\(serverName):\(proxy.port)/who",
+    let verification = certificate.map { ["--cacert", $0] } ?? ["-k"]
+    let outcome = try BuiltBinary.Running(executable: curl, arguments: [curl, "-s"] + verification + [
+        "--max-time", "10", "--resolve", "\(serverName):\(proxy.port):\(proxy.host)", "https://\(serverName):\(proxy.port)/who",
     ]).finish()
     guard outcome.status == 0 else { return nil }
     return outcome.stdout.trimmingCharacters(in: .whitespacesAndNewlines)

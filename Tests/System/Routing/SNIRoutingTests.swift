@@ -43,6 +43,50 @@ final class SNIRoutingTests: XCTestCase {
         XCTAssertTrue(eventually(5) { proxy.total(.rejectedNoRoute) == 1 }, "no_route \(proxy.total(.rejectedNoRoute))")
     }
 
+    /// nginx's http module with `listen ... ssl` as the backends, one server per name on a port of its own,
+    /// each answering with its name: curl through the proxy reaches each by server name and verifies that
+    /// server's own certificate (TLS runs end to end), a wildcard route included; a name with no route is
+    /// closed and counted.
+    func testCurlReachesNginxTLSServersByServerName() throws {
+        let names = ["api.example.com", "www.example.com", "mail.example.com"]
+        let certificates = NSTemporaryDirectory() + "ringproxy-nginx-tls-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: certificates, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: certificates) }
+        var servers = ""
+        var addresses: [SocketAddress] = []
+        for name in names {
+            try makeCertificate(for: name, key: "\(certificates)/\(name).key", certificate: "\(certificates)/\(name).pem")
+            let address = try deadAddress()
+            addresses.append(address)
+            servers += """
+                server {
+                    listen 127.0.0.1:\(address.port) ssl;
+                    server_name \(name);
+                    ssl_certificate \(certificates)/\(name).pem;
+                    ssl_certificate_key \(certificates)/\(name).key;
+                    location / { return 200 "\(name)\\n"; }
+                }
+
+                """
+        }
+        let nginx = try StreamNginx(servers: servers, module: .http)
+        defer { nginx.stop() }
+        XCTAssertTrue(eventually(5) { addresses.allSatisfy { (try? TestClient($0)) != nil } }, "nginx did not start")
+        let proxy = try RoutedProxy(frontDoor(addresses[0], addresses[1], addresses[2]))
+        defer { proxy.stop() }
+        for name in names {
+            XCTAssertEqual(try curlWho(name, via: proxy.address(), trusting: "\(certificates)/\(name).pem"), name)
+        }
+        XCTAssertEqual(try curlWho("shop.example.com", via: proxy.address()), "www.example.com", "*.example.com")
+        XCTAssertNil(try curlWho("shop.example.com", via: proxy.address(), trusting: "\(certificates)/www.example.com.pem"),
+                     "curl checks the name against the backend's certificate: verification is real")
+        XCTAssertEqual(proxy.total(.routed), 5)
+
+        XCTAssertNil(try curlWho("www.example.org", via: proxy.address()))
+        XCTAssertTrue(eventually(5) { proxy.total(.rejectedNoRoute) == 1 }, "no_route \(proxy.total(.rejectedNoRoute))")
+        XCTAssertEqual(proxy.total(.routed), 5, "the unrouted name reached no backend")
+    }
+
     func testOpensslClientWithServerNameGetsTheServersCertificate() throws {
         let openssl = try requireTool(["/usr/bin/openssl"], install: "apt-get install openssl")
         let servers = try ["api.example.com", "www.example.com", "mail.example.com"].map { try TLSServer(name: $0) }

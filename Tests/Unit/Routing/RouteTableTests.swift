@@ -48,6 +48,19 @@ final class RouteTableTests: XCTestCase {
         }
         XCTAssertNil(ByteView.empty.first)
     }
+
+    /// At the deadline, a PROXY header still due is counted apart from a ClientHello still short.
+    func testTheDeadlineReasonIsTheProxyHeaderWhileOneIsDueAndThePrereadAfter() {
+        var entry = RouteEntry()
+        XCTAssertEqual(entry.timeoutReason, .prereadTimeout, "a client of an untrusted source: its hello")
+        entry.expectsHeader = true
+        XCTAssertEqual(entry.timeoutReason, .proxyHeaderTimeout)
+        XCTAssertEqual(entry.timeoutReason.counter, .rejectedProxyHeaderTimeout)
+        XCTAssertEqual("\(entry.timeoutReason)", "proxy_header_timeout")
+        entry.expectsHeader = false  // the header was read: what is missing now is the hello
+        XCTAssertEqual(entry.timeoutReason, .prereadTimeout)
+        XCTAssertEqual(entry.timeoutReason.counter, .rejectedPrereadTimeout)
+    }
 }
 
 private func bytes(_ view: ByteView) -> [UInt8] { (0..<view.count).map { view[$0] } }
