@@ -20,7 +20,7 @@ public struct SendMessages: ~Copyable {
         self.vectorsPerMessage = vectorsPerMessage
     }
 
-    public var count: Int { headers.count }
+    @inlinable public var count: Int { headers.count }
 
     /// Sets vector `index` of message `message` to `length` bytes of buffer `buffer` of `ring` from `offset`.
     @inlinable @inline(__always)
@@ -38,7 +38,7 @@ extension SendMessages: @unchecked Sendable {}
 
 extension IORing {
     /// Sends the first `vectorCount` vectors of message `message` as one `IORING_OP_SENDMSG` (in order, as one
-    /// stream of bytes). `MSG_WAITALL` makes the kernel finish a partial send itself, as for `send`.
+    /// stream of bytes; `sendMessage(to:_:userData:)`).
     @inlinable @inline(__always)
     public mutating func sendMessage(
         to fd: Int32, _ messages: borrowing SendMessages, message: Int, vectorCount: Int, userData: UserData
@@ -49,8 +49,6 @@ extension IORing {
         let header = messages.headers.base + message
         header.pointee.msg_iov = messages.vectors.base + message * messages.vectorsPerMessage
         header.pointee.msg_iovlen = vectorCount
-        let sqe = nextSubmission()
-        io_uring_prep_sendmsg(sqe, fd, header, UInt32(MSG_NOSIGNAL) | UInt32(MSG_WAITALL))
-        sqe.pointee.user_data = userData.rawValue
+        sendMessage(to: fd, header, userData: userData)
     }
 }
