@@ -349,6 +349,8 @@ public struct Tunnel: Sendable {
         }
     }
 
+    /// Several buffers queued: one send of up to `chainSendLimit` of them (kept out of line, so that the
+    /// one-buffer path stays as short as it was).
     @inline(never)
     private mutating func sendChain(_ direction: Direction, _ actions: inout TunnelActions) {
         let pipe = pipe(direction)
