@@ -58,6 +58,15 @@ extension IORing {
         sqe.pointee.user_data = userData.rawValue
     }
 
+    /// Sends the bytes `message`'s vectors point at, in order, as one stream (`IORING_OP_SENDMSG`); `MSG_WAITALL`
+    /// as for `send`. The message and its vectors must stay in place, unchanged, until the send completes.
+    @inlinable @inline(__always)
+    public mutating func sendMessage(to fd: Int32, _ message: UnsafePointer<msghdr>, userData: UserData) {
+        let sqe = nextSubmission()
+        io_uring_prep_sendmsg(sqe, fd, message, UInt32(MSG_NOSIGNAL) | UInt32(MSG_WAITALL))
+        sqe.pointee.user_data = userData.rawValue
+    }
+
     /// Sends `length` bytes at `bytes` without copying them into the socket (`IORING_OP_SEND_ZC`): the kernel
     /// lends the pages to the device. Two completions: the send's result (with `IORING_CQE_F_MORE`), then a
     /// notification (`IORING_CQE_F_NOTIF`) once the kernel no longer reads the memory — only then may it be reused.

@@ -28,22 +28,48 @@ public struct BufferChain: Sendable, Equatable {
     @inline(__always)
     public func headLength(_ links: borrowing BufferLinks) -> UInt32 { links.length[Int(head)] }
 
-    /// Takes every buffer off the chain, or every one but the head, and returns them as a chain of their own
+    /// Takes every buffer after the first `kept` off the chain and returns them as a chain of their own
     /// (still linked through `links`) to give back at once.
-    public mutating func detach(keepingHead: Bool, _ links: borrowing BufferLinks) -> BufferChain {
-        guard keepingHead else {
+    public mutating func detach(keeping kept: UInt16, _ links: borrowing BufferLinks) -> BufferChain {
+        guard kept > 0 else {
             defer { self = BufferChain() }
             return self
         }
-        guard count > 1 else { return BufferChain() }
+        guard count > kept else { return BufferChain() }
+        let lastKept = buffer(at: kept - 1, links)
         var rest = BufferChain()
-        rest.head = links.next[Int(head)]
+        rest.head = links.next[Int(lastKept)]
         rest.tail = tail
-        rest.count = count - 1
-        links.next[Int(head)] = Self.end
-        tail = head
-        count = 1
+        rest.count = count - kept
+        links.next[Int(lastKept)] = Self.end
+        tail = lastKept
+        count = kept
         return rest
+    }
+
+    /// Takes the first `taken` buffers (at most `count`) off the chain and returns them as a chain of their own.
+    public mutating func removeFirst(_ taken: UInt16, _ links: borrowing BufferLinks) -> BufferChain {
+        guard taken < count else {
+            defer { self = BufferChain() }
+            return self
+        }
+        guard taken > 0 else { return BufferChain() }
+        var first = BufferChain()
+        first.head = head
+        first.tail = buffer(at: taken - 1, links)
+        first.count = taken
+        head = links.next[Int(first.tail)]
+        links.next[Int(first.tail)] = Self.end
+        count -= taken
+        return first
+    }
+
+    /// The buffer `index` places after the head (which must be in the chain).
+    @inline(__always)
+    public func buffer(at index: UInt16, _ links: borrowing BufferLinks) -> UInt16 {
+        var buffer = head
+        for _ in 0..<index { buffer = links.next[Int(buffer)] }
+        return buffer
     }
 
     @inline(__always) @discardableResult

@@ -9,7 +9,8 @@ import Glibc
 /// every chunk that arrives, with no re-arm per receive) and sends what arrived, in order, from those same
 /// buffers. Invariants it keeps:
 /// - per direction, at most one send in flight: a second send could complete first and reorder the stream
-///   (liburing's proxy example calls this out);
+///   (liburing's proxy example calls this out); it covers up to `chainSendLimit` queued buffers at once, so
+///   a bulk stream sends what several receives queued in one operation;
 /// - backpressure: a direction holding `pauseAt` buffers cancels its receive, and arms it again once no more
 ///   than `resumeAt` are left, so a stalled reader stalls its writer and holds a few buffers, not the stream;
 /// - under buffer pressure the worker evicts backed-up directions: their unsent bytes are copied out
@@ -22,6 +23,10 @@ import Glibc
 public struct Tunnel: Sendable {
     public static let pauseAt: UInt16 = 4
     public static let resumeAt: UInt16 = 1
+    /// Queued buffers one send covers at most (one `sendmsg` with a vector each). Twice `pauseAt`, so that a
+    /// send takes all a paused direction holds, plus what lands before its cancel; and 8 is the kernel's
+    /// `UIO_FASTIOV`, the vectors it imports without an allocation.
+    public static let chainSendLimit: UInt16 = 8
 
     public enum Phase: UInt8, Sendable {
         case connecting, established, closing, closed
@@ -54,10 +59,10 @@ public struct Tunnel: Sendable {
         /// The send to the destination: at most one in flight.
         public enum Send: UInt8, Sendable {
             case idle
-            /// A send of payload: the queue's head, or the spill while there is one.
+            /// A send of payload: the first `sending` buffers of the queue, or the spill while there is one.
             case payload
-            /// A send of the queue's head whose cancel was submitted (buffer pressure): once it completes, what
-            /// it did not send is spilled.
+            /// A send of the queue's first buffers whose cancel was submitted (buffer pressure): once it
+            /// completes, what it did not send is spilled.
             case evicting
             /// A send of the PROXY protocol header (upstream only): payload queues behind it.
             case header
@@ -69,9 +74,12 @@ public struct Tunnel: Sendable {
         /// Spilled once: a slow reader. From then on it receives one buffer at a time (single-shot), so that
         /// it never again takes more of the pool than `resumeAt + 1` buffers.
         public internal(set) var careful = false
+        /// How many of the queue's buffers, from its head, the send in flight reads (0: none, or it sends the
+        /// spill or the PROXY header): they stay until it completes.
+        public internal(set) var sending: UInt8 = 0
         public internal(set) var queue = BufferChain()
         /// Bytes already sent of what is being sent: the spill while there is one, else the queue's head (a
-        /// short send resumes here).
+        /// short send resumes here, and a send's completion moves past every buffer it sent in full).
         public internal(set) var sent: UInt32 = 0
         /// Bytes copied out of the ring's buffers into memory of the connection's own, sent before anything
         /// in `queue` (a backed-up direction gives its buffers up under pressure); 0 when none.
@@ -80,9 +88,6 @@ public struct Tunnel: Sendable {
         /// A receive is in flight (armed, or being cancelled).
         @inline(__always) public var isReceiving: Bool { receive == .armed || receive == .cancelling }
         @inline(__always) public var isSending: Bool { send != .idle }
-        /// A send of the queue's head is in flight (not of the PROXY header, not of the spill): the head must
-        /// stay until it completes.
-        @inline(__always) var isSendingHead: Bool { (send == .payload || send == .evicting) && spilled == 0 }
     }
 
     // Stored properties widest first: the tunnel sits in every connection slot (`Connection`).
@@ -197,10 +202,14 @@ public struct Tunnel: Sendable {
         case .sent(let direction, let result):
             completeOne()
             let wasEvicting = pipe(direction).send == .evicting
-            update(direction) { $0.send = .idle }
+            let covered = UInt16(pipe(direction).sending)
+            update(direction) {
+                $0.send = .idle
+                $0.sending = 0
+            }
             guard phase == .established, pipe(direction).state != .finished else {
                 // Closing, or its destination failed while this send was in flight: what it read goes back.
-                releaseInFlight(direction, links, &actions)
+                releaseInFlight(direction, covered: covered, links, &actions)
                 return finishIfIdle(&actions)
             }
             var pipe = pipe(direction)
@@ -212,11 +221,8 @@ public struct Tunnel: Sendable {
                     update(direction) { $0 = pipe }
                     return sideFailed(direction.destination, error: -result, sourceEnded: false, links, &actions)
                 }
-                if pipe.sent == pipe.queue.headLength(links) {
-                    actions.append(.recycle(buffer: pipe.queue.removeHead(links)))
-                    pipe.sent = 0
-                }
                 update(direction) { $0 = pipe }
+                releaseSent(direction, links, &actions)
                 return spillQueue(direction, links, &actions)
             }
             if result == -EINTR || result == -EAGAIN {
@@ -234,6 +240,13 @@ public struct Tunnel: Sendable {
                 actions.append(.freeSpill(direction))
                 pipe.spilled = 0
                 pipe.sent = 0
+                update(direction) { $0 = pipe }
+            } else if covered > 1 {
+                pipe.sent += UInt32(result)
+                update(direction) { $0 = pipe }
+                // A short send leaves `sent` in a buffer it covered: the next send resumes at that byte.
+                releaseSent(direction, links, &actions)
+                pipe = self.pipe(direction)
             } else {
                 pipe.sent += UInt32(result)
                 if pipe.sent < pipe.queue.headLength(links) {
@@ -242,8 +255,8 @@ public struct Tunnel: Sendable {
                 }
                 actions.append(.recycle(buffer: pipe.queue.removeHead(links)))
                 pipe.sent = 0
+                update(direction) { $0 = pipe }
             }
-            update(direction) { $0 = pipe }
             if !pipe.queue.isEmpty {
                 sendNext(direction, links, &actions)
             } else if pipe.state == .draining {
@@ -315,16 +328,61 @@ public struct Tunnel: Sendable {
         actions.append(pipe(direction).careful ? .recvOnce(direction) : .recv(direction, pollFirst: pollFirst))
     }
 
-    /// Sends what comes next: the rest of the spill, or else the rest of the queue's head.
+    /// Sends what comes next: the rest of the spill, or else the queue from the head's first unsent byte, up to
+    /// `chainSendLimit` buffers (one buffer, the common case of request/response traffic, as a plain send).
+    @inline(__always)
     private mutating func sendNext(_ direction: Direction, _ links: borrowing BufferLinks, _ actions: inout TunnelActions) {
         let pipe = pipe(direction)
-        update(direction) { $0.send = .payload }
         pendingOperations += 1
         if pipe.spilled > 0 {
+            update(direction) { $0.send = .payload }
             actions.append(.sendSpill(direction, offset: pipe.sent, length: pipe.spilled - pipe.sent))
-        } else {
+        } else if pipe.queue.count == 1 {
+            update(direction) {
+                $0.send = .payload
+                $0.sending = 1
+            }
             actions.append(.send(
                 direction, buffer: pipe.queue.head, offset: pipe.sent, length: pipe.queue.headLength(links) - pipe.sent))
+        } else {
+            sendChain(direction, &actions)
+        }
+    }
+
+    /// Several buffers queued: one send of up to `chainSendLimit` of them (kept out of line, so that the
+    /// one-buffer path stays as short as it was).
+    @inline(never)
+    private mutating func sendChain(_ direction: Direction, _ actions: inout TunnelActions) {
+        let pipe = pipe(direction)
+        let count = min(pipe.queue.count, Self.chainSendLimit)
+        update(direction) {
+            $0.send = .payload
+            $0.sending = UInt8(count)
+        }
+        actions.append(.sendChain(direction, first: pipe.queue.head, count: count, offset: pipe.sent))
+    }
+
+    /// A payload send of the queue completed (`sent` counts what went from the head's first byte): gives back
+    /// every buffer sent in full, oldest first, and leaves `sent` at the first unsent byte of the new head.
+    private mutating func releaseSent(_ direction: Direction, _ links: borrowing BufferLinks, _ actions: inout TunnelActions) {
+        var pipe = pipe(direction)
+        var done: UInt16 = 0
+        var buffer = pipe.queue.head
+        while done < pipe.queue.count && pipe.sent >= links.length[Int(buffer)] {
+            pipe.sent -= links.length[Int(buffer)]
+            done += 1
+            buffer = links.next[Int(buffer)]
+        }
+        recycle(pipe.queue.removeFirst(done, links), &actions)
+        update(direction) { $0 = pipe }
+    }
+
+    /// Gives back a chain taken off a queue: one buffer as such, several in one action.
+    private func recycle(_ chain: BufferChain, _ actions: inout TunnelActions) {
+        if chain.count == 1 {
+            actions.append(.recycle(buffer: chain.head))
+        } else if chain.count > 1 {
+            actions.append(.recycleChain(first: chain.head, count: chain.count))
         }
     }
 
@@ -362,7 +420,7 @@ public struct Tunnel: Sendable {
             buffer = links.next[Int(buffer)]
         }
         bytes -= pipe.sent
-        let chain = pipe.queue.detach(keepingHead: false, links)
+        let chain = pipe.queue.detach(keeping: 0, links)
         actions.append(.spill(direction, first: chain.head, count: chain.count, skip: pipe.sent, bytes: bytes))
         pipe.spilled = bytes
         pipe.sent = 0
@@ -371,25 +429,28 @@ public struct Tunnel: Sendable {
         sendNext(direction, links, &actions)
     }
 
-    /// A send ended on a direction that sends no more: gives back what it read (the head, or the spill).
-    private mutating func releaseInFlight(_ direction: Direction, _ links: borrowing BufferLinks, _ actions: inout TunnelActions) {
+    /// A send ended on a direction that sends no more: gives back what it read (the `covered` buffers from the
+    /// queue's head, or the spill).
+    private mutating func releaseInFlight(
+        _ direction: Direction, covered: UInt16, _ links: borrowing BufferLinks, _ actions: inout TunnelActions
+    ) {
         var pipe = pipe(direction)
         if pipe.spilled > 0 {
             actions.append(.freeSpill(direction))
             pipe.spilled = 0
             pipe.sent = 0
-        } else if !pipe.queue.isEmpty {
-            actions.append(.recycle(buffer: pipe.queue.removeHead(links)))
+        } else {
+            recycle(pipe.queue.removeFirst(covered, links), &actions)
         }
         update(direction) { $0 = pipe }
     }
 
-    /// Gives back what a direction that sends no more holds: every buffer but a head being sent, and its
-    /// spill unless a send of it is in flight (those go when that send completes).
+    /// Gives back what a direction that sends no more holds: every buffer but those a send in flight reads, and
+    /// its spill unless a send of it is in flight (those go when that send completes).
     private mutating func dropUnsent(_ direction: Direction, _ links: borrowing BufferLinks, _ actions: inout TunnelActions) {
         var pipe = pipe(direction)
         if pipe.receive == .starved { pipe.receive = .idle }
-        let unsent = pipe.queue.detach(keepingHead: pipe.isSendingHead, links)
+        let unsent = pipe.queue.detach(keeping: UInt16(pipe.sending), links)
         if !unsent.isEmpty { actions.append(.recycleChain(first: unsent.head, count: unsent.count)) }
         if pipe.spilled > 0 && !pipe.isSending {
             actions.append(.freeSpill(direction))

@@ -66,6 +66,9 @@ public enum TunnelAction: Sendable, Equatable {
     /// `IORING_OP_SEND` of `length` bytes of provided buffer `buffer`, starting at `offset`, on the
     /// direction's destination socket.
     case send(Direction, buffer: UInt16, offset: UInt32, length: UInt32)
+    /// `IORING_OP_SENDMSG` of the first `count` buffers of the direction's queue, chained from `first` through
+    /// the worker's `BufferLinks`, the first from `offset`: what several receives queued, in one send.
+    case sendChain(Direction, first: UInt16, count: UInt16, offset: UInt32)
     /// `IORING_OP_ASYNC_CANCEL` of the direction's send in flight (its completion reports what went).
     case cancelSend(Direction)
     /// Copy `bytes` bytes out of the chain of `count` buffers from `first` (skipping `skip` bytes of the first)

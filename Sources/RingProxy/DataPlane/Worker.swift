@@ -40,6 +40,8 @@ struct Worker: ~Copyable {
     var lentBuffers: ZeroCopyLedger
     /// The tunnels' chains of received buffers, linked through the buffers.
     let bufferLinks: BufferLinks
+    /// The `msghdr` and vectors of each direction's chain send (`spillKey` numbers them), in place until it completes.
+    let sendMessages: SendMessages
     var table: ConnectionTable
     var wheel: TimerWheel
     /// Tunnels whose recv found the buffer ring empty, re-armed when buffers come back.
@@ -110,6 +112,7 @@ struct Worker: ~Copyable {
         }
         lentBuffers = ZeroCopyLedger(buffers: config.buffersPerWorker)
         bufferLinks = BufferLinks(buffers: config.buffersPerWorker)
+        sendMessages = SendMessages(messages: setup.connectionCapacity * 2, vectorsPerMessage: Int(Tunnel.chainSendLimit))
         pressureMark = RingAvailability.cancelledSendsReportProgress ? config.buffersPerWorker * 3 / 4 : Int.max
         spillBudget = config.buffersPerWorker * config.bufferSize * Self.spillBudgetRings
         index = setup.index
@@ -284,6 +287,15 @@ struct Worker: ~Copyable {
             } else {
                 ring.send(to: fd, bytes: bytes, length: length, userData: userData(.send, slot, direction))
             }
+        case .sendChain(let direction, let first, let count, let offset):
+            guard zeroCopyThreshold == .max else {
+                // Zero-copy sends stay single: each lends its buffer until its own notification. The tunnel
+                // takes the head's completion as a short send and sends the rest next.
+                let length = bufferLinks.length[Int(first)] - offset
+                return perform(.send(direction, buffer: first, offset: offset, length: length), slot)
+            }
+            stampSend(slot, direction)
+            sendChain(slot, direction, first: first, count: count, offset: offset)
         case .spill(let direction, let first, let count, let skip, let bytes):
             spill(slot, direction, first: first, count: count, skip: skip, bytes: bytes)
         case .sendSpill(let direction, let offset, let length):
@@ -400,6 +412,21 @@ struct Worker: ~Copyable {
             closeSockets(slot, abortive: true)
             release(slot)
         }
+    }
+
+    /// Sends `count` chained buffers from `first` (the first from `offset`) as one message.
+    private mutating func sendChain(_ slot: UInt32, _ direction: Direction, first: UInt16, count: UInt16, offset: UInt32) {
+        let message = Int(Self.spillKey(slot, direction))
+        var buffer = first
+        var skip = offset
+        for index in 0..<Int(count) {
+            sendMessages.set(message, vector: index, to: buffers, buffer: buffer, offset: skip,
+                             length: bufferLinks.length[Int(buffer)] - skip)
+            skip = 0
+            buffer = bufferLinks.next[Int(buffer)]
+        }
+        ring.sendMessage(to: table[slot].fd(direction.destination), sendMessages, message: message, vectorCount: Int(count),
+                         userData: userData(.send, slot, direction))
     }
 
     @inline(__always)

@@ -222,7 +222,7 @@ final class TunnelTests: XCTestCase {
     /// never overlap, the PROXY header goes first, and release comes last, once, with nothing in flight.
     func testRandomCompletionStreamsKeepEveryInvariant() {
         var random = FastRandom(seed: 42)
-        var delivered = 0, pauses = 0
+        var delivered = 0, pauses = 0, chainSends = 0, shortChainSends = 0, chainEvictions = 0
         for _ in 0..<3000 {
             var model = TunnelModel(random: random.next())
             model.run(steps: 300, links)
@@ -230,10 +230,16 @@ final class TunnelTests: XCTestCase {
             if !model.violations.isEmpty { return }
             delivered += Int(model.nextBuffer)
             pauses += model.pauses
+            chainSends += model.chainSends
+            shortChainSends += model.shortChainSends
+            chainEvictions += model.chainEvictions
         }
         // The streams must have exercised the machine, not ended at once.
         XCTAssertGreaterThan(delivered, 50_000)
         XCTAssertGreaterThan(pauses, 500, "backpressure must have paused receives")
+        XCTAssertGreaterThan(chainSends, 8000, "sends must have covered several queued buffers")
+        XCTAssertGreaterThan(shortChainSends, 1500, "chain sends must have completed short, across buffer boundaries")
+        XCTAssertGreaterThan(chainEvictions, 600, "evictions must have caught chain sends in flight")
     }
 }
 
@@ -258,10 +264,13 @@ private struct TunnelModel {
     var spills = [Direction: UInt32]()
     /// Directions whose armed receive is single-shot.
     var oneShot = Set<Direction>()
-    /// The buffer each direction's send in flight reads from, as the model saw the send submitted and not yet
+    /// The buffers each direction's send in flight reads from, as the model saw the send submitted and not yet
     /// completed: kept here, not asked of the tunnel, so a tunnel that forgets its own send is caught.
-    var bufferBeingSent = [Direction: UInt16]()
+    var buffersBeingSent = [Direction: [UInt16]]()
     var pauses = 0
+    /// Sends of several buffers, those of them completed short of a buffer's end past the first buffer, and
+    /// those cancelled for eviction.
+    var chainSends = 0, shortChainSends = 0, chainEvictions = 0
 
     init(random seed: UInt64) {
         random = FastRandom(seed: seed)
@@ -330,8 +339,8 @@ private struct TunnelModel {
     mutating func apply(_ event: TunnelEvent, _ links: borrowing BufferLinks) {
         if case .sent(let direction, _) = event {
             sendsInFlight[direction, default: 0] -= 1
-            // The kernel is done with the buffer once the send completes (a short send resubmits it below).
-            bufferBeingSent[direction] = nil
+            // The kernel is done with the buffers once the send completes (a short send resubmits them below).
+            buffersBeingSent[direction] = nil
         }
         if case .headerSent(let result) = event {
             sendsInFlight[.upstream, default: 0] -= 1
@@ -363,7 +372,7 @@ private struct TunnelModel {
                 sendsInFlight[direction, default: 0] += 1
                 if sendsInFlight[direction]! > 1 { violations.append("two sends in flight on \(direction)") }
                 if !buffersOut.contains(buffer) { violations.append("send of buffer \(buffer) not held") }
-                bufferBeingSent[direction] = buffer
+                buffersBeingSent[direction] = [buffer]
                 let roll = random.below(10)
                 let result: Int32 = random.below(100) == 0 ? -EPIPE : roll < 3 ? Int32(1 + random.below(Int(length))) : Int32(length)
                 inFlight.append(.sent(direction, result: result))
@@ -376,7 +385,30 @@ private struct TunnelModel {
                 let roll = random.below(10)
                 let result: Int32 = roll == 0 ? -ECONNRESET : roll < 3 ? Int32(1 + random.below(Int(length))) : Int32(length)
                 inFlight.append(.headerSent(result: result))
+            case .sendChain(let direction, let first, let count, let offset):
+                if direction == .upstream && headerLeft > 0 { violations.append("payload sent upstream before the PROXY header") }
+                sendsInFlight[direction, default: 0] += 1
+                if sendsInFlight[direction]! > 1 { violations.append("two sends in flight on \(direction)") }
+                if count < 2 || count > Tunnel.chainSendLimit { violations.append("a chain send of \(count) buffers") }
+                var chain: [UInt16] = []
+                var buffer = first
+                var total = -Int(offset)
+                for _ in 0..<count {
+                    if !buffersOut.contains(buffer) { violations.append("send of buffer \(buffer) not held") }
+                    chain.append(buffer)
+                    total += Int(links.length[Int(buffer)])
+                    buffer = links.next[Int(buffer)]
+                }
+                if Set(chain).count != chain.count { violations.append("a chain send reads a buffer twice: \(chain)") }
+                if total <= 0 { violations.append("a chain send of \(total) bytes") }
+                buffersBeingSent[direction] = chain
+                chainSends += 1
+                let roll = random.below(10)
+                let result: Int32 = random.below(100) == 0 ? -EPIPE : roll < 3 ? Int32(1 + random.below(max(1, total))) : Int32(total)
+                if result > 0 && Int(result) < total && Int(result) + Int(offset) > Int(links.length[Int(first)]) { shortChainSends += 1 }
+                inFlight.append(.sent(direction, result: result))
             case .cancelSend(let direction):
+                if buffersBeingSent[direction].map({ $0.count > 1 }) ?? false { chainEvictions += 1 }
                 // The send completes cancelled, having sent part of its bytes, or in full all the same.
                 inFlight = inFlight.map { pending in
                     guard case .sent(direction, let result) = pending, result > 0 else { return pending }
@@ -439,6 +471,6 @@ private struct TunnelModel {
     }
 
     func isBeingSent(_ buffer: UInt16) -> Bool {
-        bufferBeingSent.values.contains(buffer)
+        buffersBeingSent.values.contains { $0.contains(buffer) }
     }
 }
