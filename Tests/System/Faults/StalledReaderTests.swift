@@ -138,7 +138,7 @@ final class StalledReaderTests: XCTestCase {
         }
         defer { proxy.stop() }
         let budget = buffers * bufferSize * 8
-        let stalled = try (0..<48).map { _ in try StalledClient(proxy.proxy.listenAddresses[0]) }
+        let stalled = try (0..<96).map { _ in try StalledClient(proxy.proxy.listenAddresses[0]) }
         XCTAssertTrue(eventually(20) { proxy.total(.shed) > 0 }, "nothing shed; spilled \(proxy.total(.spilledBytes)) of \(budget)")
         // One scan may spill a little past the budget before it sees it spent: at most the ring.
         XCTAssertLessThanOrEqual(proxy.total(.spilledBytes), budget + buffers * bufferSize)
@@ -152,7 +152,7 @@ final class StalledReaderTests: XCTestCase {
             XCTAssertLessThan(monotonicNanoseconds() - started, 1_000_000_000)
         }
         let shed = stalled.filter { $0.readAll().count < download }.count
-        print("48 stalled: shed \(proxy.total(.shed)), spilled \(proxy.total(.spilledBytes) >> 10) KiB of a \(budget >> 10) KiB budget; "
+        print("96 stalled: shed \(proxy.total(.shed)), spilled \(proxy.total(.spilledBytes) >> 10) KiB of a \(budget >> 10) KiB budget; "
               + "\(shed) clients got less than their download")
         XCTAssertEqual(shed, proxy.total(.shed), "every shed client, and only those, lost its download")
     }
