@@ -87,9 +87,10 @@ final class FaultTests: XCTestCase {
         XCTAssertLessThan(forwarded, pushed)
         // The pool's pages are touched as the ring cycles through buffers, about one per 16 KiB forwarded (seen:
         // 4.0 MiB more RSS for 4.0 MiB forwarded). What this connection holds beyond that must be a few buffers
-        // (Tunnel.pauseAt = 4 of 16 KiB), with 1 MiB for the rest of the process: were the stalled direction
+        // (Tunnel.pauseAt = 4 of 16 KiB), with 2 MiB for the rest of the process (seen: 0.1-1.1 MiB, the pool's
+        // pages as the allocator and ring touch them): were the stalled direction
         // to keep receiving into the pool, up to all of its 16 MiB, this fails.
-        let heldBound = (forwarded >> 10) + Int(Tunnel.pauseAt) * 16 + 1024
+        let heldBound = (forwarded >> 10) + Int(Tunnel.pauseAt) * 16 + 2048
         XCTAssertLessThan(after - before, heldBound, "proxy memory beyond the pages the forwarded bytes touched (KiB)")
         XCTAssertLessThan(after - before, 16 * 1024 + 2048, "and never more than the pool")
         try assertStillServes(address)
