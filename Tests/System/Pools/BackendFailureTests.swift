@@ -85,8 +85,13 @@ final class BackendFailureTests: XCTestCase {
 
 /// An address on 127.0.0.1 where nothing listens: bound once to learn a free port, then closed.
 func deadAddress() throws -> SocketAddress {
-    let fd = try Socket.listen(on: SocketAddress(numericHost: "127.0.0.1", port: 0)!, backlog: 1)
-    let address = Socket.localAddress(of: fd)!
-    Glibc.close(fd)
-    return address
+    try deadAddresses(1)[0]
+}
+
+/// `count` distinct such addresses: every port is held until all are chosen (one at a time, the kernel may
+/// hand the port just closed out again).
+func deadAddresses(_ count: Int) throws -> [SocketAddress] {
+    let fds = try (0..<count).map { _ in try Socket.listen(on: SocketAddress(numericHost: "127.0.0.1", port: 0)!, backlog: 1) }
+    defer { for fd in fds { Glibc.close(fd) } }
+    return fds.map { Socket.localAddress(of: $0)! }
 }

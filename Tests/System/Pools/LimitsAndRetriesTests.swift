@@ -96,7 +96,7 @@ final class LimitsAndRetriesTests: XCTestCase {
     /// `--retries N`: a client tries at most N + 1 backends, each at most once, then is closed.
     func testRetriesCountEveryAttempt() throws {
         for (retries, backends, attempts) in [(0, 4, 1), (2, 4, 3), (8, 4, 4)] {
-            let dead = try (0..<backends).map { _ in try deadAddress() }
+            let dead = try deadAddresses(backends)
             let proxy = try ProxyHarness(backends: dead.map { ($0, weight: 1) }) { settings in
                 settings.retries = Setting(retries, self.source)
                 settings.health.failThreshold = Setting(0, self.source)

@@ -45,6 +45,31 @@ final class ProxyProtocolInTests: XCTestCase {
         return (try BuiltBinary.Running(executable: haproxy, arguments: [haproxy, "-db", "-f", "\(folder)/haproxy.cfg"]), folder)
     }
 
+    /// haproxy in front of `upstream`, listening on a free port of `family`'s loopback address: waited for by
+    /// its LISTEN row, not a probe connection (haproxy would pass it on, and the proxy count it as a header never
+    /// sent). A port taken between choosing it and haproxy's bind (the suite opens thousands of connections)
+    /// gets another try with a new port, up to three.
+    private func startListeningHAProxy(family: String, to upstream: SocketAddress, sendProxy: String) throws
+        -> (BuiltBinary.Running, String, SocketAddress) {
+        var failures: [String] = []
+        for _ in 0..<3 {
+            let port = try deadAddress().port
+            let front = family == "IPv4" ? SocketAddress(numericHost: "127.0.0.1", port: port)! : SocketAddress(numericHost: "::1", port: port)!
+            let (haproxy, folder) = try runHAProxy(listen: family == "IPv4" ? "127.0.0.1:\(port)" : "[::1]:\(port)",
+                                                   to: upstream, sendProxy: sendProxy)
+            if eventually(5, { isListening(front) }) { return (haproxy, folder, front) }
+            failures.append("port \(port): running \(haproxy.isRunning), stderr \(haproxy.stderrSoFar)")
+            stopHAProxy(haproxy, folder)
+        }
+        throw TestFailure("haproxy did not start: \(failures)")
+    }
+
+    private func stopHAProxy(_ haproxy: BuiltBinary.Running, _ folder: String) {
+        haproxy.signal(SIGTERM)
+        _ = haproxy.finish()
+        try? FileManager.default.removeItem(atPath: folder)
+    }
+
     func testHAProxySendProxyV1AndV2OverIPv4AndIPv6NamesTheRealClient() throws {
         let backend = try TestServer(.proxyProtocol)
         let proxy4 = try RoutedProxy(listener(trusting: ["127.0.0.1/32"], backend: backend.address))
@@ -53,17 +78,9 @@ final class ProxyProtocolInTests: XCTestCase {
         defer { proxy6.stop() }
         for sendProxy in ["send-proxy-v2", "send-proxy"] {
         for (proxy, family) in [(proxy4, "IPv4"), (proxy6, "IPv6")] {
-            let port = try deadAddress().port
-            let listen = family == "IPv4" ? "127.0.0.1:\(port)" : "[::1]:\(port)"
-            let (haproxy, folder) = try runHAProxy(listen: listen, to: proxy.address(), sendProxy: sendProxy)
-            defer {
-                haproxy.signal(SIGTERM)
-                _ = haproxy.finish()
-                try? FileManager.default.removeItem(atPath: folder)
-            }
-            let front = family == "IPv4" ? SocketAddress(numericHost: "127.0.0.1", port: port)! : SocketAddress(numericHost: "::1", port: port)!
-            // Not a probe connection: haproxy would pass it on, and the proxy count it as a header never sent.
-            XCTAssertTrue(eventually(10) { isListening(front) }, "haproxy did not start: \(haproxy.stderrSoFar)")
+            let (haproxy, folder, front) = try startListeningHAProxy(family: family, to: proxy.address(), sendProxy: sendProxy)
+            let port = front.port
+            defer { stopHAProxy(haproxy, folder) }
             let from = family == "IPv4" ? SocketAddress(numericHost: "127.0.0.42", port: 0)! : SocketAddress(numericHost: "::1", port: 0)!
             let client = try TestClient(front, from: from)
             let clientPort = Socket.localAddress(of: client.fd)!.port
