@@ -4,6 +4,8 @@ behind a missed target, and its ceiling).
 
     python3 bench/harness/ceiling.py [--bin DIR] [--rounds 3] [--seconds 4] [--connections 100] [--rate 10000]
                                      [--stream]   (one bulk stream up to a sink instead: CPU-ms per GB)
+                                     [--tls]      (make bench's SNI-routed TLS cell instead: CPU-µs per connection)
+                                     [--unpinned] (proxy, load and servers on every CPU, as the unpinned layout)
 
 Each proxy forwards to ringload's echo server, one worker on CPU 1 (load and backend on CPU 0), under the same
 open-loop load (ringload rr 64 B at a fixed rate, so every proxy does the same work), with `perf record -e
@@ -31,6 +33,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import proxies as proxymod  # noqa: E402
+import tls  # noqa: E402
 from procs import Children, cpu_of, free_port, raise_fd_limit, wait_line  # noqa: E402
 
 BUCKETS = [  # (name, pattern on the symbol), first match wins; user-space symbols are their own bucket
@@ -76,8 +79,10 @@ def profile(perf_data):
     return shares, sorted(other, reverse=True)[:8]
 
 
-def measure(proxy, ringload, args, tmp, children):
+def measure(proxy, ringload, args, tmp, children, ctx):
     """One sample: requests, the proxy's CPU per request and its bucket shares."""
+    if args.tls:
+        return measure_tls(proxy, args, tmp, children, ctx)
     host, port = proxy.frontends["sink" if args.stream else "echo"]
     data = os.path.join(tmp, f"perf-{proxy.name}.data")
     load_json = os.path.join(tmp, "load.json")
@@ -87,7 +92,7 @@ def measure(proxy, ringload, args, tmp, children):
     user0, sys0 = cpu_of(pids)
     load = ["--connections", "1", "--direction", "up"] if args.stream else \
         ["--connections", str(args.connections), "--size", "64", "--rate", str(args.rate)]
-    subprocess.run(["taskset", "-c", "0", ringload, "stream" if args.stream else "rr", "--target", f"{host}:{port}"]
+    subprocess.run(["taskset", "-c", ",".join(str(c) for c in ctx.load_cpus), ringload, "stream" if args.stream else "rr", "--target", f"{host}:{port}"]
                    + load + ["--duration", str(args.seconds), "--json", load_json, "--quiet"],
                    check=True, stdout=subprocess.DEVNULL)
     user1, sys1 = cpu_of(pids)
@@ -103,6 +108,26 @@ def measure(proxy, ringload, args, tmp, children):
             "buckets_us": {b: cpu_us * s for b, s in shares.items()}, "other_symbols": other}
 
 
+def measure_tls(proxy, args, tmp, children, ctx):
+    """One sample of the TLS cell: new connections (one wrk per name), the proxy's CPU per connection, buckets."""
+    data = os.path.join(tmp, f"perf-{proxy.name}.data")
+    pids = proxy.cpu_pids()
+    recorder = children.start(["perf", "record", "-q", "-e", "cpu-clock", "-F", "3999", "-o", data,
+                               "-p", ",".join(str(p) for p in pids), "--", "sleep", str(args.seconds + 0.5)])
+    user0, sys0 = cpu_of(pids)
+    argv, outputs = tls.client_argv(ctx, proxy, args.seconds)
+    subprocess.run(ctx.server_cmd(argv, ctx.load_cpus), check=True)
+    user1, sys1 = cpu_of(pids)
+    recorder.wait(timeout=60)
+    load = tls.parse_outputs(outputs)
+    if load.get("error") or tls.wrong_routes(outputs):
+        raise SystemExit(f"{proxy.name}: {load.get('error') or 'wrong routes'}")
+    shares, other = profile(data)
+    cpu_us = ((user1 - user0) + (sys1 - sys0)) * 1e6 / load["requests"]
+    return {"proxy": proxy.name, "requests": load["requests"], "cpu_us_per_request": cpu_us,
+            "buckets_us": {b: cpu_us * s for b, s in shares.items()}, "other_symbols": other}
+
+
 class Ctx:
     """The little of run.py's Context that proxies.py needs."""
 
@@ -111,6 +136,12 @@ class Ctx:
         self.proxy_cpus, self.load_cpus, self.threads = [1], [0], 1
         self.nofile, self.listen_host, self.server_ns, self.client_ns = 20000, "127.0.0.1", None, None
         self.tls_routes = {}
+        self.backend_host = "127.0.0.1"
+        self._port = 30000
+
+    def next_port(self):
+        self._port += 1
+        return self._port
 
     def server_cmd(self, argv, cpus):
         return ["taskset", "-c", ",".join(str(c) for c in cpus)] + argv
@@ -124,6 +155,8 @@ def main():
     parser.add_argument("--connections", type=int, default=100)
     parser.add_argument("--rate", type=int, default=10000)
     parser.add_argument("--stream", action="store_true", help="one bulk stream up to a sink (per GB) instead of rr")
+    parser.add_argument("--tls", action="store_true", help="the SNI-routed TLS cell (per connection) instead of rr")
+    parser.add_argument("--unpinned", action="store_true", help="everything on every CPU (the unpinned layout)")
     parser.add_argument("--out", help="also write the table (markdown) here")
     parser.add_argument("--verbose", action="store_true", help="print the top symbols of 'other kernel'")
     args = parser.parse_args()
@@ -133,16 +166,24 @@ def main():
     children = Children()
     tmp = tempfile.mkdtemp(prefix="ringproxy-ceiling-")
     ctx = Ctx(os.path.abspath(args.bin), tmp, children)
+    if args.unpinned:
+        ctx.proxy_cpus = ctx.load_cpus = sorted(os.sched_getaffinity(0))
     ringload = os.path.join(ctx.bin, "ringload")
     try:
         backends = {}
         for name, mode in (("echo", "echo-server"), ("sink", "sink-server")):
             port = free_port()
-            server = children.start(["taskset", "-c", "0", ringload, mode, "--listen", f"127.0.0.1:{port}"],
+            server = children.start(ctx.server_cmd([ringload, mode, "--listen", f"127.0.0.1:{port}"], ctx.load_cpus),
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
             if not wait_line(server, "listening on", timeout=15):
                 raise SystemExit(f"{mode} did not start")
             backends[name] = ("127.0.0.1", port)
+        if args.tls:
+            started = tls.start_tls_backends(ctx, print)
+            if not started:
+                raise SystemExit("the TLS cell needs nginx, openssl and wrk")
+            ctx.tls_routes = started[0]
+            backends["tls"] = next(iter(ctx.tls_routes.values()))
         proxies = [proxymod.RingProxy(), proxymod.HAProxy()]
         for proxy in proxies:
             if not proxy.start(ctx, backends):
@@ -150,7 +191,7 @@ def main():
         samples = []
         for round_index in range(args.rounds):
             for proxy in (proxies if round_index % 2 == 0 else list(reversed(proxies))):
-                sample = measure(proxy, ringload, args, tmp, children)
+                sample = measure(proxy, ringload, args, tmp, children, ctx)
                 samples.append(sample)
                 print(f"  other kernel: {sample['other_symbols'][:6]}") if args.verbose else None
                 print(f"[round {round_index + 1}] {proxy.name:<10} {sample['cpu_us_per_request']:.2f} per unit  "
@@ -170,10 +211,12 @@ def report(samples, args):
     med = lambda name, f: statistics.median(f(s) for s in samples if s["proxy"] == name)
     buckets = sorted({b for s in samples for b in s["buckets_us"]},
                      key=lambda b: -med("haproxy", lambda s: s["buckets_us"].get(b, 0.0)))
-    unit = "CPU-ms per GB" if args.stream else "CPU-µs per request"
+    unit = "CPU-ms per GB" if args.stream else "CPU-µs per connection" if args.tls else "CPU-µs per request"
     load = "one stream up to a sink, closed loop" if args.stream else \
+        "new TLS connections routed by SNI (make bench's tls-sni cell)" if args.tls else \
         f"rr 64 B, {args.connections} connections, open loop at {args.rate} req/s"
-    lines = [f"{load}, {args.rounds} interleaved rounds of {args.seconds:g} s, one worker on CPU 1; {unit}, median", "",
+    load += ", everything on every CPU" if args.unpinned else ", one worker on CPU 1"
+    lines = [f"{load}, {args.rounds} interleaved rounds of {args.seconds:g} s; {unit}, median", "",
              "| bucket | RingProxy | HAProxy |", "|---|---:|---:|"]
     for b in buckets:
         lines.append(f"| {b} | " + " | ".join(f"{med(n, lambda s: s['buckets_us'].get(b, 0.0)):.2f}" for n in names) + " |")

@@ -63,6 +63,7 @@ class Context:
         self.client_ns = None
         self.third_party = True  # the nginx HTTP, TLS and iperf3 backends (not in the veth-pair run)
         self.tls_routes = {}  # server name -> (host, port) of its TLS server (the SNI-routed cell)
+        self.wants_tls = True  # whether the run has the TLS cell (a build from before routing cannot load its listener)
         self._port = 20000
 
     def next_port(self):
@@ -107,7 +108,7 @@ def start_backends(ctx):
                 host, port, pids = started
                 backends[name] = (host, port)
                 ctx.backend_pids[name] = pids
-        started = tls.start_tls_backends(ctx, log)
+        started = tls.start_tls_backends(ctx, log) if ctx.wants_tls else None
         if started:
             ctx.tls_routes, ctx.backend_pids["tls"] = started
             backends["tls"] = next(iter(ctx.tls_routes.values()))  # each proxy routes its "tls" listener by name
@@ -374,6 +375,7 @@ def main():
     for layout in layouts:
         layout.cells = [all_cells[n] for n in layout.cells if wanted is None or n in wanted]
     layouts = [l for l in layouts if l.cells]
+    ctx.wants_tls = any(c.mode == "wrk-tls" for l in layouts for c in l.cells)
     network = "loopback (127.0.0.1)"
     meta = machine_info(proxymod.build([p for p in args.proxies.split(",") if p], []), args, ctx, network, nofile)
     meta.update({"seed": args.seed, "steal_max": args.steal_max, "direct_drop": args.direct_drop,
