@@ -34,7 +34,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import proxies as proxymod  # noqa: E402
 import tls  # noqa: E402
-from procs import Children, cpu_of, free_port, raise_fd_limit, wait_line  # noqa: E402
+from procs import Children, cpu_of, raise_fd_limit  # noqa: E402
+from run import Context, start_backends  # noqa: E402
 
 BUCKETS = [  # (name, pattern on the symbol), first match wins; user-space symbols are their own bucket
     ("io_uring", r"^(__)?io_|io_uring|^tctx_|^task_work|^llist_"),
@@ -79,72 +80,48 @@ def profile(perf_data):
     return shares, sorted(other, reverse=True)[:8]
 
 
-def measure(proxy, ringload, args, tmp, children, ctx):
-    """One sample: requests, the proxy's CPU per request and its bucket shares."""
-    if args.tls:
-        return measure_tls(proxy, args, tmp, children, ctx)
-    host, port = proxy.frontends["sink" if args.stream else "echo"]
-    data = os.path.join(tmp, f"perf-{proxy.name}.data")
-    load_json = os.path.join(tmp, "load.json")
+def measure(proxy, args, ctx):
+    """One sample: the units of work done (requests, connections or MB), the proxy's CPU per unit and how it
+    splits into buckets, from `perf record` on the proxy while the load runs."""
+    data = os.path.join(ctx.tmpdir, f"perf-{proxy.name}.data")
     pids = proxy.cpu_pids()
-    recorder = children.start(["perf", "record", "-q", "-e", "cpu-clock", "-F", "3999", "-o", data,
-                               "-p", ",".join(str(p) for p in pids), "--", "sleep", str(args.seconds + 0.5)])
+    recorder = ctx.children.start(["perf", "record", "-q", "-e", "cpu-clock", "-F", "3999", "-o", data, "-p",
+                                   ",".join(str(p) for p in pids), "--", "sleep", str(args.seconds + 0.5)])
     user0, sys0 = cpu_of(pids)
-    load = ["--connections", "1", "--direction", "up"] if args.stream else \
-        ["--connections", str(args.connections), "--size", "64", "--rate", str(args.rate)]
-    subprocess.run(["taskset", "-c", ",".join(str(c) for c in ctx.load_cpus), ringload, "stream" if args.stream else "rr", "--target", f"{host}:{port}"]
-                   + load + ["--duration", str(args.seconds), "--json", load_json, "--quiet"],
-                   check=True, stdout=subprocess.DEVNULL)
+    units = run_tls_load(proxy, args, ctx) if args.tls else run_ringload(proxy, args, ctx)
     user1, sys1 = cpu_of(pids)
     recorder.wait(timeout=60)
+    shares, other = profile(data)
+    cpu_us = ((user1 - user0) + (sys1 - sys0)) * 1e6 / units
+    return {"proxy": proxy.name, "units": units, "cpu_us_per_request": cpu_us,
+            "buckets_us": {b: cpu_us * s for b, s in shares.items()}, "other_symbols": other}
+
+
+def run_ringload(proxy, args, ctx):
+    """ringload rr at the fixed rate, or one stream up to the sink; requests, or MB moved (so that CPU-µs per
+    unit reads as CPU-ms per GB)."""
+    host, port = proxy.frontends["sink" if args.stream else "echo"]
+    load_json = os.path.join(ctx.tmpdir, "load.json")
+    load = ["stream", "--connections", "1", "--direction", "up"] if args.stream else \
+        ["rr", "--connections", str(args.connections), "--size", "64", "--rate", str(args.rate)]
+    subprocess.run(ctx.client_cmd([ctx.ringload.path] + load + ["--target", f"{host}:{port}", "--duration",
+                                                                 str(args.seconds), "--json", load_json, "--quiet"],
+                                  ctx.load_cpus), check=True, stdout=subprocess.DEVNULL)
     with open(load_json) as f:
         result = json.load(f)
-    # Units of work: requests, or GB moved (CPU-µs per request, or CPU-ms per GB: both "cpu_us_per_request" here).
-    requests = result["requests"] if not args.stream else \
-        ((result.get("bytes_sent") or 0) + (result.get("bytes_received") or 0)) / 1e9 * 1e3
-    shares, other = profile(data)
-    cpu_us = ((user1 - user0) + (sys1 - sys0)) * 1e6 / requests
-    return {"proxy": proxy.name, "requests": requests, "cpu_us_per_request": cpu_us,
-            "buckets_us": {b: cpu_us * s for b, s in shares.items()}, "other_symbols": other}
+    if args.stream:
+        return ((result.get("bytes_sent") or 0) + (result.get("bytes_received") or 0)) / 1e6
+    return result["requests"]
 
 
-def measure_tls(proxy, args, tmp, children, ctx):
-    """One sample of the TLS cell: new connections (one wrk per name), the proxy's CPU per connection, buckets."""
-    data = os.path.join(tmp, f"perf-{proxy.name}.data")
-    pids = proxy.cpu_pids()
-    recorder = children.start(["perf", "record", "-q", "-e", "cpu-clock", "-F", "3999", "-o", data,
-                               "-p", ",".join(str(p) for p in pids), "--", "sleep", str(args.seconds + 0.5)])
-    user0, sys0 = cpu_of(pids)
+def run_tls_load(proxy, args, ctx):
+    """make bench's TLS cell (one wrk per name); the connections made, each through the right route."""
     argv, outputs = tls.client_argv(ctx, proxy, args.seconds)
-    subprocess.run(ctx.server_cmd(argv, ctx.load_cpus), check=True)
-    user1, sys1 = cpu_of(pids)
-    recorder.wait(timeout=60)
+    subprocess.run(ctx.client_cmd(argv, ctx.load_cpus), check=True)
     load = tls.parse_outputs(outputs)
-    if load.get("error") or tls.wrong_routes(outputs):
-        raise SystemExit(f"{proxy.name}: {load.get('error') or 'wrong routes'}")
-    shares, other = profile(data)
-    cpu_us = ((user1 - user0) + (sys1 - sys0)) * 1e6 / load["requests"]
-    return {"proxy": proxy.name, "requests": load["requests"], "cpu_us_per_request": cpu_us,
-            "buckets_us": {b: cpu_us * s for b, s in shares.items()}, "other_symbols": other}
-
-
-class Ctx:
-    """The little of run.py's Context that proxies.py needs."""
-
-    def __init__(self, bin_dir, tmp, children):
-        self.bin, self.tmpdir, self.children = bin_dir, tmp, children
-        self.proxy_cpus, self.load_cpus, self.threads = [1], [0], 1
-        self.nofile, self.listen_host, self.server_ns, self.client_ns = 20000, "127.0.0.1", None, None
-        self.tls_routes = {}
-        self.backend_host = "127.0.0.1"
-        self._port = 30000
-
-    def next_port(self):
-        self._port += 1
-        return self._port
-
-    def server_cmd(self, argv, cpus):
-        return ["taskset", "-c", ",".join(str(c) for c in cpus)] + argv
+    if load.get("error") or load["wrong_routes"]:
+        raise SystemExit(f"{proxy.name}: {load.get('error') or str(load['wrong_routes']) + ' wrong routes'}")
+    return load["requests"]
 
 
 def main():
@@ -165,25 +142,16 @@ def main():
     raise_fd_limit(200000)
     children = Children()
     tmp = tempfile.mkdtemp(prefix="ringproxy-ceiling-")
-    ctx = Ctx(os.path.abspath(args.bin), tmp, children)
-    if args.unpinned:
-        ctx.proxy_cpus = ctx.load_cpus = sorted(os.sched_getaffinity(0))
-    ringload = os.path.join(ctx.bin, "ringload")
+    cpus = sorted(os.sched_getaffinity(0))
+    proxy_cpus, load_cpus = (cpus, cpus) if args.unpinned else ([1], [0])
+    ctx = Context(os.path.abspath(args.bin), tmp, children, proxy_cpus, load_cpus)
+    # make bench's backends: ringload's echo and sink servers, and with --tls its nginx TLS servers (which come
+    # with the other third-party servers, idle here).
+    ctx.third_party = ctx.wants_tls = args.tls
     try:
-        backends = {}
-        for name, mode in (("echo", "echo-server"), ("sink", "sink-server")):
-            port = free_port()
-            server = children.start(ctx.server_cmd([ringload, mode, "--listen", f"127.0.0.1:{port}"], ctx.load_cpus),
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-            if not wait_line(server, "listening on", timeout=15):
-                raise SystemExit(f"{mode} did not start")
-            backends[name] = ("127.0.0.1", port)
-        if args.tls:
-            started = tls.start_tls_backends(ctx, print)
-            if not started:
-                raise SystemExit("the TLS cell needs nginx, openssl and wrk")
-            ctx.tls_routes = started[0]
-            backends["tls"] = next(iter(ctx.tls_routes.values()))
+        backends = start_backends(ctx)
+        if args.tls and "tls" not in backends:
+            raise SystemExit("the TLS cell needs nginx, openssl and wrk")
         proxies = [proxymod.RingProxy(), proxymod.HAProxy()]
         for proxy in proxies:
             if not proxy.start(ctx, backends):
@@ -191,7 +159,7 @@ def main():
         samples = []
         for round_index in range(args.rounds):
             for proxy in (proxies if round_index % 2 == 0 else list(reversed(proxies))):
-                sample = measure(proxy, ringload, args, tmp, children, ctx)
+                sample = measure(proxy, args, ctx)
                 samples.append(sample)
                 print(f"  other kernel: {sample['other_symbols'][:6]}") if args.verbose else None
                 print(f"[round {round_index + 1}] {proxy.name:<10} {sample['cpu_us_per_request']:.2f} per unit  "

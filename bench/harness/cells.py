@@ -219,8 +219,8 @@ def measure(ctx, proxy, cell, duration, round_index):
         load = tls.parse_outputs(tls_outputs)
         if load.get("error"):
             sample["error"] = load["error"]
-        elif tls.wrong_routes(tls_outputs):
-            sample["error"] = f"{tls.wrong_routes(tls_outputs)} connections reached another name's server"
+        elif load["wrong_routes"]:
+            sample["error"] = f"{load['wrong_routes']} connections reached another name's server"
     elif cell.mode == "iperf":
         load = thirdparty.parse_iperf(text)
         if load.get("error"):

@@ -77,7 +77,7 @@ UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
 
 
 def parse_wrk(text):
-    """requests, requests_per_s, latency_ms {p50, p99}, errors from wrk --latency output."""
+    """requests, requests_per_s, latency_ms {p50, p99}, errors (non_2xx among them) from wrk --latency output."""
     out = {"latency_ms": {}}
     m = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m)", text)
     if m:
@@ -93,9 +93,8 @@ def parse_wrk(text):
     if m:
         errors += sum(int(v) for v in m.groups())
     m = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
-    if m:
-        errors += int(m[1])
-    out["errors_total"] = errors
+    out["non_2xx"] = int(m[1]) if m else 0
+    out["errors_total"] = errors + out["non_2xx"]
     return out
 
 
