@@ -125,11 +125,7 @@ extension MetricsExporter.Series {
     }
 
     fileprivate mutating func gauge(_ name: String, _ labels: [(String, String)], _ value: Int, _ factory: PrometheusMetricsFactory) {
-        let key = Self.key(name, labels)
-        touched.insert(key)
-        let gauge = gauges[key] ?? CoreMetrics.Gauge(label: name, dimensions: labels, factory: factory)
-        gauge.record(value)
-        gauges[key] = gauge
+        gauge(name, labels, Double(value), factory)
     }
 
     fileprivate mutating func gauge(_ name: String, _ labels: [(String, String)], _ value: Double, _ factory: PrometheusMetricsFactory) {
