@@ -2,20 +2,7 @@
 import XCTest
 
 /// The configuration file: both layouts, every section, and errors that name their key and line.
-final class ConfigTests: XCTestCase {
-    private func load(_ text: String) throws -> ProxyConfig {
-        try ProxyConfig.validate(ConfigFile.parse(text, file: "test.toml"), file: "test.toml", allowedCPUs: [0, 1])
-    }
-
-    private func errors(_ text: String) -> [String] {
-        do {
-            _ = try load(text)
-            return []
-        } catch {
-            return "\(error)".split(separator: "\n").map(String.init)
-        }
-    }
-
+final class ConfigTests: XCTestCase, ConfigLoading {
     func testListenersLayoutWithHealthAndOperations() throws {
         let config = try load("""
             balance = "round-robin"

@@ -3,20 +3,7 @@ import XCTest
 
 /// The discovery keys: `resolve`, `srv`, `resolvers`, `dns_min_ttl`/`dns_max_ttl`, `dns_hold`, `dns_start`.
 /// A resolver on a port where nothing listens refuses at once, so no test waits on the network.
-final class DiscoveryConfigTests: XCTestCase {
-    private func load(_ text: String) throws -> ProxyConfig {
-        try ProxyConfig.validate(ConfigFile.parse(text, file: "test.toml"), file: "test.toml", allowedCPUs: [0, 1])
-    }
-
-    private func errors(_ text: String) -> [String] {
-        do {
-            _ = try load(text)
-            return []
-        } catch {
-            return "\(error)".split(separator: "\n").map(String.init)
-        }
-    }
-
+final class DiscoveryConfigTests: XCTestCase, ConfigLoading {
     func testDefaultsAndEveryKey() throws {
         let defaults = try load("port = 8080\n[[backends]]\nhost = \"127.0.0.1\"\nport = 9000\n")
         XCTAssertNil(defaults.resolvers)

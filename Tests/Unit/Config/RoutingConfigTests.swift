@@ -3,20 +3,7 @@ import XCTest
 
 /// The front door's keys (issue 12): named pools, routes, PROXY in, source rules, per-client limits; and the
 /// layouts without them loading as before.
-final class RoutingConfigTests: XCTestCase {
-    private func load(_ text: String) throws -> ProxyConfig {
-        try ProxyConfig.validate(ConfigFile.parse(text, file: "test.toml"), file: "test.toml", allowedCPUs: [0, 1])
-    }
-
-    private func errors(_ text: String) -> [String] {
-        do {
-            _ = try load(text)
-            return []
-        } catch {
-            return "\(error)".split(separator: "\n").map(String.init)
-        }
-    }
-
+final class RoutingConfigTests: XCTestCase, ConfigLoading {
     private static let corpus = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fuzz/corpus")
