@@ -190,6 +190,8 @@ final class FaultTests: XCTestCase {
         let proxy = try ProxyHarness(backend)
         defer { proxy.stop() }
         let rounds = 5
+        // A bystander, connected before the resets and read after them: its bytes arrive whole.
+        let bystander = try TestClient(proxy.address)
         for _ in 0..<rounds {
             let client = try TestClient(proxy.address)
             XCTAssertEqual(try client.receiveUntilClose().count, 100, "the backend's bytes, then its end of stream")
@@ -201,9 +203,12 @@ final class FaultTests: XCTestCase {
             client.reset()
         }
         let started = monotonicMilliseconds()
+        var pattern = PatternStream(seed: 3)
+        XCTAssertEqual(try bystander.receiveUntilClose(), pattern.next(100), "the bystander's bytes, whole")
+        bystander.shutdownWrite()
         XCTAssertTrue(eventually(3) { proxy.total(.active) == 0 }, "released without the 10 s linger")
-        print("\(rounds) tunnels reset on both sides: released \(monotonicMilliseconds() - started) ms after the last reset")
-        XCTAssertEqual(proxy.total(.closed), rounds)
+        print("\(rounds) tunnels reset on both sides and a bystander: all released \(monotonicMilliseconds() - started) ms after the last reset")
+        XCTAssertEqual(proxy.total(.closed), rounds + 1)
     }
 
     func testSlowClientGetsEveryByteWhileOthersRunAtFullSpeed() throws {
