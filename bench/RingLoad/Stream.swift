@@ -6,7 +6,7 @@ import RingSystem
 struct StreamCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "stream",
-        abstract: "Bulk throughput: each connection sends as fast as it can (up), and reads everything back (both)."
+        abstract: "Bulk throughput: each connection sends as fast as it can (up), and reads everything back (both: at the end it stops sending and drains, so every byte sent is counted back)."
     )
 
     enum Direction: String, ExpressibleByArgument, CaseIterable {
@@ -48,18 +48,27 @@ struct StreamCommand: ParsableCommand {
 }
 
 /// One thread of `ringload stream`: every connection keeps one send of `chunk` bytes in flight and, when it
-/// reads back, one receive, until the deadline closes them all.
+/// reads back, one receive. At the deadline a sending-only connection is closed; one that reads back stops
+/// sending and drains: it closes once every byte it sent has come back, so the counts agree exactly, and a
+/// connection whose echo stops short is timed out and counted.
 struct StreamClient: LoadClient, ~Copyable {
+    private struct Flow {
+        var isConnected = false
+        var isSending = false
+        /// Bytes sent that have not come back yet (reading back only).
+        var unechoed = 0
+    }
+
     private(set) var result = LoadResult()
-    /// Each connection's state is whether it is connected.
-    private var table: ConnectionTable<Bool>
+    private var table: ConnectionTable<Flow>
     private let chunk: Int
     private let readsBack: Bool
     private let deadline: UInt64
+    private var isDraining = false
     private let bytes: UnsafeMutableRawPointer
 
     init(connections: Int, chunk: Int, readsBack: Bool, deadline: UInt64, timeout: Double) {
-        table = ConnectionTable(count: connections, state: false, timeout: timeout)
+        table = ConnectionTable(count: connections, state: Flow(), timeout: timeout)
         self.chunk = chunk
         self.readsBack = readsBack
         self.deadline = deadline
@@ -75,7 +84,7 @@ struct StreamClient: LoadClient, ~Copyable {
 
     mutating func start(on ring: inout ClientRing) {
         for slot in 0..<table.count {
-            if let failure = table.connect(slot, state: false, on: &ring) { result.count(failure) }
+            if let failure = table.connect(slot, state: Flow(), on: &ring) { result.count(failure) }
         }
     }
 
@@ -84,22 +93,30 @@ struct StreamClient: LoadClient, ~Copyable {
         switch completion.userData.kind {
         case .connect:
             guard completion.result == 0 else { return fail(slot, .connect(errno: -completion.result)) }
-            table[slot] = true
             table.madeProgress(slot)
+            table.update(slot) { $0.isConnected = true; $0.isSending = true }
             table.send(slot, bytes: bytes, length: chunk, on: &ring)
             if readsBack { table.receive(slot, on: &ring) }
         case .send:
             guard completion.result > 0 else { return fail(slot, .send(errno: -completion.result)) }
             table.madeProgress(slot)
-            result.bytesSent += Int(completion.result)
-            table.send(slot, bytes: bytes, length: chunk, on: &ring)
+            let sent = Int(completion.result)
+            result.bytesSent += sent
+            if readsBack { table.update(slot) { $0.unechoed += sent } }
+            guard isDraining else { return table.send(slot, bytes: bytes, length: chunk, on: &ring) }
+            table.update(slot) { $0.isSending = false }
+            if table[slot].unechoed == 0 { table.abort(slot) }
         case .recv:
             if completion.result == -ENOBUFS { return table.receive(slot, on: &ring) }
             guard completion.result > 0 else {
                 return fail(slot, completion.result == 0 ? .closedByPeer : .recv(errno: -completion.result))
             }
             table.madeProgress(slot)
-            result.bytesReceived += Int(completion.result)
+            let received = Int(completion.result)
+            result.bytesReceived += received
+            table.update(slot) { $0.unechoed -= received }
+            let flow = table[slot]
+            if isDraining, !flow.isSending, flow.unechoed == 0 { return table.close(slot) }
             table.receive(slot, on: &ring)
         default:
             break
@@ -107,8 +124,16 @@ struct StreamClient: LoadClient, ~Copyable {
     }
 
     mutating func heartbeat(_ now: UInt64, on ring: inout ClientRing) {
-        guard now < deadline else { return table.abortAll() }
-        result.count(.timedOut, times: table.abortStalled { isConnected in isConnected })
+        if now >= deadline, !isDraining {
+            guard readsBack else { return table.abortAll() }
+            isDraining = true
+            // A connection with a send in flight drains when it completes; one without waits only for its echo.
+            for slot in 0..<table.count where table.isOpen(slot) {
+                let flow = table[slot]
+                if !flow.isConnected || (!flow.isSending && flow.unechoed == 0) { table.abort(slot) }
+            }
+        }
+        result.count(.timedOut, times: table.abortStalled { flow in flow.isConnected })
     }
 
     private mutating func fail(_ slot: Int, _ failure: Failure) {
