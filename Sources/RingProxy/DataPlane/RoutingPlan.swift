@@ -5,7 +5,7 @@ final class RoutingPlan: @unchecked Sendable {
     let pools: [BackendPool]
     /// `routePools[route]`: the route's pool, an index into `pools`.
     let routePools: [Int]
-    /// `preread_timeout` in worker ticks (rounded up).
+    /// `preread_timeout` in worker ticks (`Worker.idleTicks`: never early).
     let prereadTicks: UInt32
     /// The listener's id (the per-client limits key their rows by it).
     let listenerID: UInt32

@@ -482,10 +482,13 @@ struct Worker: ~Copyable {
         counters.set(Int(ring.enterCount), .kernelEnters)
     }
 
+    /// `timeout` in ticks counted from the tick of the last activity: one more than the timeout rounded up,
+    /// since that activity may have come at the very end of its tick. A connection is thus closed no sooner
+    /// than `timeout` after it went quiet, and at most one tick later.
     static func idleTicks(_ timeout: Duration?) -> UInt32? {
         let tickNanoseconds = tickInterval.milliseconds * 1_000_000
         return timeout.map { timeout in
-            UInt32(clamping: max(1, (timeout.milliseconds * 1_000_000 + tickNanoseconds - 1) / tickNanoseconds))
+            UInt32(clamping: (timeout.milliseconds * 1_000_000 + tickNanoseconds - 1) / tickNanoseconds + 1)
         }
     }
 
