@@ -7,7 +7,9 @@ import XCTest
 /// once, and the stalled clients, once they read again, get every byte in order.
 final class StalledReaderTests: XCTestCase {
     private let source = SettingSource(key: "test")
-    private static let download = 8 << 20
+    /// Each stalled client's download: enough that, past the proxy's send buffer towards it (at most
+    /// `tcp_wmem`'s maximum, 4 MiB here), megabytes are left for the proxy to hold.
+    private static let download = max(8 << 20, ((try? KernelSettings.tcpSendBufferMax()) ?? 0) + (4 << 20))
     private static let buffers = 64
 
     /// A client that connects with a tiny receive buffer and reads nothing until told to.
@@ -99,7 +101,11 @@ final class StalledReaderTests: XCTestCase {
         print("stalled \(stalledCount), bystander echo p50 \(p50) ms p99 \(p99) ms max \(Double(latencies.last!) / 1e6) ms, "
               + "RSS +\(rssGrowth >> 10) KiB, spills \(proxy.total(.spills)), spilled \(proxy.total(.spilledBytes) >> 10) KiB, "
               + "buffer ring empty \(proxy.total(.bufferRingEmpty))")
-        XCTAssertLessThan(latencies.last!, 100_000_000, "a bystander's echo took \(Double(latencies.last!) / 1e6) ms")
+        // One scheduler hiccup on a loaded machine may not fail the test, but a bystander waiting on the stalled
+        // clients (until a 250 ms tick re-arms it) must: all but the slowest of 100 echoes under 100 ms.
+        let secondSlowest = Double(latencies[latencies.count - 2]) / 1e6
+        XCTAssertLessThan(secondSlowest, 100, "a bystander's second slowest echo took \(secondSlowest) ms")
+        XCTAssertLessThan(latencies.last!, 250_000_000, "a bystander's echo took \(Double(latencies.last!) / 1e6) ms")
         // What the stalled clients hold beyond the pool: at most what each held at the pause mark (plus what a
         // multishot receive lands before its cancel), copied into memory of their own.
         // Not under AddressSanitizer: its quarantine keeps freed spills resident, so RSS says nothing there

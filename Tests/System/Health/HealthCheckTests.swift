@@ -26,6 +26,7 @@ final class HealthCheckTests: XCTestCase {
         }
         let check1 = try endpoint("127.0.0.2", port: 0, first: true)
         let check2 = try endpoint("127.0.0.3", port: check1.address.port, first: false)
+        defer { withExtendedLifetime(check2) {} }  // answers db2's checks until the test ends
         let db1 = try TestServer(.banner("db1"), host: "127.0.0.2"), db2 = try TestServer(.banner("db2"), host: "127.0.0.3")
         let interval = 200, fall = 2
         let proxy = try ProxyHarness(backends: [(db1.address, weight: 1), (db2.address, weight: 1)]) { settings in

@@ -125,7 +125,8 @@ final class AdminHardeningTests: XCTestCase {
         let backend = try TestServer(.echo)
         let ringproxy = try BuiltBinary("ringproxy")
         func loweredTo(admin: Bool) throws -> Int {
-            let port = try deadAddress().port, adminPort = try deadAddress().port
+            let ports = try deadAddresses(2).map(\.port)
+        let (port, adminPort) = (ports[0], ports[1])
             let running = try BuiltBinary.shell(
                 "ulimit -n 256 && exec \(ringproxy.url.path) --listen 127.0.0.1:\(port) --backend 127.0.0.1:\(backend.port) --threads 1 --no-pin"
                     + (admin ? " --admin 127.0.0.1:\(adminPort)" : ""))

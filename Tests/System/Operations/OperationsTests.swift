@@ -108,7 +108,8 @@ final class OperationsTests: XCTestCase {
 
     func testBadConfigurationFileOnSIGHUPKeepsTheRunningOne() throws {
         let first = try TestServer(.banner("first")), second = try TestServer(.banner("second"))
-        let port = try deadAddress().port, adminPort = try deadAddress().port
+        let ports = try deadAddresses(2).map(\.port)
+        let (port, adminPort) = (ports[0], ports[1])
         let file = try temporaryFile(flatConfig(port: port, admin: adminPort, backend: first))
         let running = try BuiltBinary("ringproxy").start(["--config", file, "--threads", "2", "--no-pin"])
         let address = SocketAddress(numericHost: "127.0.0.1", port: port)!
@@ -143,7 +144,8 @@ final class OperationsTests: XCTestCase {
     /// restart-only setting (threads) is logged as such and keeps its running value.
     func testSIGHUPReloadsSendProxyIdleTimeoutAndHealthAndWarnsAboutRestartOnlySettings() throws {
         let backend = try TestServer(.proxyProtocol)
-        let port = try deadAddress().port, adminPort = try deadAddress().port
+        let ports = try deadAddresses(2).map(\.port)
+        let (port, adminPort) = (ports[0], ports[1])
         let config = { (extra: String) in
             """
             host = "127.0.0.1"
@@ -237,7 +239,8 @@ final class OperationsTests: XCTestCase {
     func testDrainLetsAnInFlightTransferFinishAndHealthzTurnsUnavailable() throws {
         let size = 10 << 20
         let backend = try TestServer(.source(bytes: size, seed: 99))
-        let port = try deadAddress().port, adminPort = try deadAddress().port
+        let ports = try deadAddresses(2).map(\.port)
+        let (port, adminPort) = (ports[0], ports[1])
         let running = try BuiltBinary("ringproxy").start([
             "--listen", "127.0.0.1:\(port)", "--backend", "127.0.0.1:\(backend.port)", "--threads", "2", "--no-pin",
             "--admin", "\(adminPort)", "--drain-timeout", "20s",
@@ -380,8 +383,8 @@ final class OperationsTests: XCTestCase {
         }
         defer { try? original.write(toFile: sysctl, atomically: false, encoding: .utf8) }
         let backend = try TestServer(.banner("backend"))
-        let port = try deadAddress().port
-        let secondAdmin = try deadAddress().port
+        let ports = try deadAddresses(2).map(\.port)
+        let (port, secondAdmin) = (ports[0], ports[1])
         let arguments = ["--listen", "127.0.0.1:\(port)", "--backend", "127.0.0.1:\(backend.port)", "--threads", "2", "--no-pin"]
         let first = try BuiltBinary("ringproxy").start(arguments)
         let address = SocketAddress(numericHost: "127.0.0.1", port: port)!

@@ -116,7 +116,11 @@ final class RingLoadTests: XCTestCase {
         XCTAssertEqual(json["errors_total"] as? Int, 0)
         // At the deadline each connection stops sending and drains, so every byte sent has come back.
         XCTAssertEqual(json["bytes_received"] as? Int, json["bytes_sent"] as? Int)
-        XCTAssertEqual(json["elapsed_s"] as? Double ?? 0, 1, accuracy: 0.2, "--duration 1")
+        // Sending stops at --duration 1 (seen at the next 100 ms heartbeat); the drain then takes what the
+        // bytes in flight need, at most the socket buffers' autotuning maxima at the echo's pace.
+        let elapsed = json["elapsed_s"] as? Double ?? 0
+        XCTAssertGreaterThanOrEqual(elapsed, 0.95, "--duration 1")
+        XCTAssertLessThan(elapsed, 2, "--duration 1, then the drain")
         try assertRatesAgreeWithTheCounts(json)
     }
 

@@ -12,7 +12,8 @@ final class SoakTests: XCTestCase {
             throw XCTSkip("a soak runs only when asked: make soak DURATION=600 (sets SOAK_SECONDS)")
         }
         let backends = try (0..<2).map { _ in try TestServer(.echo) }
-        let port = try deadAddress().port, adminPort = try deadAddress().port
+        let ports = try deadAddresses(2).map(\.port)
+        let (port, adminPort) = (ports[0], ports[1])
         let proxy = try BuiltBinary("ringproxy").start([
             "--listen", "127.0.0.1:\(port)", "--backend", "127.0.0.1:\(backends[0].port)",
             "--backend", "127.0.0.1:\(backends[1].port)", "--admin", "\(adminPort)", "--log-level", "warning",

@@ -88,10 +88,32 @@ func deadAddress() throws -> SocketAddress {
     try deadAddresses(1)[0]
 }
 
-/// `count` distinct such addresses: every port is held until all are chosen (one at a time, the kernel may
-/// hand the port just closed out again).
+/// `count` distinct such addresses, below the ephemeral range where the host has room for them, so that no
+/// outgoing connection (the suite makes thousands) takes a port between the test choosing it and a peer
+/// binding it. Every port is held until all are chosen. Bound without SO_REUSEADDR or SO_REUSEPORT, a port
+/// that any socket still uses (a listener, or a connection in TIME_WAIT) is passed over.
 func deadAddresses(_ count: Int) throws -> [SocketAddress] {
-    let fds = try (0..<count).map { _ in try Socket.listen(on: SocketAddress(numericHost: "127.0.0.1", port: 0)!, backlog: 1) }
-    defer { for fd in fds { Glibc.close(fd) } }
-    return fds.map { Socket.localAddress(of: $0)! }
+    let ceiling = try KernelSettings.ephemeralPortLow()
+    var held: [(fd: Int32, address: SocketAddress)] = []
+    defer { for port in held { Glibc.close(port.fd) } }
+    for _ in 0..<(ceiling > 12000 ? 2000 : 0) where held.count < count {
+        let address = SocketAddress(numericHost: "127.0.0.1", port: UInt16.random(in: 10000..<UInt16(min(ceiling, 65535))))!
+        if !held.contains(where: { $0.address == address }), let fd = bound(address) { held.append((fd, address)) }
+    }
+    // A host whose ephemeral range starts low: let the kernel choose (it never hands out a port in use).
+    while held.count < count, let fd = bound(SocketAddress(numericHost: "127.0.0.1", port: 0)!) {
+        held.append((fd, Socket.localAddress(of: fd)!))
+    }
+    guard held.count == count else { throw TestFailure("found only \(held.count) of \(count) free ports") }
+    return held.map(\.address)
+}
+
+private func bound(_ address: SocketAddress) -> Int32? {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    guard fd >= 0 else { return nil }
+    guard address.withSockaddr({ bind(fd, $0, $1) }) == 0 else {
+        Glibc.close(fd)
+        return nil
+    }
+    return fd
 }

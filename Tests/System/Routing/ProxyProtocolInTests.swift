@@ -99,8 +99,8 @@ final class ProxyProtocolInTests: XCTestCase {
         defer { proxy.stop() }
         let proxy6 = try RoutedProxy(listener(trusting: ["::1/128"], backend: backend.address, bind: "[::1]:0"))
         defer { proxy6.stop() }
-        let port = try deadAddress().port
-        let port6 = try deadAddress().port
+        let ports = try deadAddresses(2).map(\.port)
+        let (port, port6) = (ports[0], ports[1])
         let nginx = try StreamNginx(servers: """
             server {
                 listen 127.0.0.1:\(port);

@@ -53,11 +53,9 @@ final class SNIRoutingTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: certificates, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: certificates) }
         var servers = ""
-        var addresses: [SocketAddress] = []
-        for name in names {
+        let addresses = try deadAddresses(names.count)
+        for (name, address) in zip(names, addresses) {
             try makeCertificate(for: name, key: "\(certificates)/\(name).key", certificate: "\(certificates)/\(name).pem")
-            let address = try deadAddress()
-            addresses.append(address)
             servers += """
                 server {
                     listen 127.0.0.1:\(address.port) ssl;

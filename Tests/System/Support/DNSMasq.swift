@@ -101,8 +101,9 @@ final class DNSMasq {
     /// A port free for both UDP and TCP (dnsmasq listens on both), below the ephemeral range, so that the
     /// tests' own connections do not take it between two starts.
     private static func freePort() throws -> UInt16 {
+        let ceiling = UInt16(min(max(try KernelSettings.ephemeralPortLow(), 12000), 65535))
         for _ in 0..<200 {
-            let port = UInt16.random(in: 20000...32000)
+            let port = UInt16.random(in: 10000..<ceiling)
             let address = SocketAddress(numericHost: "127.0.0.1", port: port)!
             let free = [SOCK_DGRAM, SOCK_STREAM].allSatisfy { type in
                 let fd = socket(AF_INET, Int32(type.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
@@ -111,6 +112,6 @@ final class DNSMasq {
             }
             if free { return port }
         }
-        throw TestFailure("no port free for UDP and TCP in 20000...32000")
+        throw TestFailure("no port free for UDP and TCP in 10000..<\(ceiling)")
     }
 }

@@ -18,7 +18,7 @@ func isListening(_ address: SocketAddress) -> Bool {
 
 /// A /proc file read to its end with plain reads: its size reads as 0, and with thousands of sockets in the
 /// table (the suite's connection storms leave them in TIME_WAIT) it is megabytes long.
-private func readWhole(_ path: String) -> String? {
+func readWhole(_ path: String) -> String? {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { return nil }
     defer { close(fd) }
