@@ -23,6 +23,19 @@ final class TimerWheelTests: XCTestCase {
         return expired
     }
 
+    /// A timeout in ticks, counted from the tick of the last activity, covers the whole timeout even when that
+    /// activity came at the very end of its tick, and is at most one tick longer.
+    func testATimeoutInTicksIsNeverShorterThanTheTimeoutAndAtMostATickLonger() {
+        let tick = Worker.tickInterval.milliseconds
+        XCTAssertNil(Worker.idleTicks(nil))
+        for milliseconds in [1, 249, 250, 251, 300, 500, 999, 1000, 5000, 3_600_000] {
+            let ticks = Int(Worker.idleTicks(.milliseconds(milliseconds))!)
+            // Activity at the end of tick t, expiry at the start of tick t + ticks: (ticks - 1) whole ticks apart.
+            XCTAssertGreaterThanOrEqual((ticks - 1) * Int(tick), milliseconds, "\(milliseconds) ms: \(ticks) ticks")
+            XCTAssertLessThan((ticks - 1) * Int(tick), milliseconds + Int(tick), "\(milliseconds) ms: \(ticks) ticks")
+        }
+    }
+
     /// Ticks until `slot` expires (at most `limit` ticks) and returns how many it took, or nil.
     private func ticksUntilExpired(_ slot: UInt32, limit: Int = 10_000) -> Int? {
         for count in 1...limit where tick().contains(slot) { return count }
