@@ -55,6 +55,8 @@ final class HealthCheckTests: XCTestCase {
         }
         XCTAssertNotNil(db1Down, "the old primary goes down")
         XCTAssertNotNil(db2Up, "the new primary comes up")
+        // The first check after the flip comes within an interval, then fall - 1 more: down by fall x interval,
+        // plus the checks' own time (seen: 364-380 ms, 508 ms once on a loaded machine).
         let bound = Int64(fall * interval + 250)
         XCTAssertTrue(eventually(5) { clients.backends(since: flipped + bound).values.reduce(0, +) >= 100 }, "clients go on")
         let outcome = clients.stop()
@@ -62,7 +64,10 @@ final class HealthCheckTests: XCTestCase {
         XCTAssertEqual(outcome.failures, [], "no client fails across the flip")
         let lastOnOld = outcome.visits.filter { $0.backend == "db1" }.map(\.started).max() ?? flipped
         let firstOnNew = outcome.visits.filter { $0.backend == "db2" }.map(\.started).min() ?? .max
-        XCTAssertLessThanOrEqual(lastOnOld - flipped, bound, "no new client reaches the old primary after fall x interval + 250 ms")
+        // Every pick reads the health word, so a client that began after the old primary was seen down cannot be
+        // on it (1 ms for the polling above).
+        XCTAssertLessThanOrEqual(lastOnOld - flipped, (db1Down ?? bound) + 1, "no new client reaches the old primary once it is down")
+        XCTAssertLessThanOrEqual(db1Down ?? .max, bound, "the old primary goes down within fall x interval + 250 ms")
         XCTAssertEqual(outcome.visits.filter { $0.started > flipped + bound && $0.backend == "db1" }.count, 0)
         XCTAssertGreaterThanOrEqual(outcome.visits.filter { $0.started > flipped + bound }.count, 100)
         XCTAssertGreaterThan(check1.answered, 0)
