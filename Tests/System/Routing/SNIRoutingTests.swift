@@ -133,6 +133,42 @@ final class SNIRoutingTests: XCTestCase {
         XCTAssertEqual(proxy.total(.heldBytes), 0, "held bytes are freed once sent")
     }
 
+    /// Behind a balancer: a PROXY header, then a ClientHello, with the segments cut anywhere (the header's end
+    /// and the hello's start in one, the hello's rest later; the header itself in two). The header is stripped,
+    /// the hello routed by its name and delivered byte-exact, followed by the stream.
+    func testAPROXYHeaderThenAClientHelloInPiecesIsStrippedAndRoutedByteExact() throws {
+        let api = try TestServer(.replyOnEOF), web = try TestServer(.replyOnEOF), mail = try TestServer(.replyOnEOF)
+        let proxy = try RoutedProxy(frontDoor(api.address, web.address, mail.address, extra: "accept_proxy = [\"127.0.0.0/8\"]"))
+        defer { proxy.stop() }
+        // Headers as our own send_proxy writes them (nginx reads those: PoolTests.testNginxReadsOurProxyProtocolHeader).
+        let (source, destination) = (SocketAddress(numericHost: "192.0.2.1", port: 40000)!, SocketAddress(numericHost: "127.0.0.1", port: 443)!)
+        let v1 = ProxyProtocolVersion.v1.header(source: source, destination: destination)
+        let v2 = ProxyProtocolVersion.v2.header(source: source, destination: destination)
+        let hello = ClientHelloBytes.make(serverName: "api.example.com", size: 3000, recordSize: 1000)
+        let rest = (0..<5000).map { UInt8(truncatingIfNeeded: $0 &* 13) }
+        // Each case: the segments the client sends, in order.
+        let cases: [(String, [[UInt8]])] = [
+            ("v1 + half the hello, then the rest", [v1 + hello[0..<1500], Array(hello[1500...])]),
+            ("v2 + 5 bytes of the hello, then the rest", [v2 + hello[0..<5], Array(hello[5...])]),
+            ("v1 in two, the second half with the hello's first record", [Array(v1[0..<10]), Array(v1[10...]) + hello[0..<1005], Array(hello[1005...])]),
+            ("v2 alone, then the hello a record at a time", [v2, Array(hello[0..<1005]), Array(hello[1005..<2010]), Array(hello[2010...])]),
+        ]
+        for (index, (label, segments)) in cases.enumerated() {
+            let client = try TestClient(proxy.address())
+            for segment in segments {
+                try client.send(segment)
+                usleep(20_000)  // each its own segment, and the proxy has looked at what came so far
+            }
+            try client.send(rest)
+            client.shutdownWrite()
+            XCTAssertEqual(try client.receiveLine(), replyLine(for: hello + rest), label)
+            XCTAssertEqual(api.acceptedCount, index + 1, "\(label) went to the api pool")
+        }
+        XCTAssertEqual(web.acceptedCount + mail.acceptedCount, 0)
+        XCTAssertEqual(proxy.total(.rejectedProxyHeader) + proxy.total(.rejectedProxyHeaderTimeout), 0)
+        XCTAssertEqual(proxy.total(.heldBytes), 0, "held bytes are freed once sent")
+    }
+
     /// Bytes that are not TLS have no server name: the default pool takes them, byte-exact.
     func testNonTLSBytesTakeTheDefaultPool() throws {
         let api = try TestServer(.replyOnEOF), web = try TestServer(.replyOnEOF), mail = try TestServer(.replyOnEOF)
