@@ -427,6 +427,8 @@ struct Worker: ~Copyable {
         }
         ring.sendMessage(to: table[slot].fd(direction.destination), sendMessages, message: message, vectorCount: Int(count),
                          userData: userData(.send, slot, direction))
+        counters.add(1, .chainSends)
+        counters.add(Int(count), .chainedBuffers)
     }
 
     @inline(__always)

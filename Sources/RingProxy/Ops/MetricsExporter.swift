@@ -112,6 +112,7 @@ final class MetricsExporter: Sendable {
         ("sqes_submitted", .submissions), ("cqes_reaped", .completions), ("kernel_enters", .kernelEnters),
         ("buffer_ring_empty", .bufferRingEmpty), ("zero_copy_sends", .zeroCopySends),
         ("resets_deferred", .resetsDeferred), ("spills", .spills), ("shed", .shed),
+        ("chain_sends", .chainSends), ("chained_buffers", .chainedBuffers),
     ]
 }
 

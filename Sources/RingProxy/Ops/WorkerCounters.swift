@@ -6,6 +6,8 @@ public final class WorkerCounters: @unchecked Sendable {
         case connectFailures, noBackend, backendSocketErrors
         case acceptErrors, acceptOverflows, idleTimeouts, clientAddressUnknown
         case bufferRingEmpty, zeroCopySends, resetsDeferred, spills, spilledBytes, shed
+        /// Sends of several queued buffers as one message, and the buffers they carried.
+        case chainSends, chainedBuffers
         case submissions, completions, kernelEnters, staleCompletions
         case bytesUpstream, bytesDownstream
         /// The routing stage (issue 12): clients routed, bytes held before connect, clients closed by reason.

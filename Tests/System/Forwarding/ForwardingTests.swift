@@ -89,6 +89,27 @@ final class ForwardingTests: XCTestCase {
         }
     }
 
+    /// A bulk download backs up in the proxy (the backend sends faster than the client's socket drains): the
+    /// queued buffers go out as one `sendmsg` of 2 to `Tunnel.chainSendLimit` of them, every byte in order.
+    func testABackedUpDirectionSendsItsQueuedBuffersAsOneMessage() throws {
+        let size = 16 << 20
+        let backend = try TestServer(.source(bytes: size, seed: 5))
+        let proxy = try ProxyHarness(backend)
+        defer { proxy.stop() }
+        let client = try TestClient(proxy.address, timeout: 30)
+        var hash = StreamHash()
+        while hash.count < size { hash.add(try client.receive(exactly: min(64 << 10, size - hash.count))) }
+        var expected = StreamHash()
+        var pattern = PatternStream(seed: 5)
+        expected.add(pattern.next(size))
+        XCTAssertEqual(hash.digest, expected.digest, "the download's bytes differ")
+        let (sends, buffers) = (proxy.total(.chainSends), proxy.total(.chainedBuffers))
+        print("16 MiB download: \(sends) chain sends carrying \(buffers) buffers")
+        XCTAssertGreaterThan(sends, 0, "no queued buffers were sent together")
+        XCTAssertGreaterThanOrEqual(buffers, 2 * sends)
+        XCTAssertLessThanOrEqual(buffers, Int(Tunnel.chainSendLimit) * sends)
+    }
+
     func testZeroCopySendsDeliverEveryByteAndGiveEveryBufferBack() throws {
         for mode in ["on", "auto"] {
             let backend = try TestServer(.echo)
