@@ -123,42 +123,49 @@ FUZZ_SECONDS ?= 60
 FUZZ_BIN = .build-fuzz/debug/config-fuzz
 FUZZ_BUILD = RINGPROXY_FUZZ=1 $(SWIFT) build -c debug --sanitize=fuzzer -Xswiftc -sanitize=fuzzer,address -Xcc -fsanitize=address \
   --scratch-path .build-fuzz
+FUZZ_RUN = set -o pipefail; SWIFT_BACKTRACE=enable=no $(LSAN_ENV) ASAN_OPTIONS=detect_leaks=1:halt_on_error=1
+# A fuzzer without coverage instrumentation runs blind and finds nothing, yet exits 0 ("INITED cov: 0"). Looking
+# for __sanitizer_cov_* symbols cannot tell (libFuzzer's runtime defines them either way), so make stops with the
+# reason when an object under test has no inline coverage counters (no __sancov_cntrs section) or no ASan
+# checks, or when libFuzzer saw no coverage.
+# $(call fuzz_instrumented,objects)
+fuzz_instrumented = for object in $(1); do \
+  readelf -SW "$$object" 2>/dev/null | grep -q __sancov_cntrs || { echo "$$object has no coverage counters:" \
+    "the fuzzer would run blind (swiftc without -sanitize=fuzzer, above)" >&2; exit 1; }; \
+  nm "$$object" | grep -q __asan_ || { echo "$$object has no ASan checks (swiftc without -sanitize=address," \
+    "above)" >&2; exit 1; }; \
+  done
+# $(call fuzz_saw_coverage,log)
+fuzz_saw_coverage = grep -Eq 'INITED cov: [1-9]' $(1) || \
+  { echo "$(1): libFuzzer saw no coverage (INITED cov: 0): the fuzzer is not instrumented" >&2; exit 1; }
+CONFIG_FUZZ_OBJECTS = $(addprefix .build-fuzz/debug/,RingProxy.build/ConfigFile.swift.o \
+  RingProxy.build/ConfigValidation.swift.o ConfigFuzz.build/ConfigFuzz.swift.o)
 fuzz: deps
 	$(FUZZ_BUILD) --product config-fuzz
+	@$(call fuzz_instrumented,$(CONFIG_FUZZ_OBJECTS))
 	mkdir -p .build-fuzz/corpus
 	NONET=$$(unshare -n true 2>/dev/null && echo "unshare -n"); \
-	SWIFT_BACKTRACE=enable=no $(LSAN_ENV) ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 $$NONET $(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+	$(FUZZ_RUN) $$NONET $(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
 	  -rss_limit_mb=4096 -max_len=8192 -print_final_stats=1 -dict=Tests/Fuzz/config.dict \
-	  -artifact_prefix=.build-fuzz/crash- .build-fuzz/corpus Tests/Fuzz/corpus
+	  -artifact_prefix=.build-fuzz/crash- .build-fuzz/corpus Tests/Fuzz/corpus 2>&1 | tee .build-fuzz/config-fuzz.log
+	@$(call fuzz_saw_coverage,.build-fuzz/config-fuzz.log)
 
 # libFuzzer on the routing parsers, FUZZ_SECONDS each under ASan: Tests/Fuzz/ClientHelloFuzz (ClientHelloReader,
 # on the bytes as sent and framed into records) and Tests/Fuzz/ProxyHeaderFuzz (ProxyHeaderReader). Seeds are the
 # recorded captures (Tests/Unit/Routing/Captures) and Tests/Fuzz/clienthello-corpus, proxyheader-corpus (committed,
 # read only); what the fuzzer finds goes to .build-fuzz/<name>-corpus, a crashing input to .build-fuzz/crash-<name>-*,
 # its output to .build-fuzz/<name>.log. PROXY inputs start at full length (-len_control=0): v2 TLVs reach 2 KiB,
-# longer than any seed. The parsers never resolve names or open sockets, so no network namespace.
-# A fuzzer without coverage instrumentation runs blind and finds nothing, yet exits 0 ("INITED cov: 0"). Looking
-# for __sanitizer_cov_* symbols cannot tell (libFuzzer's runtime defines them either way), so make stops with the
-# reason when a parser's object has no inline coverage counters (no __sancov_cntrs section) or no ASan checks, or
-# when libFuzzer saw no coverage.
+# longer than any seed. The parsers never resolve names or open sockets, so no network namespace. Checked for
+# instrumentation as `fuzz` is.
 # make fuzz-routing FUZZ_SECONDS=300
-FUZZ_OBJECTS = $(addprefix .build-fuzz/debug/,RingProxy.build/ClientHelloReader.swift.o \
+ROUTING_FUZZ_OBJECTS = $(addprefix .build-fuzz/debug/,RingProxy.build/ClientHelloReader.swift.o \
   RingProxy.build/HandshakeCursor.swift.o RingProxy.build/ProxyHeaderReader.swift.o \
   RingProxy.build/ProxyHeaderReader+V1.swift.o RingProxy.build/ProxyHeaderReader+V2.swift.o \
   ClientHelloFuzz.build/ClientHelloFuzz.swift.o ProxyHeaderFuzz.build/ProxyHeaderFuzz.swift.o)
-FUZZ_RUN = set -o pipefail; SWIFT_BACKTRACE=enable=no $(LSAN_ENV) ASAN_OPTIONS=detect_leaks=1:halt_on_error=1
-# $(call fuzz_saw_coverage,log)
-fuzz_saw_coverage = grep -Eq 'INITED cov: [1-9]' $(1) || \
-  { echo "$(1): libFuzzer saw no coverage (INITED cov: 0): the fuzzer is not instrumented" >&2; exit 1; }
 fuzz-routing: deps
 	$(FUZZ_BUILD) --product clienthello-fuzz
 	$(FUZZ_BUILD) --product proxyheader-fuzz
-	@for object in $(FUZZ_OBJECTS); do \
-	  readelf -SW "$$object" 2>/dev/null | grep -q __sancov_cntrs || { echo "$$object has no coverage counters:" \
-	    "the fuzzers would run blind (swiftc without -sanitize=fuzzer, above)" >&2; exit 1; }; \
-	  nm "$$object" | grep -q __asan_ || { echo "$$object has no ASan checks (swiftc without -sanitize=address," \
-	    "above)" >&2; exit 1; }; \
-	done
+	@$(call fuzz_instrumented,$(ROUTING_FUZZ_OBJECTS))
 	mkdir -p .build-fuzz/clienthello-corpus .build-fuzz/proxyheader-corpus
 	$(FUZZ_RUN) .build-fuzz/debug/clienthello-fuzz \
 	  -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=4096 -max_len=20000 -print_final_stats=1 \
