@@ -79,6 +79,21 @@ struct RingProxyCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Send the PROXY protocol header to backends: v1, v2 or none (default none).", valueName: "version"))
     var sendProxy: String?
 
+    @Option(help: ArgumentHelp("Serve only clients from this address block, like 10.0.0.0/8 (repeatable; default: all).", valueName: "cidr"))
+    var allow: [String] = []
+
+    @Option(help: ArgumentHelp("Refuse clients from this address block (repeatable; wins over --allow).", valueName: "cidr"))
+    var deny: [String] = []
+
+    @Option(help: ArgumentHelp("Require a PROXY header (v1 or v2) from this balancer's block; its client address counts (repeatable).", valueName: "cidr"))
+    var acceptProxy: [String] = []
+
+    @Option(help: "Open connections per client address at most, over all workers (default: no limit).")
+    var maxConnectionsPerClient: Int?
+
+    @Option(help: "New connections per second per client address, a burst of as many (default: no limit).")
+    var newConnectionsPerClient: Int?
+
     @Option(help: ArgumentHelp("Serve /metrics, /healthz and /backends here (port, or host:port; host defaults to 127.0.0.1).", valueName: "address"))
     var admin: String?
 
@@ -207,6 +222,12 @@ struct RingProxyCommand: ParsableCommand {
         settings.zerocopy = zerocopy.map { Setting($0, source("zerocopy")) }
         settings.balance = balance.map { Setting($0, source("balance")) }
         settings.sendProxy = sendProxy.map { Setting($0, source("send-proxy")) }
+        // As the file's top-level keys: the flat listener's, and the default of every [[listeners]] entry.
+        if !allow.isEmpty { settings.routing.allow = Setting(allow, source("allow")) }
+        if !deny.isEmpty { settings.routing.deny = Setting(deny, source("deny")) }
+        if !acceptProxy.isEmpty { settings.routing.acceptProxy = Setting(acceptProxy, source("accept-proxy")) }
+        settings.routing.maxConnectionsPerClient = maxConnectionsPerClient.map { Setting($0, source("max-connections-per-client")) }
+        settings.routing.newConnectionsPerClient = newConnectionsPerClient.map { Setting($0, source("new-connections-per-client")) }
         settings.admin = admin.map { Setting($0, source("admin")) }
         settings.adminTokenFile = adminTokenFile.map { Setting($0, source("admin-token-file")) }
         settings.logFormat = logFormat.map { Setting($0, source("log-format")) }
@@ -247,7 +268,9 @@ struct RingProxyCommand: ParsableCommand {
                 "\(named.name) (no address yet)"
             }
             lines.append("  listener \(listener.name) \(listener.address) \(listener.balance.rawValue)"
-                + (listener.sendProxy.map { " send-proxy \($0.rawValue)" } ?? "") + " -> " + backends.joined(separator: ", "))
+                + (listener.sendProxy.map { " send-proxy \($0.rawValue)" } ?? "") + " -> "
+                + (backends.isEmpty ? "the pools of its routes" : backends.joined(separator: ", ")))
+            if let routing = listener.routing { lines.append("    " + describe(routing)) }
         }
         lines.append("  \(config.threads) workers, ring \(config.ringSize), \(config.buffersPerWorker) x \(config.bufferSize) B buffers per worker, max \(config.maxConnections) connections")
         let checks = config.health.checks.map { "checks every \($0.interval) (timeout \($0.timeout), rise \($0.rise), fall \($0.fall))" } ?? "no active checks"
@@ -262,6 +285,24 @@ struct RingProxyCommand: ParsableCommand {
             lines.append("    \(padded(row.name, nameWidth))  " + (row.restart ? "\(padded(row.value, valueWidth))  restart" : row.value))
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// A listener's routing stage in one line: its routes, then the source rules and limits it sets.
+    private func describe(_ routing: ListenerRouting) -> String {
+        var parts = routing.routes.map { route in
+            let names = route.serverNames.isEmpty ? "any name" : route.serverNames.map(\.description).joined(separator: " ")
+            return "route \(names)" + (route.alpn.isEmpty ? "" : " alpn \(route.alpn.joined(separator: " "))") + " -> \(route.pool.name)"
+        }
+        if !routing.routes.isEmpty, !routing.hasDefaultPool { parts.append("unmatched clients closed") }
+        if !routing.acceptProxy.isEmpty { parts.append("accept_proxy \(routing.acceptProxy)") }
+        if !routing.allow.isEmpty { parts.append("allow \(routing.allow)") }
+        if !routing.deny.isEmpty { parts.append("deny \(routing.deny)") }
+        if routing.maxConnectionsPerClient > 0 { parts.append("at most \(routing.maxConnectionsPerClient) connections per client") }
+        if routing.newConnectionsPerClient > 0 {
+            parts.append("\(routing.newConnectionsPerClient) new connections per second per client, burst \(routing.newConnectionsBurst)")
+        }
+        if routing.prereads { parts.append("preread up to \(routing.prereadMax) B within \(routing.prereadTimeout)") }
+        return parts.joined(separator: "; ")
     }
 
     static func fail(_ message: String, status: Int32) -> Never {

@@ -150,12 +150,18 @@ public enum ConfigFile {
     }
 
     /// The keys a file may set at its top level.
-    static let topLevelKeys: Set<String> = [
+    static let topLevelKeys = Set<String>([
         "host", "port", "backends", "listeners", "pools", "balance", "send_proxy", "health",
         "threads", "pin", "cpus", "ring_size", "buffer_size", "buffers", "sqpoll", "zerocopy",
         "connect_timeout", "retries", "idle_timeout", "max_connections",
         "admin", "admin_token_file", "drain_timeout", "report_interval", "log_level", "log_format", "access_log",
         "resolvers", "dns_min_ttl", "dns_max_ttl", "dns_hold", "dns_start",
+    ]).union(sharedRoutingKeys)
+
+    /// Listener keys that the top level may set too, for the flat listener and as every listener's default.
+    static let sharedRoutingKeys: Set<String> = [
+        "accept_proxy", "allow", "deny", "max_connections_per_client", "new_connections_per_client",
+        "new_connections_burst", "preread_max", "preread_timeout",
     ]
 
     /// The keys of `[health]`.
@@ -221,7 +227,11 @@ public enum ConfigFile {
                 case "dns_max_ttl": settings.dnsMaxTTL = duration(value, source)
                 case "dns_hold": settings.dnsHold = duration(value, source)
                 case "dns_start": settings.dnsStart = string(value, source)
-                default: unknown(key, source, known: ConfigFile.topLevelKeys)
+                case "routes", "default_pool":
+                    issues.append(ConfigIssue(source, "\(key) belongs to a [[listeners]] entry, whose routes name [pools.NAME]: "
+                        + "the flat layout has one pool (README, Routing)"))
+                default:
+                    if !routingKey(key, value, source, into: &settings.routing) { unknown(key, source, known: ConfigFile.topLevelKeys) }
                 }
             }
             return settings
@@ -253,20 +263,30 @@ public enum ConfigFile {
                     case "default_pool": spec.routing.defaultPool = string(field, fieldSource)
                     case "routes":
                         spec.routing.routes = routes(field, key: "\(name).routes", index: index)
-                    case "accept_proxy": spec.routing.acceptProxy = stringList(field, fieldSource)
-                    case "allow": spec.routing.allow = stringList(field, fieldSource)
-                    case "deny": spec.routing.deny = stringList(field, fieldSource)
-                    case "max_connections_per_client": spec.routing.maxConnectionsPerClient = integer(field, fieldSource)
-                    case "new_connections_per_client": spec.routing.newConnectionsPerClient = integer(field, fieldSource)
-                    case "new_connections_burst": spec.routing.newConnectionsBurst = integer(field, fieldSource)
-                    case "preread_max": spec.routing.prereadMax = byteSize(field, fieldSource)
-                    case "preread_timeout": spec.routing.prereadTimeout = duration(field, fieldSource)
-                    default: unknown(key, fieldSource, known: Self.listenerKeys)
+                    default:
+                        if !routingKey(key, field, fieldSource, into: &spec.routing) { unknown(key, fieldSource, known: Self.listenerKeys) }
                     }
                 }
                 specs.append(spec)
             }
             return specs
+        }
+
+        /// One of `ConfigFile.sharedRoutingKeys`, read into `spec`; false when `key` is none of them.
+        mutating func routingKey(_ key: String, _ value: TOMLValueConvertible, _ source: SettingSource,
+                                 into spec: inout ListenerRoutingSpec) -> Bool {
+            switch key {
+            case "accept_proxy": spec.acceptProxy = stringList(value, source)
+            case "allow": spec.allow = stringList(value, source)
+            case "deny": spec.deny = stringList(value, source)
+            case "max_connections_per_client": spec.maxConnectionsPerClient = integer(value, source)
+            case "new_connections_per_client": spec.newConnectionsPerClient = integer(value, source)
+            case "new_connections_burst": spec.newConnectionsBurst = integer(value, source)
+            case "preread_max": spec.prereadMax = byteSize(value, source)
+            case "preread_timeout": spec.prereadTimeout = duration(value, source)
+            default: return false
+            }
+            return true
         }
 
         /// `[[backends]]` (or `[[listeners.backends]]`, whose entries `SourceLines` numbers over the whole

@@ -31,10 +31,11 @@ struct ConfigValidation {
             }
             let addresses = flatAddresses(settings)
             let pool = backends(settings.backends, key: "backends", hint: "add [[backends]] entries with host and port, or pass --backend host:port")
+            let routing = routing(settings.routing, hasDefaultPool: true, pools: [:])
             return addresses.enumerated().map { index, address in
                 ProxyConfig.Listener(
                     name: addresses.count == 1 ? "default" : "default-\(index)", address: address, balance: balance,
-                    sendProxy: sendProxy, backends: pool.backends, names: pool.names)
+                    sendProxy: sendProxy, backends: pool.backends, names: pool.names, routing: routing)
             }
         }
         for flat in [settings.host?.source, settings.port?.source, settings.listen?.first?.source, settings.backends?.first?.source] {
@@ -64,7 +65,7 @@ struct ConfigValidation {
             let pool = spec.routing.defaultPool != nil ? (backends: defaultPool?.backends ?? [], names: defaultPool?.names ?? [])
                 : routesOnly ? (backends: [], names: []) : backends(
                 spec.backends, key: "\(spec.source.key).backends", hint: "add [[listeners.backends]] entries under this listener")
-            let routing = routing(spec.routing, hasDefaultPool: !routesOnly, pools: pools)
+            let routing = routing(spec.routing.inheriting(settings.routing), hasDefaultPool: !routesOnly, pools: pools)
             guard let address else { continue }
             if address.port != 0, let first = bound[address] {
                 fail(spec.bind?.source ?? spec.source, "\(address) is already the address of \(first)")

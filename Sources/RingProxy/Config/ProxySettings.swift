@@ -14,6 +14,9 @@ public struct ProxySettings: Sendable, Equatable {
     /// The pool settings of the flat listener, and the default of every `[[listeners]]` entry.
     public var balance: Setting<String>?
     public var sendProxy: Setting<String>?
+    /// Source rules, per-client limits, `accept_proxy` and the preread bounds at the top level: the flat
+    /// listener's, and the default of every `[[listeners]]` entry that does not set its own.
+    public var routing = ListenerRoutingSpec()
     public var health = HealthSpec()
 
     public var threads: Setting<Int>?
@@ -62,6 +65,7 @@ public struct ProxySettings: Sendable, Equatable {
         take(\.maxConnections); take(\.admin); take(\.adminTokenFile); take(\.drainTimeout); take(\.reportInterval)
         take(\.logLevel); take(\.logFormat); take(\.accessLog)
         take(\.resolvers); take(\.dnsMinTTL); take(\.dnsMaxTTL); take(\.dnsHold); take(\.dnsStart)
+        merged.routing = other.routing.inheriting(routing)
         merged.health = health.overridden(by: other.health)
         merged.problems = problems + other.problems
         if other.listen != nil {

@@ -38,6 +38,19 @@ public struct ListenerRoutingSpec: Sendable, Equatable {
 
     public init() {}
 
+    /// These keys, each one not set here taken from `defaults` (the file's top level). `default_pool` and
+    /// `routes` are a listener's own: the top level has no named pools to give.
+    func inheriting(_ defaults: ListenerRoutingSpec) -> ListenerRoutingSpec {
+        var merged = self
+        func take<Value>(_ path: WritableKeyPath<ListenerRoutingSpec, Value?>) {
+            if merged[keyPath: path] == nil { merged[keyPath: path] = defaults[keyPath: path] }
+        }
+        take(\.acceptProxy); take(\.allow); take(\.deny)
+        take(\.maxConnectionsPerClient); take(\.newConnectionsPerClient); take(\.newConnectionsBurst)
+        take(\.prereadMax); take(\.prereadTimeout)
+        return merged
+    }
+
     /// Keys that need the routing stage (a `default_pool` alone only names the listener's pool).
     var needsStage: Bool {
         routes != nil || acceptProxy != nil || allow != nil || deny != nil || maxConnectionsPerClient != nil

@@ -41,6 +41,48 @@ final class SourceRulesTests: XCTestCase {
         }
     }
 
+    /// The one-listener flat layout takes the rules at the top level: the binary with such a file shows them in
+    /// `--check`, refuses and serves by them, and a SIGHUP with new rules applies them to the next clients.
+    func testTheFlatLayoutTakesRulesAtTheTopLevelAndAReloadChangesThem() throws {
+        let backend = try TestServer(.banner("ok"))
+        let port = try deadAddress().port
+        func file(_ rules: String) -> String {
+            "port = \(port)\nhost = \"127.0.0.1\"\n\(rules)\n[[backends]]\nhost = \"127.0.0.1\"\nport = \(backend.port)\n"
+        }
+        let path = try temporaryFile(file("allow = [\"127.0.0.0/24\"]\ndeny = [\"127.0.0.5\"]"))
+        defer { unlink(path) }
+        let ringproxy = try BuiltBinary("ringproxy")
+        let check = try ringproxy.run(["--config", path, "--check"])
+        XCTAssertEqual(check.status, 0, check.stderr)
+        XCTAssertTrue(check.stdout.contains("    allow [\"127.0.0.0/24\"]; deny [\"127.0.0.5/32\"]"), check.stdout)
+        // The flags are the same keys: each one given replaces the file's, the others stay.
+        let flagged = try ringproxy.run(["--config", path, "--allow", "127.0.1.0/24", "--max-connections-per-client", "3", "--check"])
+        XCTAssertTrue(flagged.stdout.contains("    allow [\"127.0.1.0/24\"]; deny [\"127.0.0.5/32\"]; at most 3 connections per client"),
+                      flagged.stdout + flagged.stderr)
+        let bad = try ringproxy.run(["--config", path, "--deny", "10.0.0.0/33", "--check"])
+        XCTAssertEqual(bad.status, 2)
+        XCTAssertTrue(bad.stderr.hasSuffix(": --deny: expected an address block like \"10.0.0.0/8\" or \"::1/128\", got '10.0.0.0/33'\n"), bad.stderr)
+        let running = try ringproxy.start(["--config", path, "--threads", "1", "--no-pin"])
+        defer {
+            running.signal(SIGKILL)
+            _ = running.finish()
+        }
+        let address = SocketAddress(numericHost: "127.0.0.1", port: port)!
+        func served(from source: String) -> Bool {
+            guard let client = try? TestClient(address, from: SocketAddress(numericHost: source, port: 0)!, timeout: 3) else { return false }
+            return (try? client.receiveLine()) == "ok"
+        }
+        XCTAssertTrue(eventually(5) { served(from: "127.0.0.1") }, "the proxy serves an allowed source")
+        XCTAssertFalse(served(from: "127.0.0.5"), "denied")
+        XCTAssertFalse(served(from: "127.0.1.1"), "not allowed")
+
+        try file("deny = [\"127.0.0.1\"]").write(toFile: path, atomically: true, encoding: .utf8)
+        running.signal(SIGHUP)
+        XCTAssertTrue(eventually(5) { served(from: "127.0.1.1") }, "the reloaded rules allow every source not denied")
+        XCTAssertTrue(served(from: "127.0.0.5"))
+        XCTAssertFalse(served(from: "127.0.0.1"), "denied after the reload")
+    }
+
     /// Behind a trusted balancer the rules apply to the client its header names.
     func testRulesApplyToTheAddressThePROXYHeaderNames() throws {
         let backend = try TestServer(.banner("ok"))

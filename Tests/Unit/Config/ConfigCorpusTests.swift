@@ -120,7 +120,7 @@ final class ConfigCorpusTests: XCTestCase {
                 ":13: log_level: expected one of trace, debug, info, notice, warning, error, critical, got 'loud'",
                 ":14: log_format: expected a string, got a table",
                 ":15: when: unknown key",
-                ":16: day: unknown key",
+                ":16: day: unknown key (did you mean 'deny'?)",
                 ":17: time: unknown key",
                 ":18: ratio: unknown key",
                 ":19: big: unknown key (did you mean 'pin'?)",

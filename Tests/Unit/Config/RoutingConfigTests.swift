@@ -104,6 +104,71 @@ final class RoutingConfigTests: XCTestCase, ConfigLoading {
         XCTAssertTrue(problems.contains { $0.contains("pools.web") && $0.contains("[[listeners]]") }, problems.joined(separator: "\n"))
     }
 
+    /// The flat layout takes source rules, per-client limits and PROXY in at the top level; so does a file of
+    /// `[[listeners]]`, where they are every listener's default, each key overridden where a listener sets it.
+    func testTopLevelRulesGuardTheFlatListenerAndAreEveryListenersDefault() throws {
+        let flat = try load("""
+            port = 8443
+            allow = ["10.0.0.0/8"]
+            deny = ["10.1.0.0/16"]
+            accept_proxy = ["192.0.2.0/24"]
+            max_connections_per_client = 4
+            [[backends]]
+            host = "127.0.0.1"
+            port = 9000
+            """)
+        let guarded = try XCTUnwrap(flat.listeners[0].routing)
+        XCTAssertEqual("\(guarded.allow)", "[\"10.0.0.0/8\"]")
+        XCTAssertEqual("\(guarded.deny)", "[\"10.1.0.0/16\"]")
+        XCTAssertEqual("\(guarded.acceptProxy)", "[\"192.0.2.0/24\"]")
+        XCTAssertEqual(guarded.maxConnectionsPerClient, 4)
+        XCTAssertTrue(guarded.hasDefaultPool)
+        XCTAssertEqual(flat.listeners[0].backends.map(\.name), ["127.0.0.1:9000"])
+
+        let layered = try load("""
+            allow = ["127.0.0.0/8"]
+            max_connections_per_client = 10
+            [[listeners]]
+            name = "inherits"
+            bind = "127.0.0.1:8080"
+            [[listeners.backends]]
+            host = "127.0.0.1"
+            port = 9000
+            [[listeners]]
+            name = "overrides"
+            bind = "127.0.0.1:8081"
+            allow = ["10.0.0.0/8"]
+            [[listeners.backends]]
+            host = "127.0.0.1"
+            port = 9001
+            """)
+        let inherits = try XCTUnwrap(layered.listeners[0].routing), overrides = try XCTUnwrap(layered.listeners[1].routing)
+        XCTAssertEqual("\(inherits.allow)", "[\"127.0.0.0/8\"]")
+        XCTAssertEqual(inherits.maxConnectionsPerClient, 10)
+        XCTAssertEqual("\(overrides.allow)", "[\"10.0.0.0/8\"]", "a listener's own key wins")
+        XCTAssertEqual(overrides.maxConnectionsPerClient, 10, "and the keys it leaves out come from the top level")
+
+        XCTAssertNil(try load("port = 8080\n[[backends]]\nhost = \"127.0.0.1\"\nport = 9000\n").listeners[0].routing,
+                     "without any of them the flat listener keeps the plain path")
+    }
+
+    func testRoutesAtTheTopLevelSayWhereTheyBelong() {
+        let problems = errors("""
+            port = 8443
+            routes = [{ sni = ["api.example.com"], pool = "api" }]
+            default_pool = "api"
+            allow = ["10.0.0.0/33"]
+            [[backends]]
+            host = "127.0.0.1"
+            port = 9000
+            """)
+        for key in ["test.toml:2: routes", "test.toml:3: default_pool"] {
+            XCTAssertTrue(problems.contains { $0.contains(key) && $0.contains("[[listeners]]") && $0.contains("[pools.NAME]") },
+                          "no error for \(key) in:\n\(problems.joined(separator: "\n"))")
+        }
+        XCTAssertTrue(problems.contains { $0.contains("test.toml:4: allow") }, problems.joined(separator: "\n"))
+    }
+
     func testBackendsAndDefaultPoolTogetherIsAnError() {
         let problems = errors("""
             [pools.web]
