@@ -26,7 +26,9 @@ public struct ConfigError: Error, Sendable, Equatable, CustomStringConvertible {
         // In file order; flag problems (no line) after.
         let ordered = issues.enumerated().sorted { ($0.element.source.line ?? .max, $0.offset) < ($1.element.source.line ?? .max, $1.offset) }
         return ordered.map(\.element).map { issue in
-            let location = file.map { file in issue.source.line.map { "\(file):\($0): " } ?? "\(file): " } ?? ""
+            // A flag's problem is not the file's.
+            let location = issue.source.key.hasPrefix("--") ? ""
+                : file.map { file in issue.source.line.map { "\(file):\($0): " } ?? "\(file): " } ?? ""
             return "config error: \(location)\(issue.source.key): \(issue.message)"
         }.joined(separator: "\n")
     }

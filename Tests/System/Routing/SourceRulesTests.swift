@@ -61,7 +61,8 @@ final class SourceRulesTests: XCTestCase {
                       flagged.stdout + flagged.stderr)
         let bad = try ringproxy.run(["--config", path, "--deny", "10.0.0.0/33", "--check"])
         XCTAssertEqual(bad.status, 2)
-        XCTAssertTrue(bad.stderr.hasSuffix(": --deny: expected an address block like \"10.0.0.0/8\" or \"::1/128\", got '10.0.0.0/33'\n"), bad.stderr)
+        XCTAssertEqual(bad.stderr, "ringproxy: config error: --deny: expected an address block like \"10.0.0.0/8\" or \"::1/128\", got '10.0.0.0/33'\n",
+                       "a flag's problem, named by the flag alone (not the file's)")
         let running = try ringproxy.start(["--config", path, "--threads", "1", "--no-pin"])
         defer {
             running.signal(SIGKILL)
