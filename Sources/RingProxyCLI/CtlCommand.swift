@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Glibc
+import RingProxy
 
 /// `ringproxy ctl`: runtime control of a running proxy through its admin endpoint (`PUT /backends/...`),
 /// as `haproxyctl` or `socat` on HAProxy's runtime socket.
@@ -46,7 +47,7 @@ extension CtlCommand {
 
         func run() throws {
             let response = try CtlCommand.send(options, "GET", "/backends")
-            guard let document = try? JSONDecoder.snakeCase.decode(BackendsView.self, from: Data(response.body.utf8)) else {
+            guard let document = try? JSONDecoder.snakeCase.decode(BackendsDocument.self, from: Data(response.body.utf8)) else {
                 CtlCommand.fail("the admin endpoint's /backends is not what this ringproxy expects:\n\(response.body.prefix(200))")
             }
             print(document.table(), terminator: "")
@@ -109,7 +110,7 @@ extension CtlCommand {
 
     /// One line for the backend a change answered with.
     static func report(_ response: AdminClient.Response) throws {
-        guard let backend = try? JSONDecoder.snakeCase.decode(BackendsView.Backend.self, from: Data(response.body.utf8)) else {
+        guard let backend = try? JSONDecoder.snakeCase.decode(BackendsDocument.Backend.self, from: Data(response.body.utf8)) else {
             fail("unexpected answer: \(response.body.prefix(200))")
         }
         print("\(backend.address): \(backend.state), weight \(backend.weight) (file \(backend.fileWeight)), \(backend.active) active")
@@ -132,34 +133,7 @@ struct BackendArguments: ParsableArguments {
     }
 }
 
-/// What `ctl` reads of `GET /backends`.
-struct BackendsView: Decodable {
-    struct Listener: Decodable {
-        let name: String
-        let backends: [Backend]
-    }
-
-    struct Backend: Decodable {
-        let name: String
-        let address: String
-        let origin: String
-        let state: String
-        let weight: Int
-        let fileWeight: Int
-        let effectiveWeight: Double
-        let override: Override?
-        let active: Int
-        let total: Int
-    }
-
-    struct Override: Decodable {
-        let state: String?
-        let weight: Int?
-    }
-
-    let generation: Int
-    let listeners: [Listener]
-
+extension BackendsDocument {
     /// One row per backend, columns aligned.
     func table() -> String {
         var rows = [["POOL", "ADDRESS", "STATE", "WEIGHT", "FILE", "EFFECTIVE", "OVERRIDE", "ACTIVE", "TOTAL", "ORIGIN"]]
