@@ -10,8 +10,10 @@ struct ConfigValidation {
 
     init(issues: [ConfigIssue]) { self.issues = issues }
 
+    /// Once per key and message: a top-level key that every listener inherits is reported once, not per listener.
     mutating func fail(_ source: SettingSource, _ message: String) {
-        issues.append(ConfigIssue(source, message))
+        let issue = ConfigIssue(source, message)
+        if !issues.contains(issue) { issues.append(issue) }
     }
 
     /// Reports a missing setting, unless it is missing because its value was already reported as bad.

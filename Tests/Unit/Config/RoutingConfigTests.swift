@@ -167,6 +167,17 @@ final class RoutingConfigTests: XCTestCase, ConfigLoading {
                           "no error for \(key) in:\n\(problems.joined(separator: "\n"))")
         }
         XCTAssertTrue(problems.contains { $0.contains("test.toml:4: allow") }, problems.joined(separator: "\n"))
+
+        let inherited = errors("""
+            deny = ["10.0.0.0/33"]
+            [[listeners]]
+            bind = "127.0.0.1:8080"
+            backends = [{ host = "127.0.0.1", port = 9000 }]
+            [[listeners]]
+            bind = "127.0.0.1:8081"
+            backends = [{ host = "127.0.0.1", port = 9001 }]
+            """)
+        XCTAssertEqual(inherited.filter { $0.contains("deny") }.count, 1, "a bad inherited key is reported once: \(inherited)")
     }
 
     func testBackendsAndDefaultPoolTogetherIsAnError() {
